@@ -1,0 +1,57 @@
+//! Command-line grammar.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// standin: run agent code in a sandbox whose only way out is a secret-aware network boundary.
+#[derive(Debug, Parser)]
+#[command(name = "standin", version, about)]
+pub struct Cli {
+    /// Log filter for standin's own diagnostics on stderr (error, warn, info, debug, trace, or
+    /// a tracing filter such as `standin_boundary=debug`).
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Bind HOST_DIR read-write at /workspace, the working directory (default: a fresh empty
+    /// directory, removed afterwards).
+    #[arg(long, value_name = "HOST_DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Bind a host path into the sandbox: HOST:GUEST, HOST:GUEST:ro or HOST:GUEST:rw
+    /// (repeatable).
+    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    pub mount: Vec<String>,
+
+    /// Set K=V in the sandbox, or copy the host's value of K (repeatable). Nothing else is
+    /// inherited from standin's environment.
+    #[arg(long, value_name = "K=V|K")]
+    pub env: Vec<String>,
+
+    /// Use a prepared root filesystem directory instead of the host's system directories.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Give the sandbox loopback only: no way out at all.
+    #[arg(long)]
+    pub no_network: bool,
+
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}

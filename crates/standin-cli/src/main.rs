@@ -1,0 +1,92 @@
+//! The `standin` command-line tool.
+//!
+//! `standin run [OPTIONS] -- COMMAND [ARGS...]` runs COMMAND in a fresh sandbox and exits
+//! with its exit code. The same binary also serves as the sandbox's helper (stage1 and the
+//! exec helper), selected by a hidden first argument before any CLI parsing happens.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command, RunArgs};
+use standin::{EnvSpec, MountSpec, Sandbox};
+
+fn main() {
+    standin::run_helper_if_requested();
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let code = match cli.command {
+        Command::Run(args) => run(args),
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Exit code when standin itself fails before the command could run.
+const EXIT_STANDIN_FAILED: i32 = 125;
+
+fn run(args: RunArgs) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("standin: cannot start the async runtime: {e}");
+            return EXIT_STANDIN_FAILED;
+        }
+    };
+    match runtime.block_on(run_async(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("standin: {e:#}");
+            EXIT_STANDIN_FAILED
+        }
+    }
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut builder = Sandbox::builder("run")
+        .command(args.command.clone())
+        .network(!args.no_network);
+    if let Some(dir) = &args.workdir {
+        builder = builder.workdir(dir);
+    }
+    if let Some(dir) = &args.rootfs {
+        builder = builder.rootfs(dir);
+    }
+    if let Some(h) = &args.hostname {
+        builder = builder.hostname(h);
+    }
+    for m in &args.mount {
+        builder = builder.mount(MountSpec::parse(m)?);
+    }
+    for e in &args.env {
+        builder = builder.env_spec(EnvSpec::parse(e)?);
+    }
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let sandbox = builder.create().await?;
+    let code = tokio::select! {
+        code = sandbox.wait() => code?,
+        _ = sigint.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGINT }
+        _ = sigterm.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGTERM }
+    };
+    Ok(code)
+}
+
+mod libc_sig {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
+}

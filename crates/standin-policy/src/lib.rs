@@ -1,0 +1,25 @@
+//! # standin-policy: the pure model layer
+//!
+//! Everything standin decides, expressed as plain data and pure functions, with no I/O, no
+//! syscalls and no async. The sandbox runtime and the network boundary consult this crate;
+//! they never embed policy of their own. That keeps every decision unit- and property-testable
+//! without namespaces, and keeps the rules reviewable in one place.
+//!
+//! Today it holds:
+//! - [`ip_class`]: which class an address belongs to (public, private, loopback, metadata…),
+//!   the vocabulary of the egress policy;
+//! - [`mount_spec`]: the `HOST:GUEST[:ro]` bind-mount grammar of `--mount`;
+//! - [`env_spec`]: the `K=V` / `K` grammar of `--env`, and the checks on variable names;
+//! - [`guest_env`]: the environment a sandboxed command starts with (built from scratch).
+//!
+//! The egress rules (domains, CIDRs, groups, ports) and the secret model (placeholders,
+//! allowed hosts, violation actions) will live here too; see `docs/ARCHITECTURE.md`.
+
+pub mod env_spec;
+pub mod guest_env;
+pub mod ip_class;
+pub mod mount_spec;
+
+pub use env_spec::{EnvSpec, EnvSpecError};
+pub use ip_class::IpClass;
+pub use mount_spec::{MountSpec, MountSpecError};

@@ -1,0 +1,85 @@
+//! The exec helper: runs one more command inside a running sandbox.
+//!
+//! Started by the supervisor as a fresh, single-threaded process holding a pidfd of the
+//! sandbox's init at fd 3. It joins all of init's namespaces with one `setns(pidfd, …)`
+//! (no PID-reuse race), becomes the sandbox's root, forks (the child lands in the sandbox's
+//! PID namespace), and the child hardens itself exactly like the main command before
+//! `execve`. The helper stays outside, waits, and exits with the command's status; if the
+//! helper dies, the command gets SIGKILL.
+
+use crate::init::{die_with_parent, writable_paths};
+use crate::spec::{ExecSpec, SandboxSpec};
+use crate::sys::process::{Forked, fork};
+use crate::workload;
+use nix::sched::{CloneFlags, setns};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Pid, Uid, setresgid, setresuid};
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+
+/// What the exec helper is asked to do (passed as one JSON argument).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnterRequest {
+    /// The command.
+    pub exec: ExecSpec,
+    /// The sandbox it runs in (for its writable paths).
+    pub sandbox: SandboxSpec,
+}
+
+/// Exit code when the sandbox could not be entered.
+pub const EXIT_ENTER_FAILED: i32 = 125;
+
+/// Entry point. `pidfd` refers to the sandbox's init.
+pub fn main(req: &EnterRequest, pidfd: OwnedFd) -> ! {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("standin: cannot enter the sandbox ({what}): {e}");
+        std::process::exit(EXIT_ENTER_FAILED)
+    };
+    let all = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP
+        | CloneFlags::CLONE_NEWPID;
+    if let Err(e) = setns(&pidfd, all) {
+        if e == nix::errno::Errno::ESRCH {
+            fail("it has stopped", &e);
+        }
+        fail("setns", &e);
+    }
+    drop(pidfd);
+    if let Err(e) = setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)) {
+        fail("setresgid", &e);
+    }
+    if let Err(e) = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)) {
+        fail("setresuid", &e);
+    }
+    let seccomp = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", &e));
+    let writable = writable_paths(&req.sandbox);
+    let (alive_r, alive_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap_or_else(|e| fail("pipe", &e));
+    match fork() {
+        Ok(Forked::Child) => {
+            drop(alive_w);
+            die_with_parent(&alive_r);
+            drop(alive_r);
+            workload::exec(&req.exec, &writable, &seccomp)
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(alive_r);
+            loop {
+                match waitpid(Pid::from_raw(pid), None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(status) => {
+                        if let Some(code) = workload::exit_code(status) {
+                            std::process::exit(code);
+                        }
+                    }
+                    Err(e) => fail("wait", &e),
+                }
+            }
+        }
+        Err(e) => fail("fork", &e),
+    }
+}

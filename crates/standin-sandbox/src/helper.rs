@@ -1,0 +1,40 @@
+//! Dispatch for the helper roles of the standin binary (stage1 and the exec helper).
+//!
+//! A program that creates sandboxes re-executes a helper binary; by default the standin CLI.
+//! Any binary can serve, if it calls [`run_if_requested`] first thing in `main`.
+
+use crate::enter::{self, EnterRequest};
+use crate::supervisor::HELPER_FD;
+use crate::sys::fdpass::adopt_inherited;
+
+/// argv\[1\] that selects stage1.
+pub const STAGE1_ARG: &str = "__standin-stage1";
+/// argv\[1\] that selects the exec helper.
+pub const ENTER_ARG: &str = "__standin-enter";
+
+/// If this process was started as a standin helper, run that role and never return;
+/// otherwise return and let `main` continue.
+pub fn run_if_requested() {
+    let mut args = std::env::args_os().skip(1);
+    let Some(role) = args.next() else { return };
+    if role == STAGE1_ARG {
+        let ctrl = adopt_inherited(HELPER_FD).unwrap_or_else(|e| {
+            eprintln!("standin: stage1 started without its control socket: {e}");
+            std::process::exit(125)
+        });
+        crate::stage1::main(ctrl)
+    } else if role == ENTER_ARG {
+        let req: EnterRequest = args
+            .next()
+            .and_then(|a| serde_json::from_str(a.to_str()?).ok())
+            .unwrap_or_else(|| {
+                eprintln!("standin: exec helper started without a valid request");
+                std::process::exit(enter::EXIT_ENTER_FAILED)
+            });
+        let pidfd = adopt_inherited(HELPER_FD).unwrap_or_else(|e| {
+            eprintln!("standin: exec helper started without the sandbox's pidfd: {e}");
+            std::process::exit(enter::EXIT_ENTER_FAILED)
+        });
+        enter::main(&req, pidfd)
+    }
+}

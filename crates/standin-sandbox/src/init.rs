@@ -1,0 +1,133 @@
+//! The sandbox's PID 1.
+//!
+//! Builds the root filesystem, sets the hostname, forks the main command (if any), reports
+//! `Ready`, then reaps every orphan until the main command exits, whose status becomes its own
+//! exit code. When init exits, the kernel kills everything else in the PID namespace, so a
+//! sandbox never outlives its main command, and background processes go with it.
+//!
+//! init keeps its capabilities inside the sandbox's user namespace on purpose: the
+//! capability-less workload (same uid) then fails ptrace-access checks against it, so it
+//! cannot read init's memory, environment or descriptors.
+
+use crate::harden::WritablePaths;
+use crate::protocol::{self, FromSandbox};
+use crate::spec::SandboxSpec;
+use crate::sys::process::{Forked, fork};
+use crate::workload;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Exit code of init when it could not set up the sandbox.
+pub const EXIT_SETUP_FAILED: i32 = 125;
+
+/// Run as PID 1. `alive` is the read end of a pipe whose write end only stage1 holds.
+pub fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
+    die_with_parent(&alive);
+    drop(alive);
+
+    // Block SIGCHLD so we can wait for it synchronously; other signals from inside the
+    // namespace are ignored by the kernel for PID 1 without a handler.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let _ = chld.thread_block();
+
+    if let Err(message) = setup(spec) {
+        let _ = protocol::send(
+            ctrl.as_fd(),
+            &FromSandbox::Failed {
+                stage: "building the sandbox filesystem".into(),
+                message,
+            },
+            &[],
+        );
+        std::process::exit(EXIT_SETUP_FAILED);
+    }
+    let seccomp = match crate::seccomp::filters() {
+        Ok(f) => f,
+        Err(message) => {
+            let _ = protocol::send(
+                ctrl.as_fd(),
+                &FromSandbox::Failed {
+                    stage: "compiling seccomp filters".into(),
+                    message,
+                },
+                &[],
+            );
+            std::process::exit(EXIT_SETUP_FAILED);
+        }
+    };
+    let writable = writable_paths(spec);
+
+    let main_pid = match &spec.command {
+        None => None,
+        Some(cmd) => match fork() {
+            Ok(Forked::Child) => {
+                drop(ctrl);
+                workload::exec(cmd, &writable, &seccomp)
+            }
+            Ok(Forked::Parent(pid)) => Some(pid),
+            Err(e) => {
+                let _ = protocol::send(
+                    ctrl.as_fd(),
+                    &FromSandbox::Failed {
+                        stage: "starting the command".into(),
+                        message: e.to_string(),
+                    },
+                    &[],
+                );
+                std::process::exit(EXIT_SETUP_FAILED);
+            }
+        },
+    };
+    let _ = protocol::send(ctrl.as_fd(), &FromSandbox::Ready, &[]);
+    drop(ctrl);
+    reap(main_pid, &chld)
+}
+
+/// Paths the workload may write besides the defaults: the writable user mounts.
+pub fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
+    WritablePaths(
+        spec.mounts
+            .iter()
+            .filter(|m| !m.read_only)
+            .map(|m| m.guest.clone())
+            .collect(),
+    )
+}
+
+fn setup(spec: &SandboxSpec) -> Result<(), String> {
+    crate::rootfs::build(spec)?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting the hostname: {e}"))
+}
+
+fn reap(main_pid: Option<i32>, chld: &SigSet) -> ! {
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    if status.pid().map(|p| p.as_raw()) == main_pid
+                        && let Some(code) = workload::exit_code(status)
+                    {
+                        std::process::exit(code);
+                    }
+                }
+            }
+        }
+        let _ = chld.wait();
+    }
+}
+
+/// Ask for SIGKILL when stage1 dies, then make sure it has not died already (the pipe's write
+/// end, held only by stage1, would then be closed).
+pub(crate) fn die_with_parent(alive: &OwnedFd) {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut fds = [nix::poll::PollFd::new(
+        alive.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+        std::process::exit(EXIT_SETUP_FAILED);
+    }
+}

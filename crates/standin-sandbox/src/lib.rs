@@ -1,0 +1,48 @@
+//! # standin-sandbox: the sandbox runtime
+//!
+//! Runs a command in a fresh set of Linux namespaces (user, mount, PID, UTS, IPC, network,
+//! cgroup) whose only way out is the network capture this crate installs, and hands the
+//! capture's listening sockets to the host side. This is the only standin crate with
+//! `unsafe`; all of it sits in [`sys`].
+//!
+//! ## Process model
+//!
+//! ```text
+//! supervisor (your process / `standin`; multi-threaded; owns the boundary and the secrets)
+//!  ├─ stage1      re-exec'd helper, single-threaded: user ns + maps, other namespaces,
+//!  │   │          network capture + listeners (sent back over SCM_RIGHTS), then PID ns
+//!  │   └─ init    PID 1: root filesystem, hostname, forks the main command, reaps
+//!  │       └─ workload   caps dropped, securebits locked, no_new_privs, landlock, seccomp
+//!  └─ exec helper re-exec'd per `exec`: setns(pidfd of init) into every namespace, forks
+//!      └─ command  hardened exactly like the workload
+//! ```
+//!
+//! Lifetime: init's exit kills the PID namespace; stage1 kills init when the supervisor's end
+//! of the control socket hangs up (any supervisor death, SIGKILL included); init has
+//! `PDEATHSIG=SIGKILL` against stage1. Namespaces are only referenced by these processes and
+//! by the listener descriptors the supervisor holds, so nothing outlives the supervisor.
+//!
+//! Entry points: [`SandboxProcess`] (host side) and [`helper::run_if_requested`] (to be
+//! called first thing in the helper binary's `main`).
+
+pub mod capture_rules;
+pub mod enter;
+pub mod error;
+pub mod harden;
+pub mod helper;
+pub mod idmap;
+pub mod init;
+pub mod netns;
+pub mod protocol;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod stage1;
+pub mod supervisor;
+pub mod sys;
+pub mod workload;
+
+pub use error::SandboxError;
+pub use netns::CaptureSockets;
+pub use spec::{ExecSpec, NetworkMode, RootSource, SandboxSpec};
+pub use supervisor::{MainPipes, SandboxProcess, StdioSpec};

@@ -1,0 +1,172 @@
+//! Network namespace setup, run by stage1 inside the sandbox's fresh user+network namespaces.
+//!
+//! Captured mode: `lo` up, a veth pair whose two ends both stay in the namespace (the sandbox
+//! needs a non-loopback route for IPv4 redirection to work; a route via `lo` does not), its
+//! addresses and default routes, the capture ruleset, then the listeners the host side will
+//! serve. The listeners are created here, inside the namespace, and handed to the supervisor
+//! over the control socket, so the supervisor never has to enter the namespace.
+
+use crate::capture_rules::{self, DNS_PORT, RELAY_PORT};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+
+/// The sandbox's own IPv4 address (on `sbx0`).
+pub const SANDBOX_V4: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+/// The address written to the sandbox's `resolv.conf` (any address works: port 53 is
+/// captured whatever the destination).
+pub const RESOLVER_V4: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+/// The sandbox's own IPv6 address (on `sbx0`).
+pub const SANDBOX_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1);
+
+/// Addresses that belong to the sandbox itself; the boundary refuses them as destinations.
+pub fn sandbox_addresses() -> Vec<IpAddr> {
+    vec![
+        IpAddr::V4(SANDBOX_V4),
+        IpAddr::V4(RESOLVER_V4),
+        IpAddr::V6(SANDBOX_V6),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 2)),
+    ]
+}
+
+/// The listening sockets created inside the sandbox's network namespace.
+#[derive(Debug)]
+pub struct CaptureSockets {
+    /// TCP relay listener on `127.0.0.1`.
+    pub relay_v4: OwnedFd,
+    /// TCP relay listener on `::1`.
+    pub relay_v6: OwnedFd,
+    /// UDP DNS socket on `127.0.0.1`.
+    pub dns_udp_v4: OwnedFd,
+    /// UDP DNS socket on `::1`.
+    pub dns_udp_v6: OwnedFd,
+    /// TCP DNS listener on `127.0.0.1`.
+    pub dns_tcp_v4: OwnedFd,
+    /// TCP DNS listener on `::1`.
+    pub dns_tcp_v6: OwnedFd,
+}
+
+impl CaptureSockets {
+    /// Number of descriptors, in wire order.
+    pub const COUNT: usize = 6;
+
+    pub(crate) fn into_vec(self) -> Vec<OwnedFd> {
+        vec![
+            self.relay_v4,
+            self.relay_v6,
+            self.dns_udp_v4,
+            self.dns_udp_v6,
+            self.dns_tcp_v4,
+            self.dns_tcp_v6,
+        ]
+    }
+
+    pub(crate) fn from_vec(fds: Vec<OwnedFd>) -> Option<CaptureSockets> {
+        let [
+            relay_v4,
+            relay_v6,
+            dns_udp_v4,
+            dns_udp_v6,
+            dns_tcp_v4,
+            dns_tcp_v6,
+        ]: [OwnedFd; 6] = fds.try_into().ok()?;
+        Some(CaptureSockets {
+            relay_v4,
+            relay_v6,
+            dns_udp_v4,
+            dns_udp_v6,
+            dns_tcp_v4,
+            dns_tcp_v6,
+        })
+    }
+}
+
+/// Bring up `lo` only (`--no-network`).
+pub fn configure_loopback_only() -> Result<(), String> {
+    run_tool("ip", &["-batch", "-"], "link set lo up\n")
+}
+
+/// Configure capture and create the listeners.
+pub fn configure_capture() -> Result<CaptureSockets, String> {
+    let batch = format!(
+        "link set lo up\n\
+         link add sbx0 type veth peer name sbx1\n\
+         link set sbx1 up\n\
+         link set sbx0 up\n\
+         addr add {SANDBOX_V4}/30 dev sbx0\n\
+         addr add {SANDBOX_V6}/64 dev sbx0 nodad\n\
+         route add default dev sbx0\n\
+         route add ::/0 dev sbx0\n"
+    );
+    run_tool("ip", &["-batch", "-"], &batch)?;
+    run_tool("nft", &["-f", "-"], &capture_rules::ruleset())?;
+
+    let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let tcp = |ip, port| -> Result<OwnedFd, String> {
+        TcpListener::bind(SocketAddr::new(ip, port))
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot listen on {ip} port {port} in the sandbox: {e}"))
+    };
+    let udp = |ip, port| -> Result<OwnedFd, String> {
+        UdpSocket::bind(SocketAddr::new(ip, port))
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot bind UDP {ip} port {port} in the sandbox: {e}"))
+    };
+    Ok(CaptureSockets {
+        relay_v4: tcp(lo4, RELAY_PORT)?,
+        relay_v6: tcp(lo6, RELAY_PORT)?,
+        dns_udp_v4: udp(lo4, DNS_PORT)?,
+        dns_udp_v6: udp(lo6, DNS_PORT)?,
+        dns_tcp_v4: tcp(lo4, DNS_PORT)?,
+        dns_tcp_v6: tcp(lo6, DNS_PORT)?,
+    })
+}
+
+/// Run `ip` or `nft` with `input` on stdin, from the usual sbin directories.
+fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
+    let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .ok_or_else(|| missing_tool_hint(tool))?;
+    let mut child = Command::new(&path)
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("cannot feed {tool}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{tool}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{tool} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn missing_tool_hint(tool: &str) -> String {
+    let package = if tool == "nft" {
+        "nftables"
+    } else {
+        "iproute2"
+    };
+    format!(
+        "`{tool}` was not found in /usr/sbin, /sbin, /usr/bin or /bin; standin needs it to set up \
+         the sandbox's network capture. Install it (Debian/Ubuntu: `apt-get install {package}`), \
+         or run with --no-network"
+    )
+}

@@ -1,0 +1,73 @@
+//! The typed messages exchanged on the control socket between the supervisor, stage1 and init.
+//!
+//! One message per `SOCK_SEQPACKET` datagram, JSON-encoded, at most [`MAX_MESSAGE`] bytes.
+//! Descriptors ride along as `SCM_RIGHTS` on the message that announces them.
+
+use crate::spec::SandboxSpec;
+use crate::sys::fdpass;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Largest control message.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Supervisor → stage1.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToSandbox {
+    /// The sandbox to build.
+    Spec(Box<SandboxSpec>),
+    /// uid/gid maps for stage1's user namespace are written.
+    MapsWritten,
+}
+
+/// stage1/init → supervisor.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromSandbox {
+    /// stage1 has its user namespace; write its maps.
+    NeedMaps,
+    /// The capture listeners (descriptors attached, in [`crate::CaptureSockets`] order).
+    Capture,
+    /// init is running with this PID (in the supervisor's PID namespace).
+    InitStarted {
+        /// Host PID of the sandbox's PID 1.
+        init_pid: i32,
+    },
+    /// The sandbox is set up and the main command (if any) has been started.
+    Ready,
+    /// Setup failed.
+    Failed {
+        /// Which step.
+        stage: String,
+        /// What went wrong, and how to fix it when we know.
+        message: String,
+    },
+    /// The main command (or the sandbox) ended with this exit code (128+N for signal N).
+    Exited {
+        /// Exit code.
+        code: i32,
+    },
+}
+
+/// Send a message with optional descriptors.
+pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(io::Error::other("control message too large"));
+    }
+    fdpass::send(sock, &bytes, fds)
+}
+
+/// Receive one message. `Ok(None)` means the peer closed the socket.
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    sock: impl AsFd,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (n, fds) = fdpass::recv(sock.as_fd(), &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let msg = serde_json::from_slice(&buf[..n])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some((msg, fds)))
+}

@@ -1,0 +1,64 @@
+//! What a sandbox is made of: the plain-data description the supervisor hands to stage1.
+//!
+//! It travels over the control socket as JSON. It never carries a real secret value: the
+//! environment holds placeholders only, and values stay in the supervisor's memory.
+
+use serde::{Deserialize, Serialize};
+use standin_policy::MountSpec;
+use std::path::PathBuf;
+
+/// Where the sandbox's root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RootSource {
+    /// Assembled from the host's system directories (read-only `/usr`, the usr-merged links,
+    /// and a curated `/etc`).
+    #[default]
+    Host,
+    /// A prepared root filesystem directory; every top-level entry is bound read-only.
+    Dir(PathBuf),
+}
+
+/// How the sandbox reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum NetworkMode {
+    /// All TCP and DNS captured to listeners that the host side owns; everything else rejected.
+    #[default]
+    Captured,
+    /// Loopback only.
+    None,
+}
+
+/// A full sandbox description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Hostname inside the sandbox (its own UTS namespace).
+    pub hostname: String,
+    /// Root filesystem source.
+    pub root: RootSource,
+    /// Host directory bound read-write at `/workspace`; `None` gives a fresh, empty tmpfs that
+    /// disappears with the sandbox.
+    pub workdir: Option<PathBuf>,
+    /// Extra bind mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Network mode.
+    pub network: NetworkMode,
+    /// The main command. `None` keeps the sandbox idle until stopped (for `exec`).
+    pub command: Option<ExecSpec>,
+    /// Extra files to place in the sandbox's `/etc` (path relative to `/etc`, contents).
+    pub etc_files: Vec<(String, String)>,
+}
+
+/// A command to run inside the sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// Program and arguments. The program is looked up in the sandbox's `PATH` unless it
+    /// contains a `/`.
+    pub argv: Vec<String>,
+    /// The complete environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    pub cwd: PathBuf,
+}
+
+/// The sandbox's working directory.
+pub const WORKSPACE: &str = "/workspace";

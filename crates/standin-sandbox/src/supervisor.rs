@@ -1,0 +1,261 @@
+//! The host side of a sandbox: start it, exec into it, stop it, wait for it.
+//!
+//! [`SandboxProcess::start`] re-executes a helper binary (normally standin itself) as stage1
+//! with a control socket at fd 3 and an empty environment, answers its uid-map request,
+//! receives the capture listeners and init's PID, and returns once the sandbox is ready.
+//! Stopping is `pidfd_send_signal(init, SIGKILL)`: the kernel then kills every process in the
+//! sandbox's PID namespace. If the supervisor itself dies, stage1 sees the control socket hang
+//! up and does the same.
+
+use crate::enter::EnterRequest;
+use crate::error::SandboxError;
+use crate::helper::{ENTER_ARG, STAGE1_ARG};
+use crate::idmap::IdMaps;
+use crate::netns::CaptureSockets;
+use crate::protocol::{self, FromSandbox, ToSandbox};
+use crate::spec::{ExecSpec, NetworkMode, SandboxSpec};
+use crate::sys::pidfd;
+use crate::sys::process::dup2_for_exec;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+/// The descriptor number at which helpers find their control socket or pidfd.
+pub const HELPER_FD: i32 = 3;
+
+/// Standard streams for the main command or an exec'd command.
+#[derive(Debug, Default)]
+pub struct StdioSpec {
+    /// stdin.
+    pub stdin: Option<Stdio>,
+    /// stdout.
+    pub stdout: Option<Stdio>,
+    /// stderr.
+    pub stderr: Option<Stdio>,
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct SandboxProcess {
+    helper: PathBuf,
+    spec: SandboxSpec,
+    ctrl: OwnedFd,
+    init_pidfd: OwnedFd,
+    init_pid: i32,
+    stage1: Mutex<Child>,
+    id_maps: IdMaps,
+}
+
+/// Pipes of the main command, when requested with `Stdio::piped()`.
+#[derive(Debug)]
+pub struct MainPipes {
+    /// stdin of the main command.
+    pub stdin: Option<std::process::ChildStdin>,
+    /// stdout of the main command.
+    pub stdout: Option<std::process::ChildStdout>,
+    /// stderr of the main command.
+    pub stderr: Option<std::process::ChildStderr>,
+}
+
+impl SandboxProcess {
+    /// Create a sandbox and start its main command (if the spec has one).
+    ///
+    /// Blocks until the sandbox is ready (a few milliseconds). Returns the capture listeners
+    /// when the network is captured: the caller must serve them (or drop them, which makes
+    /// every connection fail).
+    pub fn start(
+        spec: &SandboxSpec,
+        helper: &Path,
+        stdio: StdioSpec,
+    ) -> Result<(SandboxProcess, Option<CaptureSockets>, MainPipes), SandboxError> {
+        let (ours, theirs) = crate::sys::fdpass::seqpacket_pair()
+            .map_err(SandboxError::io("creating the control socket"))?;
+        let mut cmd = Command::new(helper);
+        cmd.arg(STAGE1_ARG).env_clear();
+        cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::inherit));
+        cmd.stdout(stdio.stdout.unwrap_or_else(Stdio::inherit));
+        cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::inherit));
+        let raw = theirs.as_raw_fd();
+        // SAFETY: the closure only calls dup2, which is async-signal-safe and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || dup2_for_exec(raw, HELPER_FD));
+        }
+        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+            path: helper.display().to_string(),
+            source,
+        })?;
+        drop(theirs);
+        let pipes = MainPipes {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+        };
+        let stage1_pid = child.id() as i32;
+        let id_maps = IdMaps::for_current_user();
+
+        let fail_early = |child: &mut Child, e: SandboxError| {
+            let _ = child.kill();
+            let _ = child.wait();
+            e
+        };
+        let handshake = (|| {
+            send(&ours, &ToSandbox::Spec(Box::new(spec.clone())))?;
+            expect(&ours, |m| matches!(m, FromSandbox::NeedMaps))?;
+            id_maps
+                .write(stage1_pid)
+                .map_err(|e| SandboxError::IdMap(e.to_string()))?;
+            send(&ours, &ToSandbox::MapsWritten)?;
+            let capture = if spec.network == NetworkMode::Captured {
+                let fds = expect(&ours, |m| matches!(m, FromSandbox::Capture))?;
+                Some(CaptureSockets::from_vec(fds).ok_or_else(|| {
+                    SandboxError::Protocol("wrong number of capture descriptors".into())
+                })?)
+            } else {
+                None
+            };
+            let mut init_pid = 0;
+            expect(&ours, |m| match m {
+                FromSandbox::InitStarted { init_pid: p } => {
+                    init_pid = *p;
+                    true
+                }
+                _ => false,
+            })?;
+            // init is stage1's child and is only reaped by stage1, which is still waiting for
+            // it, so this PID cannot have been reused yet.
+            let init_pidfd =
+                pidfd::open(init_pid).map_err(SandboxError::io("opening init's pidfd"))?;
+            expect(&ours, |m| matches!(m, FromSandbox::Ready))?;
+            Ok::<_, SandboxError>((capture, init_pid, init_pidfd))
+        })();
+        let (capture, init_pid, init_pidfd) = match handshake {
+            Ok(v) => v,
+            Err(e) => return Err(fail_early(&mut child, e)),
+        };
+        Ok((
+            SandboxProcess {
+                helper: helper.to_owned(),
+                spec: spec.clone(),
+                ctrl: ours,
+                init_pidfd,
+                init_pid,
+                stage1: Mutex::new(child),
+                id_maps,
+            },
+            capture,
+            pipes,
+        ))
+    }
+
+    /// Host PID of the sandbox's init.
+    pub fn init_pid(&self) -> i32 {
+        self.init_pid
+    }
+
+    /// The uid/gid maps in force.
+    pub fn id_maps(&self) -> IdMaps {
+        self.id_maps
+    }
+
+    /// Kill every process of the sandbox at once. Idempotent.
+    pub fn kill(&self) {
+        let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+    }
+
+    /// Block until the sandbox ends; returns the main command's exit code (128+N if it was
+    /// killed by signal N; 137 if the sandbox was killed).
+    pub fn wait(&self) -> Result<i32, SandboxError> {
+        let mut code = None;
+        loop {
+            match protocol::recv::<FromSandbox>(&self.ctrl) {
+                Ok(Some((FromSandbox::Exited { code: c }, _))) => {
+                    code = Some(c);
+                    break;
+                }
+                Ok(Some((FromSandbox::Failed { stage, message }, _))) => {
+                    return Err(SandboxError::Setup { stage, message });
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let status = self
+            .stage1
+            .lock()
+            .map_err(|_| SandboxError::Protocol("stage1 lock poisoned".into()))?
+            .wait()
+            .map_err(SandboxError::io("waiting for stage1"))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(code
+            .or(status.code())
+            .or(status.signal().map(|s| 128 + s))
+            .unwrap_or(crate::init::EXIT_SETUP_FAILED))
+    }
+
+    /// Start `exec` inside the sandbox; the returned child is the exec helper, whose exit status
+    /// is the command's.
+    pub fn exec(&self, exec: &ExecSpec, stdio: StdioSpec) -> Result<Child, SandboxError> {
+        let req = EnterRequest {
+            exec: exec.clone(),
+            sandbox: self.spec.clone(),
+        };
+        let json =
+            serde_json::to_string(&req).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        let pidfd = self
+            .init_pidfd
+            .try_clone()
+            .map_err(SandboxError::io("duplicating init's pidfd"))?;
+        let mut cmd = Command::new(&self.helper);
+        cmd.arg(ENTER_ARG).arg(json).env_clear();
+        cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::null));
+        cmd.stdout(stdio.stdout.unwrap_or_else(Stdio::piped));
+        cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::piped));
+        let raw = pidfd.as_raw_fd();
+        // SAFETY: the closure only calls dup2, which is async-signal-safe and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || dup2_for_exec(raw, HELPER_FD));
+        }
+        let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+            path: self.helper.display().to_string(),
+            source,
+        })?;
+        drop(pidfd);
+        Ok(child)
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if let Ok(mut child) = self.stage1.lock() {
+            let _ = child.wait();
+        }
+    }
+}
+
+fn send(sock: &OwnedFd, msg: &ToSandbox) -> Result<(), SandboxError> {
+    protocol::send(sock.as_fd(), msg, &[]).map_err(|e| SandboxError::Protocol(e.to_string()))
+}
+
+/// Receive the next message; it must satisfy `want`, else it is an error (a `Failed` message
+/// becomes a [`SandboxError::Setup`]).
+fn expect(
+    sock: &OwnedFd,
+    mut want: impl FnMut(&FromSandbox) -> bool,
+) -> Result<Vec<OwnedFd>, SandboxError> {
+    match protocol::recv::<FromSandbox>(sock) {
+        Ok(Some((FromSandbox::Failed { stage, message }, _))) => {
+            Err(SandboxError::Setup { stage, message })
+        }
+        Ok(Some((msg, fds))) if want(&msg) => Ok(fds),
+        Ok(Some((msg, _))) => Err(SandboxError::Protocol(format!(
+            "unexpected message {msg:?}"
+        ))),
+        Ok(None) => Err(SandboxError::Protocol(
+            "the sandbox helper exited during setup (see its stderr)".into(),
+        )),
+        Err(e) => Err(SandboxError::Protocol(e.to_string())),
+    }
+}

@@ -1,0 +1,10 @@
+//! The syscall layer: every `unsafe` block of standin lives under this module.
+//!
+//! Each function wraps exactly one kernel interface that `nix`/`caps`/`landlock` do not cover
+//! (or cover without the flags we need), keeps its `unsafe` to the FFI call itself, and returns
+//! `std::io::Result`. Everything above this module is safe Rust.
+
+pub mod fdpass;
+pub mod mount;
+pub mod pidfd;
+pub mod process;

@@ -1,0 +1,209 @@
+//! [`SandboxBuilder`]: describe a sandbox, then `create()` it.
+
+use crate::Error;
+use crate::sandbox::Sandbox;
+use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
+use standin_sandbox::StdioSpec;
+use standin_sandbox::spec::{ExecSpec, NetworkMode, RootSource, SandboxSpec, WORKSPACE};
+use std::path::PathBuf;
+
+/// Builder for a [`Sandbox`]. Invalid input is remembered and reported by
+/// [`create`](SandboxBuilder::create), naming the call at fault.
+#[derive(Debug)]
+pub struct SandboxBuilder {
+    pub(crate) name: String,
+    hostname: Option<String>,
+    root: RootSource,
+    workdir: Option<PathBuf>,
+    mounts: Vec<MountSpec>,
+    env: Vec<(String, String)>,
+    network: NetworkMode,
+    command: Option<Vec<String>>,
+    pub(crate) helper: Option<PathBuf>,
+    pub(crate) stdio: StdioSpec,
+    errors: Vec<String>,
+}
+
+impl SandboxBuilder {
+    pub(crate) fn new(name: &str) -> SandboxBuilder {
+        SandboxBuilder {
+            name: name.to_owned(),
+            hostname: None,
+            root: RootSource::Host,
+            workdir: None,
+            mounts: Vec::new(),
+            env: Vec::new(),
+            network: NetworkMode::Captured,
+            command: None,
+            helper: None,
+            stdio: StdioSpec::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The sandbox's hostname (default: `standin`).
+    pub fn hostname(mut self, hostname: &str) -> Self {
+        let ok = !hostname.is_empty()
+            && hostname.len() <= 64
+            && hostname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if ok {
+            self.hostname = Some(hostname.to_owned());
+        } else {
+            self.errors.push(format!(
+                "hostname({hostname:?}): use 1 to 64 characters from a-z, 0-9, '-' and '.'"
+            ));
+        }
+        self
+    }
+
+    /// Bind this host directory read-write at `/workspace` (the working directory). Without
+    /// it, `/workspace` is a fresh empty directory that disappears with the sandbox.
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        match std::fs::canonicalize(&dir) {
+            Ok(abs) if abs.is_dir() => self.workdir = Some(abs),
+            Ok(_) => self
+                .errors
+                .push(format!("workdir({}): not a directory", dir.display())),
+            Err(e) => self.errors.push(format!("workdir({}): {e}", dir.display())),
+        }
+        self
+    }
+
+    /// Use a prepared root filesystem directory instead of the host's system directories.
+    pub fn rootfs(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        match std::fs::canonicalize(&dir) {
+            Ok(abs) if abs.join("usr").is_dir() || abs.join("bin").exists() => {
+                self.root = RootSource::Dir(abs)
+            }
+            Ok(abs) => self.errors.push(format!(
+                "rootfs({}): {} has neither usr/ nor bin/; point it at a root filesystem tree",
+                dir.display(),
+                abs.display()
+            )),
+            Err(e) => self.errors.push(format!("rootfs({}): {e}", dir.display())),
+        }
+        self
+    }
+
+    /// Add a bind mount.
+    pub fn mount(mut self, mount: MountSpec) -> Self {
+        if !mount.host.exists() {
+            self.errors.push(format!(
+                "mount({}): host path does not exist",
+                mount.host.display()
+            ));
+        } else {
+            self.mounts.push(mount);
+        }
+        self
+    }
+
+    /// Set an environment variable for every command in the sandbox.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        if let Err(e) = env_spec::validate_name_strict(name) {
+            self.errors.push(format!("env({name:?}, …): {e}"));
+        } else if value.contains('\0') {
+            self.errors
+                .push(format!("env({name:?}, …): value contains a NUL byte"));
+        } else {
+            guest_env::set(&mut self.env, name, value);
+        }
+        self
+    }
+
+    /// Apply a parsed `--env` argument; `NAME` alone copies the host's value (if any).
+    pub fn env_spec(self, spec: EnvSpec) -> Self {
+        match spec {
+            EnvSpec::Set { name, value } => self.env(&name, &value),
+            EnvSpec::Inherit { name } => match std::env::var(&name) {
+                Ok(value) => self.env(&name, &value),
+                Err(_) => self,
+            },
+        }
+    }
+
+    /// `false` gives the sandbox loopback only (default: `true`, all traffic through the
+    /// boundary).
+    pub fn network(mut self, enabled: bool) -> Self {
+        self.network = if enabled {
+            NetworkMode::Captured
+        } else {
+            NetworkMode::None
+        };
+        self
+    }
+
+    /// The main command. The sandbox lives as long as it runs; without one, the sandbox idles
+    /// until [`Sandbox::stop`] (use [`Sandbox::exec`] to run commands).
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
+        if argv.is_empty() || argv[0].is_empty() {
+            self.errors
+                .push("command([]): give at least a program name".into());
+        } else if argv.iter().any(|a| a.contains('\0')) {
+            self.errors
+                .push("command(…): arguments cannot contain NUL bytes".into());
+        } else {
+            self.command = Some(argv);
+        }
+        self
+    }
+
+    /// Standard streams of the main command (default: inherited from this process).
+    pub fn stdio(mut self, stdio: StdioSpec) -> Self {
+        self.stdio = stdio;
+        self
+    }
+
+    /// The helper binary to re-execute (default: the current executable).
+    pub fn helper(mut self, path: impl Into<PathBuf>) -> Self {
+        self.helper = Some(path.into());
+        self
+    }
+
+    /// Create the sandbox (and start its main command, if any).
+    pub async fn create(self) -> Result<Sandbox, Error> {
+        if !self.errors.is_empty() {
+            return Err(Error::Config(self.errors.join("; ")));
+        }
+        Sandbox::create(self).await
+    }
+
+    pub(crate) fn spec(&self) -> SandboxSpec {
+        let hostname = self
+            .hostname
+            .clone()
+            .unwrap_or_else(|| "standin".to_owned());
+        SandboxSpec {
+            hostname: hostname.clone(),
+            root: self.root.clone(),
+            workdir: self.workdir.clone(),
+            mounts: self.mounts.clone(),
+            network: self.network,
+            command: self.command.as_ref().map(|argv| ExecSpec {
+                argv: argv.clone(),
+                env: self.environment(&hostname),
+                cwd: PathBuf::from(WORKSPACE),
+            }),
+            etc_files: Vec::new(),
+        }
+    }
+
+    /// Base environment plus the user's variables.
+    pub(crate) fn environment(&self, hostname: &str) -> Vec<(String, String)> {
+        let term = std::env::var("TERM").ok();
+        let mut env = guest_env::base(term.as_deref(), hostname);
+        for (k, v) in &self.env {
+            guest_env::set(&mut env, k, v);
+        }
+        env
+    }
+}

@@ -1,0 +1,177 @@
+//! [`Sandbox`]: a running sandbox, its boundary, and commands run inside it.
+
+use crate::Error;
+use crate::builder::SandboxBuilder;
+use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
+use standin_policy::guest_env;
+use standin_sandbox::spec::{ExecSpec, WORKSPACE};
+use standin_sandbox::{CaptureSockets, SandboxProcess, StdioSpec};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A running sandbox. Dropping it stops it (every process inside is killed).
+#[derive(Debug)]
+pub struct Sandbox {
+    name: String,
+    hostname: String,
+    env: Vec<(String, String)>,
+    process: Arc<SandboxProcess>,
+    _boundary: Option<Boundary>,
+}
+
+/// Output of a finished [`Sandbox::exec`].
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// Exit code (128+N if killed by signal N).
+    pub code: i32,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// stdout as UTF-8 (lossy).
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+impl Sandbox {
+    /// Start describing a sandbox called `name` (used in logs and events).
+    pub fn builder(name: &str) -> SandboxBuilder {
+        SandboxBuilder::new(name)
+    }
+
+    pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
+        let spec = b.spec();
+        let helper = match b.helper.take() {
+            Some(h) => h,
+            None => std::env::current_exe()?,
+        };
+        let stdio = std::mem::take(&mut b.stdio);
+        let start_spec = spec.clone();
+        let (process, capture, _pipes) =
+            tokio::task::spawn_blocking(move || SandboxProcess::start(&start_spec, &helper, stdio))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let boundary = match capture {
+            Some(sockets) => Some(Boundary::start(
+                listeners(sockets),
+                BoundaryConfig {
+                    sandbox_addrs: standin_sandbox::netns::sandbox_addresses(),
+                    ..BoundaryConfig::default()
+                },
+            )?),
+            None => None,
+        };
+        tracing::debug!(sandbox = %b.name, init_pid = process.init_pid(), "sandbox ready");
+        Ok(Sandbox {
+            name: b.name.clone(),
+            hostname: spec.hostname.clone(),
+            env: b.environment(&spec.hostname),
+            process: Arc::new(process),
+            _boundary: boundary,
+        })
+    }
+
+    /// The sandbox's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Host PID of the sandbox's init (its PID 1).
+    pub fn init_pid(&self) -> i32 {
+        self.process.init_pid()
+    }
+
+    /// Run `program` with `args` inside the sandbox and collect its output.
+    pub async fn exec<I, S>(&self, program: &str, args: I) -> Result<ExecOutput, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut argv = vec![program.to_owned()];
+        argv.extend(args.into_iter().map(Into::into));
+        let child = self.spawn(argv, &[], StdioSpec::default())?;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        Ok(ExecOutput {
+            code: exit_code(out.status),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    /// Start `argv` inside the sandbox with extra environment variables and the given stdio
+    /// (unset streams: stdin null, stdout and stderr piped). The returned child's exit status
+    /// is the command's.
+    pub fn spawn(
+        &self,
+        argv: Vec<String>,
+        extra_env: &[(String, String)],
+        stdio: StdioSpec,
+    ) -> Result<std::process::Child, Error> {
+        if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
+            return Err(Error::Config(
+                "exec: give a program name; arguments cannot contain NUL".into(),
+            ));
+        }
+        let mut env = self.env.clone();
+        for (k, v) in extra_env {
+            guest_env::set(&mut env, k, v);
+        }
+        let spec = ExecSpec {
+            argv,
+            env,
+            cwd: PathBuf::from(WORKSPACE),
+        };
+        Ok(self.process.exec(&spec, stdio)?)
+    }
+
+    /// Wait for the main command to finish; returns its exit code (128+N if killed by signal
+    /// N, 137 if the sandbox was stopped).
+    pub async fn wait(&self) -> Result<i32, Error> {
+        let process = self.process.clone();
+        tokio::task::spawn_blocking(move || process.wait())
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(Error::from)
+    }
+
+    /// Stop the sandbox now: every process inside is killed. Idempotent.
+    pub fn stop(&self) {
+        self.process.kill();
+    }
+
+    /// The sandbox's hostname.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.process.kill();
+    }
+}
+
+fn listeners(s: CaptureSockets) -> CaptureListeners {
+    CaptureListeners {
+        relay_v4: s.relay_v4,
+        relay_v6: s.relay_v6,
+        dns_udp_v4: s.dns_udp_v4,
+        dns_udp_v6: s.dns_udp_v6,
+        dns_tcp_v4: s.dns_tcp_v4,
+        dns_tcp_v6: s.dns_tcp_v6,
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(125)
+}
