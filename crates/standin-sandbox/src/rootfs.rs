@@ -143,13 +143,13 @@ pub fn build(spec: &SandboxSpec) -> Result<(), String> {
     )?;
 
     for src in &root_sources {
-        place(base, src, true)?;
+        place(base, src, Access::ReadOnly)?;
     }
 
     let etc = base.join("etc");
     mkdir(&etc)?;
     for src in &etc_sources {
-        place(&etc, src, true)?;
+        place(&etc, src, Access::ReadOnly)?;
     }
     write_generated_etc(&etc, spec)?;
 
@@ -173,7 +173,7 @@ pub fn build(spec: &SandboxSpec) -> Result<(), String> {
     let ws = base.join(WORKSPACE.trim_start_matches('/'));
     mkdir(&ws)?;
     match &workdir {
-        Some(fd) => bind_fd(fd, &ws, false)?,
+        Some(fd) => bind_fd(fd, &ws, Access::ReadWrite)?,
         None => mount_tmpfs(&ws, "mode=0755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?,
     }
 
@@ -183,7 +183,15 @@ pub fn build(spec: &SandboxSpec) -> Result<(), String> {
             .map(|st| (st.st_mode & libc::S_IFMT) == libc::S_IFDIR)
             .unwrap_or(true);
         make_mountpoint(&target, is_dir)?;
-        bind_fd(fd, &target, m.read_only)?;
+        bind_fd(
+            fd,
+            &target,
+            if m.read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            },
+        )?;
     }
 
     // 3. Pivot: the tmpfs becomes /, the old root is detached.
@@ -251,7 +259,16 @@ fn open_entries(dir: &Path, names: &[String]) -> Result<Vec<Source>, String> {
     Ok(out)
 }
 
-fn place(parent: &Path, src: &Source, read_only: bool) -> Result<(), String> {
+/// How a bound entry may be used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+    /// A device node: writable, and not `nodev`.
+    Device,
+}
+
+fn place(parent: &Path, src: &Source, access: Access) -> Result<(), String> {
     let target = parent.join(&src.name);
     match &src.entry {
         Entry::Symlink(to) => {
@@ -259,16 +276,16 @@ fn place(parent: &Path, src: &Source, read_only: bool) -> Result<(), String> {
         }
         Entry::Dir(fd) => {
             mkdir(&target)?;
-            bind_fd(fd, &target, read_only)
+            bind_fd(fd, &target, access)
         }
         Entry::File(fd) => {
             make_mountpoint(&target, false)?;
-            bind_fd(fd, &target, read_only)
+            bind_fd(fd, &target, access)
         }
     }
 }
 
-fn bind_fd(fd: &OwnedFd, target: &Path, read_only: bool) -> Result<(), String> {
+fn bind_fd(fd: &OwnedFd, target: &Path, access: Access) -> Result<(), String> {
     let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
     mount(
         Some(source.as_str()),
@@ -278,10 +295,10 @@ fn bind_fd(fd: &OwnedFd, target: &Path, read_only: bool) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("bind-mounting onto {}: {e}", target.display()))?;
-    let attrs = if read_only {
-        ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV
-    } else {
-        ATTR_NOSUID | ATTR_NODEV
+    let attrs = match access {
+        Access::ReadOnly => ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+        Access::ReadWrite => ATTR_NOSUID | ATTR_NODEV,
+        Access::Device => ATTR_NOSUID,
     };
     set_attrs(target, attrs, true)
         .map_err(|e| format!("setting mount flags on {}: {e}", target.display()))
@@ -328,7 +345,7 @@ fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
     )?;
     for d in devices {
-        place(&dev, d, false)?;
+        place(&dev, d, Access::Device)?;
     }
     let pts = dev.join("pts");
     mkdir(&pts)?;

@@ -1,0 +1,80 @@
+"""A tiny upstream for standin's tests, run inside a test network namespace.
+
+TCP (dual-stack) on every port given: answers one HTTP/1.0 response whose body says which
+local address the connection reached and from where. UDP (dual-stack) on every port given:
+counts datagrams. `GET /udp-count` returns that count. Prints "ready" once bound.
+"""
+import socket, sys, threading
+
+udp_count = 0
+lock = threading.Lock()
+
+def bind_tcp(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    s.listen(256)
+    return s
+
+def serve_tcp(s):
+    def handle(c, peer):
+        try:
+            c.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            local = c.getsockname()
+            if b"GET /udp-count" in data:
+                with lock:
+                    body = f"udp={udp_count}\n"
+            else:
+                body = f"local={fmt(local)} peer={unmap(peer[0])}\n"
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+        except OSError:
+            pass
+        finally:
+            c.close()
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=handle, args=(c, peer), daemon=True).start()
+
+def unmap(host):
+    return host[7:] if host.startswith("::ffff:") else host
+
+def fmt(addr):
+    host = unmap(addr[0])
+    if ":" in host:
+        return f"[{host}]:{addr[1]}"
+    return f"{host}:{addr[1]}"
+
+def bind_udp(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    return s
+
+def serve_udp(s):
+    global udp_count
+    while True:
+        s.recvfrom(65536)
+        with lock:
+            udp_count += 1
+
+def main():
+    tcp_ports = [int(p) for p in sys.argv[1].split(",")]
+    udp_ports = [int(p) for p in sys.argv[2].split(",")] if len(sys.argv) > 2 else []
+    # Bind everything before announcing readiness; serve in threads.
+    tcp = [bind_tcp(p) for p in tcp_ports]
+    udp = [bind_udp(p) for p in udp_ports]
+    for sock in tcp:
+        threading.Thread(target=serve_tcp, args=(sock,), daemon=True).start()
+    for sock in udp:
+        threading.Thread(target=serve_udp, args=(sock,), daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+
+main()
