@@ -26,7 +26,7 @@ fn workload_cannot_see_host_processes() {
     // A host process with a unique marker in its command line.
     let marker = unique("9");
     let mut host = std::process::Command::new("sleep")
-        .arg(format!("{marker}"))
+        .arg(&marker)
         .spawn()
         .unwrap();
     let o = run_sh(

@@ -84,8 +84,7 @@ fn classify_v4(a: Ipv4Addr) -> IpClass {
         IpClass::Private
     } else if (o[0] & 0xf0) == 224 || a == Ipv4Addr::BROADCAST {
         IpClass::Multicast
-    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0)      // 192.0.0.0/24 protocol assignments
-        || (o[0] == 192 && o[1] == 0 && o[2] == 2)         // TEST-NET-1
+    } else if (o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2)) // 192.0.0.0/24, TEST-NET-1
         || (o[0] == 198 && (o[1] & 0xfe) == 18)            // 198.18.0.0/15 benchmarking
         || (o[0] == 198 && o[1] == 51 && o[2] == 100)      // TEST-NET-2
         || (o[0] == 203 && o[1] == 0 && o[2] == 113)       // TEST-NET-3

@@ -99,8 +99,12 @@ pub fn configure_capture() -> Result<CaptureSockets, String> {
          route add default dev sbx0\n\
          route add ::/0 dev sbx0\n"
     );
-    run_tool("ip", &["-batch", "-"], &batch)?;
-    run_tool("nft", &["-f", "-"], &capture_rules::ruleset())?;
+    // The ruleset does not refer to the interfaces, so both tools run at once.
+    let ip = start_tool("ip", &["-batch", "-"], &batch)?;
+    let nft = start_tool("nft", &["-f", "-"], &capture_rules::ruleset());
+    let ip_done = finish_tool("ip", ip);
+    nft.and_then(|child| finish_tool("nft", child))?;
+    ip_done?;
 
     let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -124,8 +128,14 @@ pub fn configure_capture() -> Result<CaptureSockets, String> {
     })
 }
 
-/// Run `ip` or `nft` with `input` on stdin, from the usual sbin directories.
+/// Run `ip` or `nft` with `input` on stdin and wait for it.
 fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
+    let child = start_tool(tool, args, input)?;
+    finish_tool(tool, child)
+}
+
+/// Start `ip` or `nft` (from the usual sbin directories) and feed it `input`.
+fn start_tool(tool: &str, args: &[&str], input: &str) -> Result<std::process::Child, String> {
     let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         .iter()
         .map(|d| std::path::Path::new(d).join(tool))
@@ -144,6 +154,10 @@ fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
             .write_all(input.as_bytes())
             .map_err(|e| format!("cannot feed {tool}: {e}"))?;
     }
+    Ok(child)
+}
+
+fn finish_tool(tool: &str, child: std::process::Child) -> Result<(), String> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("{tool}: {e}"))?;
@@ -164,9 +178,13 @@ fn missing_tool_hint(tool: &str) -> String {
     } else {
         "iproute2"
     };
+    let alternative = if tool == "nft" {
+        ", or run with --no-network"
+    } else {
+        ""
+    };
     format!(
         "`{tool}` was not found in /usr/sbin, /sbin, /usr/bin or /bin; standin needs it to set up \
-         the sandbox's network capture. Install it (Debian/Ubuntu: `apt-get install {package}`), \
-         or run with --no-network"
+         the sandbox's network. Install it (Debian/Ubuntu: `apt-get install {package}`){alternative}"
     )
 }

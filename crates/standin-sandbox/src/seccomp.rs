@@ -135,7 +135,10 @@ fn denied_syscalls() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 
     // Terminal input injection and console control.
     let mut ioctl_rules = Vec::new();
-    for req in [libc::TIOCSTI as u64, libc::TIOCLINUX as u64] {
+    // The ioctl request type differs between libc targets.
+    #[allow(clippy::unnecessary_cast)]
+    let requests = [libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
+    for req in requests {
         ioctl_rules.push(rule(vec![cond(
             1,
             SeccompCmpArgLen::Dword,
@@ -151,17 +154,18 @@ fn denied_syscalls() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 /// NETLINK (16).
 fn socket_family_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let dw = SeccompCmpArgLen::Dword;
-    let mut rules = Vec::new();
-    rules.push(rule(vec![cond(0, dw.clone(), SeccompCmpOp::Eq, 0)?])?);
-    rules.push(rule(vec![
-        cond(0, dw.clone(), SeccompCmpOp::Ge, 3)?,
-        cond(0, dw.clone(), SeccompCmpOp::Le, 9)?,
-    ])?);
-    rules.push(rule(vec![
-        cond(0, dw.clone(), SeccompCmpOp::Ge, 11)?,
-        cond(0, dw.clone(), SeccompCmpOp::Le, 15)?,
-    ])?);
-    rules.push(rule(vec![cond(0, dw, SeccompCmpOp::Gt, 16)?])?);
+    let rules = vec![
+        rule(vec![cond(0, dw.clone(), SeccompCmpOp::Eq, 0)?])?,
+        rule(vec![
+            cond(0, dw.clone(), SeccompCmpOp::Ge, 3)?,
+            cond(0, dw.clone(), SeccompCmpOp::Le, 9)?,
+        ])?,
+        rule(vec![
+            cond(0, dw.clone(), SeccompCmpOp::Ge, 11)?,
+            cond(0, dw.clone(), SeccompCmpOp::Le, 15)?,
+        ])?,
+        rule(vec![cond(0, dw, SeccompCmpOp::Gt, 16)?])?,
+    ];
     Ok(BTreeMap::from([
         (libc::SYS_socket, rules.clone()),
         (libc::SYS_socketpair, rules),
