@@ -30,7 +30,12 @@ async fn exec_runs_in_the_same_sandbox_with_the_same_hardening() {
         .exec("sh", ["-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; echo $FROM_BUILDER; pwd; cat /proc/1/cmdline | head -c 200 | tr '\\0' ' '"])
         .await
         .unwrap();
-    let s = st.stdout_str();
+    let s = format!(
+        "{}\n--- code {} stderr:\n{}",
+        st.stdout_str(),
+        st.code,
+        String::from_utf8_lossy(&st.stderr)
+    );
     assert!(s.contains("CapEff:\t0000000000000000"), "{s}");
     assert!(s.contains("CapBnd:\t0000000000000000"), "{s}");
     assert!(s.contains("NoNewPrivs:\t1"), "{s}");

@@ -34,11 +34,18 @@ pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
     }
 }
 
-/// `dup2(from, to)` for use in `Command::pre_exec`: async-signal-safe, no allocation.
-/// `dup2` clears close-on-exec on `to`, so the descriptor survives the exec.
+/// Make `from` available as `to` across the coming exec, for use in `Command::pre_exec`:
+/// async-signal-safe, no allocation. `dup2` clears close-on-exec on `to`; when `from` already
+/// *is* `to`, `dup2` does nothing, so the flag is cleared explicitly.
 pub fn dup2_for_exec(from: RawFd, to: RawFd) -> io::Result<()> {
-    // SAFETY: dup2 on integer descriptors; async-signal-safe.
-    if unsafe { libc::dup2(from, to) } < 0 {
+    let rc = if from == to {
+        // SAFETY: fcntl(F_SETFD) on an integer descriptor; async-signal-safe.
+        unsafe { libc::fcntl(to, libc::F_SETFD, 0) }
+    } else {
+        // SAFETY: dup2 on integer descriptors; async-signal-safe.
+        unsafe { libc::dup2(from, to) }
+    };
+    if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
