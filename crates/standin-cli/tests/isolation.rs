@@ -256,6 +256,40 @@ fn environment_is_built_from_scratch() {
 }
 
 #[test]
+fn an_unprivileged_user_can_run_a_sandbox() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to an unprivileged user");
+        return;
+    }
+    // A copy every user can execute (the build tree may not be traversable).
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("standin");
+    std::fs::copy(standin_bin(), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--", "sh", "-c"])
+        .arg("cat /proc/self/uid_map; grep -E '^(CapEff|Seccomp):' /proc/self/status; touch /workspace/x && echo writable")
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(o.status.success(), "{s}\n{}", stderr(&o));
+    let map: Vec<&str> = s.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        map,
+        ["0", "65534", "1"],
+        "sandbox root must be the caller's own uid"
+    );
+    assert!(
+        s.contains("CapEff:\t0000000000000000") && s.contains("Seccomp:\t2"),
+        "{s}"
+    );
+    assert!(s.contains("writable"), "{s}");
+}
+
+#[test]
 fn bad_flags_get_clear_errors() {
     let o = std::process::Command::new(standin_bin())
         .args(["run", "--mount", "relative:/x", "--", "true"])
@@ -269,6 +303,19 @@ fn bad_flags_get_clear_errors() {
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("/nonexistent/dir"), "{}", stderr(&o));
+    if is_root() {
+        // A workdir the sandbox's (unprivileged) root could not write is refused up front,
+        // with the fix.
+        let dir = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new(standin_bin())
+            .args(["run", "--workdir"])
+            .arg(dir.path())
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(125));
+        assert!(stderr(&o).contains("chown -R"), "{}", stderr(&o));
+    }
 }
 
 /// Host uid that the sandbox's root maps to.

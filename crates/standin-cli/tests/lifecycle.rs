@@ -161,3 +161,25 @@ fn ns_holders(namespaces: &[&std::path::Path]) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn the_workload_sees_a_tty_when_standin_has_one() {
+    // `script` gives standin a pseudo-terminal as stdin/stdout/stderr.
+    let cmd = format!(
+        "{} run --no-network -- sh -c 'test -t 0 && test -t 1 && echo tty-yes || echo tty-no'",
+        standin_bin()
+    );
+    let o = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(s.contains("tty-yes"), "{s}\n{}", stderr(&o));
+    // Without a terminal, none is invented.
+    let o = run_sh(
+        &["--no-network"],
+        "test -t 1 && echo tty-yes || echo tty-no",
+    );
+    assert!(stdout(&o).contains("tty-no"));
+}

@@ -63,7 +63,10 @@ impl SandboxBuilder {
     pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         match std::fs::canonicalize(&dir) {
-            Ok(abs) if abs.is_dir() => self.workdir = Some(abs),
+            Ok(abs) if abs.is_dir() => match writable_by_sandbox(&abs) {
+                Ok(()) => self.workdir = Some(abs),
+                Err(e) => self.errors.push(format!("workdir({}): {e}", dir.display())),
+            },
             Ok(_) => self
                 .errors
                 .push(format!("workdir({}): not a directory", dir.display())),
@@ -206,4 +209,26 @@ impl SandboxBuilder {
         }
         env
     }
+}
+
+/// The sandbox's root runs as an unprivileged host uid when standin runs as root (see
+/// `standin_sandbox::idmap`). A workdir it cannot write would only fail later, inside the
+/// workload, with a confusing "Permission denied": say so up front, with the fix.
+fn writable_by_sandbox(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let maps = standin_sandbox::idmap::IdMaps::for_current_user();
+    let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+    let uid = maps.host_root_uid();
+    let world_writable = meta.mode() & 0o002 != 0 && meta.mode() & 0o001 != 0;
+    if meta.uid() == uid || world_writable {
+        return Ok(());
+    }
+    Err(format!(
+        "the sandbox's root runs as host uid {uid} (never as host root), and this directory \
+         belongs to uid {}; give it to the sandbox with `chown -R {uid}:{} {}`, or run standin \
+         as the directory's owner",
+        meta.uid(),
+        maps.gid.outside,
+        dir.display()
+    ))
 }
