@@ -97,3 +97,24 @@ async fn invalid_builder_input_is_reported_by_create() {
     assert!(err.contains("hostname"), "{err}");
     assert!(err.contains("contains '='"), "{err}");
 }
+
+#[tokio::test]
+async fn main_command_pipes_and_exit_code_reach_the_sdk() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut sb = builder()
+        .command(["sh", "-c", "echo from-main; exit 3"])
+        .stdio(standin::StdioSpec {
+            stdin: Some(Stdio::null()),
+            stdout: Some(Stdio::piped()),
+            stderr: None,
+        })
+        .create()
+        .await
+        .unwrap();
+    let mut stdout = sb.take_main_pipes().unwrap().stdout.unwrap();
+    assert_eq!(sb.wait().await.unwrap(), 3);
+    let mut s = String::new();
+    stdout.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "from-main\n");
+}

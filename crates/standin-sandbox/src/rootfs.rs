@@ -396,7 +396,16 @@ fn write_generated_etc(etc: &Path, spec: &SandboxSpec) -> Result<(), String> {
         ("resolv.conf".into(), resolv),
     ];
     for (name, contents) in files.iter().chain(spec.etc_files.iter()) {
-        let path = etc.join(name);
+        let relative = Path::new(name);
+        if !relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "/etc file {name:?} must be a relative path without '..'"
+            ));
+        }
+        let path = etc.join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
         }

@@ -26,7 +26,7 @@ pub use builder::SandboxBuilder;
 pub use error::Error;
 pub use sandbox::{ExecOutput, Sandbox};
 pub use standin_policy::{EnvSpec, MountSpec};
-pub use standin_sandbox::StdioSpec;
+pub use standin_sandbox::{MainPipes, StdioSpec};
 
 /// If this process was started as a standin helper (stage1 or the exec helper), run that role
 /// and never return. Call it first thing in `main` of any binary that creates sandboxes with

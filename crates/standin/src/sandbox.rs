@@ -5,7 +5,7 @@ use crate::builder::SandboxBuilder;
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
 use standin_sandbox::spec::{ExecSpec, WORKSPACE};
-use standin_sandbox::{CaptureSockets, SandboxProcess, StdioSpec};
+use standin_sandbox::{CaptureSockets, MainPipes, SandboxProcess, StdioSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ pub struct Sandbox {
     hostname: String,
     env: Vec<(String, String)>,
     process: Arc<SandboxProcess>,
+    pipes: Option<MainPipes>,
     _boundary: Option<Boundary>,
 }
 
@@ -51,7 +52,7 @@ impl Sandbox {
         };
         let stdio = std::mem::take(&mut b.stdio);
         let start_spec = spec.clone();
-        let (process, capture, _pipes) =
+        let (process, capture, pipes) =
             tokio::task::spawn_blocking(move || SandboxProcess::start(&start_spec, &helper, stdio))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
@@ -71,6 +72,7 @@ impl Sandbox {
             hostname: spec.hostname.clone(),
             env: b.environment(&spec.hostname),
             process: Arc::new(process),
+            pipes: Some(pipes),
             _boundary: boundary,
         })
     }
@@ -143,6 +145,12 @@ impl Sandbox {
     /// Stop the sandbox now: every process inside is killed. Idempotent.
     pub fn stop(&self) {
         self.process.kill();
+    }
+
+    /// The main command's pipes, for the streams set to `Stdio::piped()` in
+    /// [`SandboxBuilder::stdio`]; `None` after the first call.
+    pub fn take_main_pipes(&mut self) -> Option<MainPipes> {
+        self.pipes.take()
     }
 
     /// The sandbox's hostname.
