@@ -10,11 +10,14 @@
 //!   the vocabulary of the egress policy;
 //! - [`mount_spec`]: the `HOST:GUEST[:ro]` bind-mount grammar of `--mount`;
 //! - [`env_spec`]: the `K=V` / `K` grammar of `--env`, and the checks on variable names;
-//! - [`guest_env`]: the environment a sandboxed command starts with (built from scratch).
+//! - [`guest_env`]: the environment a sandboxed command starts with (built from scratch);
+//! - [`egress`]: the egress policy (rules on domains, CIDRs, groups, protocols and ports,
+//!   first match wins), DNS-as-egress and rebind decisions, and the pin table.
 //!
-//! The egress rules (domains, CIDRs, groups, ports) and the secret model (placeholders,
-//! allowed hosts, violation actions) will live here too; see `docs/ARCHITECTURE.md`.
+//! The secret model (placeholders, allowed hosts, violation actions) will live here too; see
+//! `docs/ARCHITECTURE.md`.
 
+pub mod egress;
 pub mod env_spec;
 pub mod guest_env;
 pub mod ip_class;
