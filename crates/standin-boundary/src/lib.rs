@@ -9,23 +9,29 @@
 //! - [`original_dst`]: where a captured connection was headed (`SO_ORIGINAL_DST`);
 //! - [`guard`]: destinations the boundary never dials (the host itself, the sandbox's own
 //!   addresses, the listeners);
-//! - [`relay`]: the TCP relay (zero-copy splice-free `copy_bidirectional` for uninspected
-//!   streams);
-//! - [`dns`]: the DNS listener. For now it answers every query `SERVFAIL` at once, so clients
-//!   fail fast; forwarding, policy and the pin table come with the DNS issue.
+//! - [`relay`]: the TCP relay: policy check, then `copy_bidirectional` with fixed buffers
+//!   (no per-chunk allocation) for uninspected streams;
+//! - [`dns`]: the DNS forwarder: every query evaluated as egress, rebind protection, the pin
+//!   table;
+//! - [`events`]: the audit stream (JSONL file and SDK callbacks);
+//! - [`shared`]: the per-sandbox state every task reads (policy, pins, events).
 //!
-//! Egress policy, TLS interception and secret substitution plug in between `guard` and
-//! `relay` in later layers.
+//! The egress policy itself is pure and lives in `standin_policy::egress`. TLS interception
+//! and secret substitution plug in between the policy check and the relay in later layers.
 
 pub mod dns;
+pub mod events;
 pub mod guard;
 pub mod listeners;
 pub mod original_dst;
 pub mod relay;
+pub mod shared;
 
+pub use events::{Event, EventKind, EventSink};
 pub use listeners::CaptureListeners;
 
-use std::net::IpAddr;
+use standin_policy::egress::EgressPolicy;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -47,17 +53,29 @@ pub enum BoundaryError {
 /// Settings of one sandbox's boundary.
 #[derive(Debug, Clone)]
 pub struct BoundaryConfig {
+    /// Sandbox id, as it appears in events.
+    pub sandbox_id: String,
     /// Addresses of the sandbox itself (never valid destinations).
     pub sandbox_addrs: Vec<IpAddr>,
+    /// The egress policy.
+    pub policy: EgressPolicy,
+    /// DNS resolvers the forwarder uses, in order.
+    pub dns_upstreams: Vec<SocketAddr>,
     /// How long an upstream TCP connect may take before the client gets a reset.
     pub connect_timeout: Duration,
+    /// Where audit events go.
+    pub events: EventSink,
 }
 
 impl Default for BoundaryConfig {
     fn default() -> Self {
         BoundaryConfig {
+            sandbox_id: String::new(),
             sandbox_addrs: Vec::new(),
+            policy: EgressPolicy::default(),
+            dns_upstreams: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            events: EventSink::default(),
         }
     }
 }
@@ -75,17 +93,17 @@ impl Boundary {
         listeners: CaptureListeners,
         config: BoundaryConfig,
     ) -> Result<Boundary, BoundaryError> {
-        let config = Arc::new(config);
+        let shared = Arc::new(shared::Shared::new(config));
         let mut tasks = JoinSet::new();
         let served = listeners.into_tokio()?;
         for (listener, local) in served.relays {
-            tasks.spawn(relay::serve(listener, local, config.clone()));
+            tasks.spawn(relay::serve(listener, local, shared.clone()));
         }
         for sock in served.dns_udp {
-            tasks.spawn(dns::serve_udp(sock));
+            tasks.spawn(dns::serve_udp(sock, shared.clone()));
         }
         for listener in served.dns_tcp {
-            tasks.spawn(dns::serve_tcp(listener));
+            tasks.spawn(dns::serve_tcp(listener, shared.clone()));
         }
         Ok(Boundary { tasks })
     }

@@ -1,19 +1,23 @@
 //! The TCP relay: accept a captured connection, find its original destination, refuse what
-//! must be refused, dial, and shuttle bytes both ways with half-close.
+//! must be refused (the fixed guard, then the egress policy with the names this sandbox
+//! resolved to that address), dial, and shuttle bytes both ways with half-close.
 
-use crate::BoundaryConfig;
+use crate::events::EventKind;
 use crate::guard;
 use crate::original_dst::original_dst;
+use crate::shared::Shared;
+use standin_policy::egress::{Action, Flow, Protocol};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Accept loop of one relay listener.
-pub async fn serve(listener: TcpListener, local: SocketAddr, config: Arc<BoundaryConfig>) {
+pub async fn serve(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(handle(stream, peer, local, config.clone()));
+                tokio::spawn(handle(stream, peer, local, shared.clone()));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -24,12 +28,8 @@ pub async fn serve(listener: TcpListener, local: SocketAddr, config: Arc<Boundar
     }
 }
 
-async fn handle(
-    client: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    config: Arc<BoundaryConfig>,
-) {
+async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>) {
+    let config = &shared.config;
     let dst = match original_dst(&client, local.is_ipv6()) {
         Ok(d) => d,
         Err(e) => {
@@ -39,20 +39,45 @@ async fn handle(
         }
     };
     if let Err(why) = guard::check(dst, local, &config.sandbox_addrs) {
-        tracing::info!(%dst, reason = why.as_str(), "connection refused");
+        let mut e = shared.event(EventKind::ConnectionDenied, "tcp");
+        e.addr = Some(dst.to_string());
+        e.rule = Some("guard".into());
+        e.detail = Some(why.as_str().into());
+        config.events.emit(e);
+        reset(client);
+        return;
+    }
+    let names = shared
+        .pins
+        .read()
+        .map(|p| p.names_for(dst.ip(), Instant::now()))
+        .unwrap_or_default();
+    let flow = Flow {
+        ip: dst.ip(),
+        port: dst.port(),
+        protocol: Protocol::Tcp,
+        names: &names,
+    };
+    let decision = config.policy.evaluate(&flow, &|a| shared.is_host(a));
+    if decision.action == Action::Deny {
+        let mut e = shared.event(EventKind::ConnectionDenied, "tcp");
+        e.addr = Some(dst.to_string());
+        e.name = names.first().map(|n| n.to_string());
+        e.rule = Some(shared.rule_name(decision));
+        config.events.emit(e);
         reset(client);
         return;
     }
     let upstream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(dst)).await
     {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%dst, error = %e, "upstream connect failed");
+        Ok(Err(err)) => {
+            upstream_failed(&shared, dst, &names, err.to_string());
             reset(client);
             return;
         }
         Err(_) => {
-            tracing::info!(%dst, "upstream connect timed out");
+            upstream_failed(&shared, dst, &names, "connect timed out".into());
             reset(client);
             return;
         }
@@ -64,6 +89,19 @@ async fn handle(
     if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
         tracing::debug!(%dst, error = %e, "relay ended with an error");
     }
+}
+
+fn upstream_failed(
+    shared: &Shared,
+    dst: SocketAddr,
+    names: &[standin_policy::egress::DomainName],
+    detail: String,
+) {
+    let mut e = shared.event(EventKind::UpstreamFailed, "tcp");
+    e.addr = Some(dst.to_string());
+    e.name = names.first().map(|n| n.to_string());
+    e.detail = Some(detail);
+    shared.config.events.emit(e);
 }
 
 /// Close with RST rather than FIN, so the client sees a connection reset at once.

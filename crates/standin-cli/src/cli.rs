@@ -51,6 +51,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
 
+    /// Egress rule, first match wins (repeatable):
+    /// allow|deny@TARGET[:tcp|udp[:PORTS]]; TARGET is an IP, CIDR, [IPv6], domain, *.domain,
+    /// any, or a group (public, private, loopback, link-local, metadata, multicast, host).
+    /// Rules come before the built-in allow@public.
+    #[arg(long, value_name = "RULE")]
+    pub net_rule: Vec<String>,
+
+    /// What happens to traffic no rule matches (default: deny).
+    #[arg(long, value_name = "ACTION")]
+    pub net_default: Option<crate::config::DefaultAction>,
+
+    /// DNS resolver to forward to: ADDR, ADDR:PORT or [IPV6]:PORT (repeatable; default: the
+    /// host's /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub dns_upstream: Vec<String>,
+
+    /// Append audit events (denied connections and queries, rebind blocks, upstream
+    /// failures) to FILE, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Read settings from a TOML file first (see docs/NETWORK.md); flags add to it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -5,6 +5,7 @@
 //! exec helper), selected by a hidden first argument before any CLI parsing happens.
 
 mod cli;
+mod config;
 
 use anyhow::Context;
 use clap::Parser;
@@ -57,24 +58,52 @@ fn run(args: RunArgs) -> i32 {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut builder = Sandbox::builder("run")
-        .command(args.command.clone())
-        .network(!args.no_network);
-    if let Some(dir) = &args.workdir {
+    let cfg = match &args.config {
+        Some(path) => config::Config::load(path)?,
+        None => config::Config::default(),
+    };
+    let mut builder = Sandbox::builder("run").command(args.command.clone());
+    let (sb, net) = (&cfg.sandbox, &cfg.network);
+    if let Some(dir) = args.workdir.as_ref().or(sb.workdir.as_ref()) {
         builder = builder.workdir(dir);
     }
-    if let Some(dir) = &args.rootfs {
+    if let Some(dir) = args.rootfs.as_ref().or(sb.rootfs.as_ref()) {
         builder = builder.rootfs(dir);
     }
-    if let Some(h) = &args.hostname {
+    if let Some(h) = args.hostname.as_ref().or(sb.hostname.as_ref()) {
         builder = builder.hostname(h);
     }
-    for m in &args.mount {
+    for m in sb.mounts.iter().chain(&args.mount) {
         builder = builder.mount(MountSpec::parse(m)?);
     }
-    for e in &args.env {
+    for e in sb.env.iter().chain(&args.env) {
         builder = builder.env_spec(EnvSpec::parse(e)?);
     }
+    let enabled = !args.no_network && net.enabled.unwrap_or(true);
+    let default = args.net_default.or(net.default);
+    let events = args.events.clone().or(net.events.clone());
+    builder = builder.network(|mut n| {
+        n = n.enabled(enabled);
+        for r in net.rules.iter().chain(&args.net_rule) {
+            n = n.rule(r);
+        }
+        if let Some(d) = default {
+            n = n.default_action(match d {
+                config::DefaultAction::Allow => standin::Action::Allow,
+                config::DefaultAction::Deny => standin::Action::Deny,
+            });
+        }
+        for u in net.dns_upstreams.iter().chain(&args.dns_upstream) {
+            n = n.dns_upstream_str(u);
+        }
+        if let Some(on) = net.rebind_protection {
+            n = n.rebind_protection(on);
+        }
+        if let Some(path) = events {
+            n = n.events_file(path);
+        }
+        n
+    });
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let sandbox = builder.create().await?;

@@ -7,7 +7,7 @@ use support::*;
 fn builder() -> standin::SandboxBuilder {
     Sandbox::builder("exec-test")
         .helper(standin_bin())
-        .network(false)
+        .no_network()
         .hostname("exec-box")
 }
 

@@ -1,6 +1,7 @@
 //! [`SandboxBuilder`]: describe a sandbox, then `create()` it.
 
 use crate::Error;
+use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
 use standin_sandbox::StdioSpec;
@@ -17,7 +18,7 @@ pub struct SandboxBuilder {
     workdir: Option<PathBuf>,
     mounts: Vec<MountSpec>,
     env: Vec<(String, String)>,
-    network: NetworkMode,
+    pub(crate) network: NetworkBuilder,
     command: Option<Vec<String>>,
     pub(crate) helper: Option<PathBuf>,
     pub(crate) stdio: StdioSpec,
@@ -33,7 +34,7 @@ impl SandboxBuilder {
             workdir: None,
             mounts: Vec::new(),
             env: Vec::new(),
-            network: NetworkMode::Captured,
+            network: NetworkBuilder::default(),
             command: None,
             helper: None,
             stdio: StdioSpec::default(),
@@ -129,15 +130,15 @@ impl SandboxBuilder {
         }
     }
 
-    /// `false` gives the sandbox loopback only (default: `true`, all traffic through the
-    /// boundary).
-    pub fn network(mut self, enabled: bool) -> Self {
-        self.network = if enabled {
-            NetworkMode::Captured
-        } else {
-            NetworkMode::None
-        };
+    /// Configure the network: egress rules, DNS, events, or none at all.
+    pub fn network(mut self, configure: impl FnOnce(NetworkBuilder) -> NetworkBuilder) -> Self {
+        self.network = configure(std::mem::take(&mut self.network));
         self
+    }
+
+    /// Loopback only: nothing leaves the sandbox. Same as `network(|n| n.enabled(false))`.
+    pub fn no_network(self) -> Self {
+        self.network(|n| n.enabled(false))
     }
 
     /// The main command. The sandbox lives as long as it runs; without one, the sandbox idles
@@ -174,8 +175,14 @@ impl SandboxBuilder {
 
     /// Create the sandbox (and start its main command, if any).
     pub async fn create(self) -> Result<Sandbox, Error> {
-        if !self.errors.is_empty() {
-            return Err(Error::Config(self.errors.join("; ")));
+        let errors: Vec<&String> = self
+            .errors
+            .iter()
+            .chain(self.network.errors.iter())
+            .collect();
+        if !errors.is_empty() {
+            let joined: Vec<&str> = errors.iter().map(|s| s.as_str()).collect();
+            return Err(Error::Config(joined.join("; ")));
         }
         Sandbox::create(self).await
     }
@@ -190,7 +197,11 @@ impl SandboxBuilder {
             root: self.root.clone(),
             workdir: self.workdir.clone(),
             mounts: self.mounts.clone(),
-            network: self.network,
+            network: if self.network.enabled {
+                NetworkMode::Captured
+            } else {
+                NetworkMode::None
+            },
             command: self.command.as_ref().map(|argv| ExecSpec {
                 argv: argv.clone(),
                 env: self.environment(&hostname),

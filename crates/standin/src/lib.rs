@@ -20,11 +20,15 @@
 
 mod builder;
 mod error;
+mod network;
 mod sandbox;
 
 pub use builder::SandboxBuilder;
 pub use error::Error;
+pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};
+pub use standin_boundary::{Event, EventKind};
+pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};
 pub use standin_sandbox::{MainPipes, StdioSpec};
 

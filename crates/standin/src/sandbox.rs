@@ -12,6 +12,7 @@ use std::sync::Arc;
 /// A running sandbox. Dropping it stops it (every process inside is killed).
 #[derive(Debug)]
 pub struct Sandbox {
+    id: String,
     name: String,
     hostname: String,
     env: Vec<(String, String)>,
@@ -46,6 +47,7 @@ impl Sandbox {
 
     pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
         let spec = b.spec();
+        let id = sandbox_id();
         let helper = match b.helper.take() {
             Some(h) => h,
             None => std::env::current_exe()?,
@@ -57,17 +59,37 @@ impl Sandbox {
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         let boundary = match capture {
-            Some(sockets) => Some(Boundary::start(
-                listeners(sockets),
-                BoundaryConfig {
-                    sandbox_addrs: standin_sandbox::netns::sandbox_addresses(),
-                    ..BoundaryConfig::default()
-                },
-            )?),
+            Some(sockets) => {
+                let events = b.network.take_sink().map_err(Error::Config)?;
+                let dns_upstreams = if b.network.dns_upstreams.is_empty() {
+                    std::fs::read_to_string("/etc/resolv.conf")
+                        .map(|t| standin_boundary::dns::upstreams_from_resolv_conf(&t))
+                        .unwrap_or_default()
+                } else {
+                    b.network.dns_upstreams.clone()
+                };
+                if dns_upstreams.is_empty() {
+                    tracing::warn!(
+                        "no DNS upstream (none given, none in /etc/resolv.conf): every lookup in the sandbox will fail"
+                    );
+                }
+                Some(Boundary::start(
+                    listeners(sockets),
+                    BoundaryConfig {
+                        sandbox_id: id.clone(),
+                        sandbox_addrs: standin_sandbox::netns::sandbox_addresses(),
+                        policy: b.network.policy(),
+                        dns_upstreams,
+                        events,
+                        ..BoundaryConfig::default()
+                    },
+                )?)
+            }
             None => None,
         };
         tracing::debug!(sandbox = %b.name, init_pid = process.init_pid(), "sandbox ready");
         Ok(Sandbox {
+            id,
             name: b.name.clone(),
             hostname: spec.hostname.clone(),
             env: b.environment(&spec.hostname),
@@ -75,6 +97,11 @@ impl Sandbox {
             pipes: Some(pipes),
             _boundary: boundary,
         })
+    }
+
+    /// The sandbox's unique id (as it appears in events).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The sandbox's name.
@@ -182,4 +209,14 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .code()
         .or(status.signal().map(|s| 128 + s))
         .unwrap_or(125)
+}
+
+/// 12 random hex digits.
+fn sandbox_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,8 +3,11 @@
 //! - [`standin`]: run the real `standin` binary;
 //! - [`FakeInternet`]: two network namespaces created for one test: `client`, where standin
 //!   runs and whose only route leads to `inet`, which holds public-looking addresses served
-//!   by a real upstream (`upstream.py`). Nothing is routed anywhere else. Dropping the fixture
-//!   kills the upstream and deletes both namespaces, also when the test panics.
+//!   by a real upstream (`upstream.py`) and a real DNS server (dnsmasq) resolving the test
+//!   names ([`ZONE`]). The client's `/etc/resolv.conf` (through `/etc/netns/<client>/`) names
+//!   that server, so standin's default upstream discovery is exercised too. Nothing is routed
+//!   anywhere else. Dropping the fixture kills the servers and deletes both namespaces and the
+//!   resolv.conf, also when the test panics.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -55,11 +58,30 @@ pub const UPSTREAM_V4: &str = "45.90.1.10";
 /// Public-looking IPv6 address of the fake upstream.
 pub const UPSTREAM_V6: &str = "2a0b:4d07::10";
 
+/// Public-looking address of `evil.example`.
+pub const EVIL_V4: &str = "45.90.1.20";
+/// Private address served in the fake internet (reachable without policy).
+pub const PRIVATE_V4: &str = "10.0.0.5";
+/// The metadata address, served in the fake internet (reachable without policy).
+pub const METADATA_V4: &str = "169.254.169.254";
+/// The DNS server's address.
+pub const DNS_V4: &str = "192.0.2.1";
+
+/// Names the fake internet's DNS server answers, and their addresses.
+pub const ZONE: &[(&str, &str)] = &[
+    ("api.openai.com", UPSTREAM_V4),
+    ("api.openai.com", UPSTREAM_V6),
+    ("evil.example", EVIL_V4),
+    ("private.example", PRIVATE_V4),
+    ("metadata.example", METADATA_V4),
+];
+
 /// The fake internet of one test.
 pub struct FakeInternet {
     pub client: String,
     pub inet: String,
     upstream: Option<Child>,
+    dns: Option<Child>,
 }
 
 fn ip(args: &[&str]) {
@@ -87,6 +109,7 @@ impl FakeInternet {
             client: format!("{base}c"),
             inet: format!("{base}i"),
             upstream: None,
+            dns: None,
         };
         ip(&["netns", "add", &fx.client]);
         ip(&["netns", "add", &fx.inet]);
@@ -122,7 +145,73 @@ impl FakeInternet {
                 "nodad",
             ],
         );
-        fx.start_upstream(tcp_ports, udp_ports)
+        for extra in [EVIL_V4, PRIVATE_V4, METADATA_V4] {
+            in_ns(i, &["addr", "add", &format!("{extra}/32"), "dev", "lo"]);
+        }
+        // A black hole for "slow resolver" tests: packets to it vanish.
+        in_ns(i, &["route", "add", "blackhole", "45.90.1.99/32"]);
+        let etc = format!("/etc/netns/{}", fx.client);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            format!("{etc}/resolv.conf"),
+            format!("nameserver {DNS_V4}\n"),
+        )
+        .unwrap();
+        fx.start_dns().start_upstream(tcp_ports, udp_ports)
+    }
+
+    fn start_dns(mut self) -> FakeInternet {
+        let mut args: Vec<String> = [
+            "netns",
+            "exec",
+            &self.inet,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--conf-file=/dev/null",
+            "--pid-file",
+            "--user=root",
+            "--bind-interfaces",
+            "--listen-address=192.0.2.1",
+            "--port=53",
+            "--log-facility=-",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (name, addr) in ZONE {
+            args.push(format!("--host-record={name},{addr}"));
+        }
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dnsmasq (apt-get install dnsmasq-base)");
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let mut log = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("dnsmasq did not start:\n{log}");
+            }
+            log.push_str(&line);
+            if line.contains("started") {
+                break;
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        self.dns = Some(child);
+        self
     }
 
     fn start_upstream(mut self, tcp_ports: &[u16], udp_ports: &[u16]) -> FakeInternet {
@@ -175,10 +264,15 @@ impl FakeInternet {
 
 impl Drop for FakeInternet {
     fn drop(&mut self) {
-        if let Some(mut child) = self.upstream.take() {
+        for child in [self.upstream.take(), self.dns.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.client));
         for ns in [&self.client, &self.inet] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }

@@ -1,0 +1,166 @@
+//! Audit events: one JSON object per decision worth auditing.
+//!
+//! Diagnostics go to `tracing`; these events are a separate, stable, typed stream for the
+//! operator (a JSONL file, or callbacks registered through the SDK). They never carry a
+//! secret value.
+
+use serde::Serialize;
+use std::fmt;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A connection was refused by policy or by the fixed guard.
+    ConnectionDenied,
+    /// A DNS query was refused by policy (answered NXDOMAIN).
+    DnsDenied,
+    /// A DNS answer carried a non-public address (answered NXDOMAIN).
+    RebindBlocked,
+    /// The upstream (TCP destination or DNS resolver) failed.
+    UpstreamFailed,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub ts: String,
+    /// Sandbox id.
+    pub sandbox: String,
+    /// Kind.
+    pub kind: EventKind,
+    /// Destination name, when known (query name, or a name the sandbox resolved to `addr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Destination address (`ip:port`, or `ip` for DNS answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// `tcp`, `udp` or `dns`.
+    pub protocol: &'static str,
+    /// The rule that decided (`default` for the policy's default, `guard` for the fixed
+    /// refusals, `rebind-protection`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// `deny` (all current kinds are refusals or failures).
+    pub action: &'static str,
+    /// Free-form detail (error text, refusal reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Event {
+    /// A new event stamped now.
+    pub fn new(sandbox: &str, kind: EventKind, protocol: &'static str) -> Event {
+        Event {
+            ts: rfc3339_now(),
+            sandbox: sandbox.to_owned(),
+            kind,
+            name: None,
+            addr: None,
+            protocol,
+            rule: None,
+            action: "deny",
+            detail: None,
+        }
+    }
+}
+
+type Listener = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Where events go. Cheap to clone; empty by default.
+#[derive(Clone, Default)]
+pub struct EventSink {
+    listeners: Arc<Vec<Listener>>,
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventSink({} listeners)", self.listeners.len())
+    }
+}
+
+impl EventSink {
+    /// A sink that calls each of `listeners`.
+    pub fn new(listeners: Vec<Listener>) -> EventSink {
+        EventSink {
+            listeners: Arc::new(listeners),
+        }
+    }
+
+    /// A listener appending JSON lines to `file` (flushed per event: events are rare, and an
+    /// audit trail should survive a crash).
+    pub fn jsonl_file(file: std::fs::File) -> Listener {
+        let file = Mutex::new(file);
+        Box::new(move |e: &Event| {
+            if let (Ok(mut line), Ok(mut f)) = (serde_json::to_vec(e), file.lock()) {
+                line.push(b'\n');
+                let _ = f.write_all(&line);
+            }
+        })
+    }
+
+    /// Deliver one event.
+    pub fn emit(&self, event: Event) {
+        tracing::info!(kind = ?event.kind, name = ?event.name, addr = ?event.addr, rule = ?event.rule, detail = ?event.detail, "event");
+        for l in self.listeners.iter() {
+            l(&event);
+        }
+    }
+}
+
+/// Current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs(), d.subsec_millis())
+}
+
+fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_350_000, 999), "2026-11-22T12:20:00.999Z");
+    }
+
+    #[test]
+    fn serializes_without_empty_fields() {
+        let mut e = Event::new("sb1", EventKind::DnsDenied, "dns");
+        e.name = Some("evil.example".into());
+        e.rule = Some("deny@evil.example".into());
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["kind"], "dns-denied");
+        assert_eq!(v["name"], "evil.example");
+        assert_eq!(v["action"], "deny");
+        assert!(v.get("addr").is_none());
+    }
+}

@@ -1,0 +1,128 @@
+//! `--config FILE`: a TOML file that can say everything the flags can.
+//!
+//! ```toml
+//! [sandbox]
+//! workdir = "/srv/agent"          # --workdir
+//! rootfs = "/srv/rootfs"          # --rootfs
+//! hostname = "agent"              # --hostname
+//! mounts = ["/data:/data:ro"]     # --mount (repeatable)
+//! env = ["MODE=ci", "TERM"]       # --env (repeatable)
+//!
+//! [network]
+//! enabled = true                  # --no-network sets false
+//! default = "deny"                # --net-default
+//! rules = ["allow@*.openai.com:tcp:443", "deny@metadata"]   # --net-rule (repeatable)
+//! dns_upstreams = ["192.0.2.53", "[2001:db8::53]:5353"]     # --dns-upstream (repeatable)
+//! rebind_protection = true
+//! events = "/var/log/standin-events.jsonl"                  # --events
+//! ```
+//!
+//! Unknown keys are errors: a typo must never silently widen access. Flags given on the
+//! command line are applied after the file: lists are appended to, single values replace.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[sandbox]`.
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    /// `[network]`.
+    #[serde(default)]
+    pub network: NetworkSection,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    pub workdir: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// `[network]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    pub enabled: Option<bool>,
+    pub default: Option<DefaultAction>,
+    #[serde(default)]
+    pub rules: Vec<String>,
+    #[serde(default)]
+    pub dns_upstreams: Vec<String>,
+    pub rebind_protection: Option<bool>,
+    pub events: Option<PathBuf>,
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// Allow what no rule matches.
+    Allow,
+    /// Deny what no rule matches.
+    Deny,
+}
+
+impl Config {
+    /// Read and parse `path`; errors name the file, the line and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let text = r#"
+[sandbox]
+workdir = "/srv/agent"
+hostname = "agent"
+mounts = ["/data:/data:ro"]
+env = ["MODE=ci", "TERM"]
+
+[network]
+enabled = true
+default = "allow"
+rules = ["allow@*.openai.com:tcp:443", "deny@metadata"]
+dns_upstreams = ["192.0.2.53"]
+rebind_protection = false
+events = "/tmp/e.jsonl"
+"#;
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.sandbox.mounts.len(), 1);
+        assert_eq!(c.network.default, Some(DefaultAction::Allow));
+        assert_eq!(c.network.rules.len(), 2);
+        assert_eq!(c.network.rebind_protection, Some(false));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = toml::from_str::<Config>("[network]\nrule = [\"deny@any\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `rule`"), "{e}");
+        assert!(e.contains("rules"), "{e}");
+        let e = toml::from_str::<Config>("[network]\ndefault = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe"), "{e}");
+        let e = toml::from_str::<Config>("[sandbx]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sandbx"), "{e}");
+    }
+}

@@ -1,0 +1,179 @@
+//! [`NetworkBuilder`]: the sandbox's network: on or off, egress rules, DNS, events.
+
+use standin_boundary::{Event, EventSink};
+use standin_policy::egress::{Action, EgressPolicy, Rule};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+type Listener = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Builder for the sandbox's network, used through
+/// [`SandboxBuilder::network`](crate::SandboxBuilder::network).
+///
+/// The shipped egress policy allows public destinations and denies private ranges, loopback,
+/// link-local, multicast, the host and cloud metadata. Rules added here come first (first
+/// match wins); [`default_action`](Self::default_action) decides what no rule matches.
+pub struct NetworkBuilder {
+    pub(crate) enabled: bool,
+    rules: Vec<Rule>,
+    default: Action,
+    rebind_protection: bool,
+    pub(crate) dns_upstreams: Vec<SocketAddr>,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) events_file: Option<PathBuf>,
+    pub(crate) errors: Vec<String>,
+}
+
+impl std::fmt::Debug for NetworkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkBuilder")
+            .field("enabled", &self.enabled)
+            .field("rules", &self.rules)
+            .field("default", &self.default)
+            .field("rebind_protection", &self.rebind_protection)
+            .field("dns_upstreams", &self.dns_upstreams)
+            .field("listeners", &self.listeners.len())
+            .field("events_file", &self.events_file)
+            .finish()
+    }
+}
+
+impl Default for NetworkBuilder {
+    fn default() -> Self {
+        NetworkBuilder {
+            enabled: true,
+            rules: Vec::new(),
+            default: Action::Deny,
+            rebind_protection: true,
+            dns_upstreams: Vec::new(),
+            listeners: Vec::new(),
+            events_file: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl NetworkBuilder {
+    /// `false`: loopback only, nothing leaves the sandbox.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Add a rule in the `allow|deny@TARGET[:tcp|udp[:PORTS]]` grammar (see
+    /// `standin_policy::egress::rule`). Rules are evaluated in the order added.
+    pub fn rule(mut self, rule: &str) -> Self {
+        match Rule::parse(rule) {
+            Ok(r) => self.rules.push(r),
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        self
+    }
+
+    /// What happens to traffic no rule matches (after the built-in `allow@public`). Default:
+    /// deny.
+    pub fn default_action(mut self, action: Action) -> Self {
+        self.default = action;
+        self
+    }
+
+    /// Keep (default) or drop the DNS rebind protection.
+    pub fn rebind_protection(mut self, on: bool) -> Self {
+        self.rebind_protection = on;
+        self
+    }
+
+    /// Forward DNS to this resolver (repeatable, tried in order). Default: the host's
+    /// `/etc/resolv.conf`.
+    pub fn dns_upstream(mut self, addr: SocketAddr) -> Self {
+        self.dns_upstreams.push(addr);
+        self
+    }
+
+    /// Parse `ADDR`, `ADDR:PORT` or `[V6]:PORT` and add it as a DNS upstream.
+    pub fn dns_upstream_str(mut self, s: &str) -> Self {
+        match parse_resolver(s) {
+            Some(a) => self.dns_upstreams.push(a),
+            None => self.errors.push(format!(
+                "dns upstream {s:?}: expected ADDR, ADDR:PORT or [IPV6]:PORT"
+            )),
+        }
+        self
+    }
+
+    /// Call `f` for every audit event (denied connections and queries, rebind blocks,
+    /// upstream failures).
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Box::new(f));
+        self
+    }
+
+    /// Append audit events as JSON lines to `path`.
+    pub fn events_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.events_file = Some(path.into());
+        self
+    }
+
+    pub(crate) fn policy(&self) -> EgressPolicy {
+        let mut p = EgressPolicy::with_user_rules(self.rules.clone(), self.default);
+        p.rebind_protection = self.rebind_protection;
+        p
+    }
+
+    pub(crate) fn take_sink(&mut self) -> Result<EventSink, String> {
+        let mut listeners = std::mem::take(&mut self.listeners);
+        if let Some(path) = &self.events_file {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("events file {}: {e}", path.display()))?;
+            listeners.push(EventSink::jsonl_file(file));
+        }
+        Ok(EventSink::new(listeners))
+    }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[V6]` or `[V6]:PORT`; port 53 by default.
+pub fn parse_resolver(s: &str) -> Option<SocketAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, 53));
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53));
+    }
+    s.parse::<SocketAddr>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_resolvers() {
+        assert_eq!(
+            parse_resolver("192.0.2.1"),
+            Some("192.0.2.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolver("192.0.2.1:5353"),
+            Some("192.0.2.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolver("fd99::1"),
+            Some("[fd99::1]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolver("[fd99::1]"),
+            Some("[fd99::1]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolver("[fd99::1]:5353"),
+            Some("[fd99::1]:5353".parse().unwrap())
+        );
+        assert_eq!(parse_resolver("dns.example"), None);
+    }
+}
