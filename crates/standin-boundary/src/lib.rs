@@ -11,6 +11,7 @@
 //!   addresses, the listeners);
 //! - [`relay`]: the TCP relay: policy check, then `copy_bidirectional` with fixed buffers
 //!   (no per-chunk allocation) for uninspected streams;
+//! - [`client_hello`]: the server name of a TLS ClientHello, peeked without consuming it;
 //! - [`dns`]: the DNS forwarder: every query evaluated as egress, rebind protection, the pin
 //!   table;
 //! - [`events`]: the audit stream (JSONL file and SDK callbacks);
@@ -19,6 +20,7 @@
 //! The egress policy itself is pure and lives in `standin_policy::egress`. TLS interception
 //! and secret substitution plug in between the policy check and the relay in later layers.
 
+pub mod client_hello;
 pub mod dns;
 pub mod events;
 pub mod guard;

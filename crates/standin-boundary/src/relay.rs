@@ -2,14 +2,16 @@
 //! must be refused (the fixed guard, then the egress policy with the names this sandbox
 //! resolved to that address), dial, and shuttle bytes both ways with half-close.
 
+use crate::client_hello::{MAX_RECORD, Peeked, peek};
 use crate::events::EventKind;
 use crate::guard;
 use crate::original_dst::original_dst;
 use crate::shared::Shared;
-use standin_policy::egress::{Action, Flow, Protocol};
+use standin_policy::egress::{Action, DomainName, Flow, Protocol};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Accept loop of one relay listener.
@@ -52,17 +54,31 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
         .read()
         .map(|p| p.names_for(dst.ip(), Instant::now()))
         .unwrap_or_default();
+    // Domain rules also look at the TLS server name: read the client's first bytes (kept and
+    // replayed upstream). Without domain rules nothing is read ahead.
+    let mut client = client;
+    let (head, hello) = if config.policy.has_domain_rules() {
+        read_hello(&mut client).await
+    } else {
+        (Vec::new(), Peeked::NotTls)
+    };
+    let sni = match &hello {
+        Peeked::Tls(Some(name)) => DomainName::parse(name).ok(),
+        _ => None,
+    };
     let flow = Flow {
         ip: dst.ip(),
         port: dst.port(),
         protocol: Protocol::Tcp,
         names: &names,
+        tls: hello != Peeked::NotTls,
+        sni: sni.as_ref(),
     };
     let decision = config.policy.evaluate(&flow, &|a| shared.is_host(a));
     if decision.action == Action::Deny {
         let mut e = shared.event(EventKind::ConnectionDenied, "tcp");
         e.addr = Some(dst.to_string());
-        e.name = names.first().map(|n| n.to_string());
+        e.name = sni.as_ref().or(names.first()).map(|n| n.to_string());
         e.rule = Some(shared.rule_name(decision));
         config.events.emit(e);
         reset(client);
@@ -86,8 +102,45 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (mut c, mut u) = (client, upstream);
+    if !head.is_empty() && u.write_all(&head).await.is_err() {
+        reset(c);
+        return;
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
         tracing::debug!(%dst, error = %e, "relay ended with an error");
+    }
+}
+
+/// How long the relay waits for a client's first bytes when domain rules need the TLS server
+/// name. Server-first protocols (SSH, SMTP) pay this once per connection, and only when the
+/// policy has domain rules.
+pub const HELLO_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Read until the first TLS record is complete, the bytes are clearly not TLS, the record
+/// limit is reached, or [`HELLO_TIMEOUT`] passes. Returns what was read (to replay upstream)
+/// and what it is.
+async fn read_hello(client: &mut TcpStream) -> (Vec<u8>, Peeked) {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => {
+                let state = if buf.is_empty() {
+                    Peeked::NotTls
+                } else {
+                    peek(&buf)
+                };
+                return (buf, state);
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match peek(&buf) {
+            Peeked::NeedMore if buf.len() < MAX_RECORD => continue,
+            Peeked::NeedMore => return (buf, Peeked::MalformedTls),
+            other => return (buf, other),
+        }
     }
 }
 

@@ -315,3 +315,88 @@ fn config_file_expresses_the_flags() {
     );
     assert!(events(&ev).iter().any(|e| e.contains("dns-denied")));
 }
+
+/// A python snippet that resolves (optionally) and sends a real ClientHello for `sni` to
+/// `addr:443`, printing `<label> relayed` if the upstream saw it and `<label> refused` if the
+/// boundary reset the connection.
+fn hello_script(cases: &[(&str, &str, &str)]) -> String {
+    let mut py = String::from(
+        "import socket, ssl\n\
+         def hello(label, addr, sni):\n\
+         \x20   ctx = ssl.create_default_context()\n\
+         \x20   inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()\n\
+         \x20   obj = ctx.wrap_bio(inc, out, server_hostname=sni)\n\
+         \x20   try:\n\
+         \x20       obj.do_handshake()\n\
+         \x20   except ssl.SSLWantReadError:\n\
+         \x20       pass\n\
+         \x20   s = socket.create_connection((addr, 443), timeout=5)\n\
+         \x20   try:\n\
+         \x20       s.sendall(out.read())\n\
+         \x20       reply = s.recv(100)\n\
+         \x20   except OSError:\n\
+         \x20       reply = b''\n\
+         \x20   print(label, 'relayed' if reply.startswith(b'TLS-SEEN') else 'refused')\n",
+    );
+    for (label, addr, sni) in cases {
+        py.push_str(&format!("hello('{label}', {addr}, '{sni}')\n"));
+    }
+    format!("python3 -c \"{py}\"")
+}
+
+#[test]
+fn tls_server_names_decide_domain_rules() {
+    let net = FakeInternet::new(&[443], &[]);
+    let resolved = "socket.getaddrinfo('api.openai.com', 443, socket.AF_INET)[0][4][0]";
+    let o = net.run_sh(
+        &[
+            "--net-rule",
+            "allow@api.openai.com:tcp:443",
+            "--net-rule",
+            "deny@public",
+        ],
+        &hello_script(&[
+            ("named", resolved, "api.openai.com"),
+            ("fronted", resolved, "other.example"),
+        ]),
+    );
+    let s = stdout(&o);
+    assert!(s.contains("named relayed"), "{s}\n{}", stderr(&o));
+    assert!(s.contains("fronted refused"), "{s}");
+    // Same address, same SNI, but in a fresh sandbox that never resolved the name.
+    let o = net.run_sh(
+        &[
+            "--net-rule",
+            "allow@api.openai.com:tcp:443",
+            "--net-rule",
+            "deny@public",
+        ],
+        &hello_script(&[("unresolved", &format!("'{UPSTREAM_V4}'"), "api.openai.com")]),
+    );
+    assert!(stdout(&o).contains("unresolved refused"), "{}", stdout(&o));
+
+    // A deny rule matches the server name alone: a hard-coded address cannot dodge it.
+    let ev = tempfile::NamedTempFile::new().unwrap();
+    let o = net.run_sh(
+        &[
+            "--net-rule",
+            "deny@*.evil.example",
+            "--events",
+            ev.path().to_str().unwrap(),
+        ],
+        &hello_script(&[
+            ("evil", &format!("'{UPSTREAM_V4}'"), "www.evil.example"),
+            ("other", &format!("'{UPSTREAM_V4}'"), "other.example"),
+        ]),
+    );
+    let s = stdout(&o);
+    assert!(s.contains("evil refused"), "{s}\n{}", stderr(&o));
+    assert!(s.contains("other relayed"), "{s}");
+    assert!(
+        events(ev.path())
+            .iter()
+            .any(|e| e.contains("www.evil.example") && e.contains("deny@*.evil.example")),
+        "{:?}",
+        events(ev.path())
+    );
+}

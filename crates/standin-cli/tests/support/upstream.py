@@ -21,8 +21,12 @@ def serve_tcp(s):
     def handle(c, peer):
         try:
             c.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data and len(data) < 65536:
+            data = c.recv(4096)
+            if data[:1] == b"\x16":
+                # A TLS ClientHello: say so (this upstream does not speak TLS).
+                c.sendall(b"TLS-SEEN\n")
+                return
+            while data and b"\r\n\r\n" not in data and len(data) < 65536:
                 chunk = c.recv(4096)
                 if not chunk:
                     break

@@ -32,6 +32,31 @@ pub struct Flow<'a> {
     /// Names this sandbox itself resolved to `ip` (from its pin table). Domain rules match
     /// only through these, so a hard-coded address cannot borrow an allowed name.
     pub names: &'a [DomainName],
+    /// Whether the connection opened with a TLS ClientHello.
+    pub tls: bool,
+    /// The ClientHello's server name, when there was one and it is a valid host name.
+    pub sni: Option<&'a DomainName>,
+}
+
+impl Flow<'_> {
+    /// Whether a domain rule with `pattern` and `action` matches this flow.
+    ///
+    /// - allow: a name this sandbox resolved to the address matches; for TLS, that name must
+    ///   also be the ClientHello's SNI (no SNI, no match);
+    /// - deny: a resolved name matches, or the SNI does: naming a denied host in the
+    ///   handshake is enough, so a hard-coded address cannot dodge a deny rule either.
+    pub fn matches_domain(&self, pattern: &super::domain::HostPattern, action: Action) -> bool {
+        match action {
+            Action::Allow if self.tls => self
+                .sni
+                .is_some_and(|sni| pattern.matches(sni) && self.names.contains(sni)),
+            Action::Allow => self.names.iter().any(|n| pattern.matches(n)),
+            Action::Deny => {
+                self.names.iter().any(|n| pattern.matches(n))
+                    || self.sni.is_some_and(|sni| pattern.matches(sni))
+            }
+        }
+    }
 }
 
 /// The outcome, with the rule that decided it (`None`: the default).
@@ -77,7 +102,7 @@ impl EgressPolicy {
                 Destination::Any => true,
                 Destination::Cidr(net) => net.contains(&ip),
                 Destination::Group(g) => g.contains(ip, is_host),
-                Destination::Domain(p) => flow.names.iter().any(|n| p.matches(n)),
+                Destination::Domain(p) => flow.matches_domain(p, rule.action),
             };
             if hit {
                 return Decision {
@@ -90,6 +115,13 @@ impl EgressPolicy {
             action: self.default,
             rule: None,
         }
+    }
+
+    /// Whether any rule names a domain (the relay then reads the ClientHello's SNI).
+    pub fn has_domain_rules(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.destination, Destination::Domain(_)))
     }
 
     /// Decide a DNS query for `name`.
@@ -189,6 +221,8 @@ mod tests {
             port,
             protocol: Protocol::Tcp,
             names,
+            tls: false,
+            sni: None,
         }
     }
 
@@ -289,6 +323,47 @@ mod tests {
             p.evaluate(&tcp("10.9.9.9", 443, &other), &no_host).action,
             Action::Deny
         );
+    }
+
+    #[test]
+    fn tls_ties_domain_rules_to_the_sni() {
+        let p = policy(
+            &["deny@evil.example", "allow@api.openai.com", "deny@public"],
+            Action::Deny,
+        );
+        let openai = name("api.openai.com");
+        let evil = name("evil.example");
+        let resolved = [openai.clone()];
+        let tls = |names, sni| Flow {
+            tls: true,
+            sni,
+            ..tcp("45.90.1.10", 443, names)
+        };
+        // Resolved and named in the handshake: allowed.
+        assert_eq!(
+            p.evaluate(&tls(&resolved, Some(&openai)), &no_host).rule,
+            Some(1)
+        );
+        // Resolved, but the handshake names another host (fronting): not allowed.
+        let other = name("other.example");
+        assert_eq!(
+            p.evaluate(&tls(&resolved, Some(&other)), &no_host).rule,
+            Some(2)
+        );
+        // No SNI at all: the allow rule cannot be established.
+        assert_eq!(p.evaluate(&tls(&resolved, None), &no_host).rule, Some(2));
+        // Never resolved, SNI claims the allowed name: not allowed.
+        assert_eq!(p.evaluate(&tls(&[], Some(&openai)), &no_host).rule, Some(2));
+        // Never resolved, SNI names a denied host: the deny rule matches on the name alone.
+        assert_eq!(
+            p.evaluate(&tls(&[], Some(&evil)), &no_host),
+            Decision {
+                action: Action::Deny,
+                rule: Some(0)
+            }
+        );
+        assert!(p.has_domain_rules());
+        assert!(!EgressPolicy::default().has_domain_rules());
     }
 
     #[test]
