@@ -24,6 +24,7 @@ pub mod client_hello;
 pub mod dns;
 pub mod events;
 pub mod guard;
+pub mod idle;
 pub mod listeners;
 pub mod original_dst;
 pub mod relay;
@@ -65,6 +66,9 @@ pub struct BoundaryConfig {
     pub dns_upstreams: Vec<SocketAddr>,
     /// How long an upstream TCP connect may take before the client gets a reset.
     pub connect_timeout: Duration,
+    /// A relayed connection on which no byte moved in either direction for this long is
+    /// closed.
+    pub idle_timeout: Duration,
     /// Where audit events go.
     pub events: EventSink,
 }
@@ -77,6 +81,7 @@ impl Default for BoundaryConfig {
             policy: EgressPolicy::default(),
             dns_upstreams: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(15 * 60),
             events: EventSink::default(),
         }
     }

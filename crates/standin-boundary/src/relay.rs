@@ -5,6 +5,7 @@
 use crate::client_hello::{MAX_RECORD, Peeked, peek};
 use crate::events::EventKind;
 use crate::guard;
+use crate::idle::{Activity, Tracked, until_idle};
 use crate::original_dst::original_dst;
 use crate::shared::Shared;
 use standin_policy::egress::{Action, DomainName, Flow, Protocol};
@@ -101,13 +102,24 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
     tracing::debug!(%dst, "relaying");
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    let (mut c, mut u) = (client, upstream);
+    let (c, mut u) = (client, upstream);
     if !head.is_empty() && u.write_all(&head).await.is_err() {
         reset(c);
         return;
     }
-    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-        tracing::debug!(%dst, error = %e, "relay ended with an error");
+    let activity = Activity::new();
+    let mut c = Tracked::new(c, activity.clone());
+    let mut u = Tracked::new(u, activity.clone());
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut c, &mut u) => {
+            if let Err(e) = r {
+                tracing::debug!(%dst, error = %e, "relay ended with an error");
+            }
+        }
+        _ = until_idle(&activity, config.idle_timeout) => {
+            tracing::debug!(%dst, "idle timeout; closing both sides");
+            reset(c.into_inner());
+        }
     }
 }
 

@@ -67,6 +67,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub dns_upstream: Vec<String>,
 
+    /// Close relayed connections idle (no byte either way) for SECS seconds (default: 900).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: Option<u64>,
+
     /// Append audit events (denied connections and queries, rebind blocks, upstream
     /// failures) to FILE, one JSON object per line.
     #[arg(long, value_name = "FILE")]

@@ -14,6 +14,7 @@
 //! rules = ["allow@*.openai.com:tcp:443", "deny@metadata"]   # --net-rule (repeatable)
 //! dns_upstreams = ["192.0.2.53", "[2001:db8::53]:5353"]     # --dns-upstream (repeatable)
 //! rebind_protection = true
+//! idle_timeout_secs = 900                                   # --idle-timeout
 //! events = "/var/log/standin-events.jsonl"                  # --events
 //! ```
 //!
@@ -59,6 +60,7 @@ pub struct NetworkSection {
     #[serde(default)]
     pub dns_upstreams: Vec<String>,
     pub rebind_protection: Option<bool>,
+    pub idle_timeout_secs: Option<u64>,
     pub events: Option<PathBuf>,
 }
 

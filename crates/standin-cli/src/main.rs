@@ -82,6 +82,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     let enabled = !args.no_network && net.enabled.unwrap_or(true);
     let default = args.net_default.or(net.default);
     let events = args.events.clone().or(net.events.clone());
+    let idle_timeout = args.idle_timeout.or(net.idle_timeout_secs);
     builder = builder.network(|mut n| {
         n = n.enabled(enabled);
         for r in net.rules.iter().chain(&args.net_rule) {
@@ -95,6 +96,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         }
         for u in net.dns_upstreams.iter().chain(&args.dns_upstream) {
             n = n.dns_upstream_str(u);
+        }
+        if let Some(secs) = idle_timeout {
+            n = n.idle_timeout(std::time::Duration::from_secs(secs));
         }
         if let Some(on) = net.rebind_protection {
             n = n.rebind_protection(on);

@@ -400,3 +400,34 @@ fn tls_server_names_decide_domain_rules() {
         events(ev.path())
     );
 }
+
+#[test]
+fn idle_relayed_connections_are_closed() {
+    let net = FakeInternet::new(&[80], &[]);
+    // The upstream itself waits 10 s for a request; the boundary's 1 s idle timeout must close
+    // the silent connection long before that.
+    let o = net.run_sh(
+        &["--idle-timeout", "1"],
+        &format!(
+            "python3 -c '
+import socket, time
+s = socket.create_connection((\"{UPSTREAM_V4}\", 80), timeout=30)
+t = time.monotonic()
+try:
+    data = s.recv(100)
+except OSError:
+    data = b\"\"
+print(\"closed\", repr(data), round(time.monotonic() - t, 1))
+'"
+        ),
+    );
+    let s = stdout(&o);
+    let secs: f64 = s
+        .split_whitespace()
+        .last()
+        .unwrap_or("99")
+        .parse()
+        .unwrap_or(99.0);
+    assert!(s.starts_with("closed b''"), "{s}\n{}", stderr(&o));
+    assert!((0.9..8.0).contains(&secs), "closed after {secs} s: {s}");
+}

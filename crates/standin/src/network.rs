@@ -18,6 +18,7 @@ pub struct NetworkBuilder {
     rules: Vec<Rule>,
     default: Action,
     rebind_protection: bool,
+    pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) dns_upstreams: Vec<SocketAddr>,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) events_file: Option<PathBuf>,
@@ -45,6 +46,7 @@ impl Default for NetworkBuilder {
             rules: Vec::new(),
             default: Action::Deny,
             rebind_protection: true,
+            idle_timeout: None,
             dns_upstreams: Vec::new(),
             listeners: Vec::new(),
             events_file: None,
@@ -80,6 +82,17 @@ impl NetworkBuilder {
     /// Keep (default) or drop the DNS rebind protection.
     pub fn rebind_protection(mut self, on: bool) -> Self {
         self.rebind_protection = on;
+        self
+    }
+
+    /// Close relayed connections on which nothing moved for this long (default: 15 minutes).
+    pub fn idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        if timeout.is_zero() {
+            self.errors
+                .push("idle_timeout(0): give a positive duration".into());
+        } else {
+            self.idle_timeout = Some(timeout);
+        }
         self
     }
 

@@ -81,6 +81,10 @@ impl Sandbox {
                         policy: b.network.policy(),
                         dns_upstreams,
                         events,
+                        idle_timeout: b
+                            .network
+                            .idle_timeout
+                            .unwrap_or(BoundaryConfig::default().idle_timeout),
                         ..BoundaryConfig::default()
                     },
                 )?)
