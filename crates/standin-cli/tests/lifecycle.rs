@@ -45,18 +45,41 @@ fn stdin_and_stdout_pass_through() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO SANDBOX\n");
 }
 
-/// Start `standin run` with a workload that prints `started` and then keeps a background and
-/// a foreground process alive; returns the child and the marker in their command lines.
-fn start_long_running() -> (std::process::Child, String) {
+/// A running `standin`, killed on drop so that a failing test never leaves it behind.
+struct Running(std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `standin run` with a workload that prints `started` once it has two processes that
+/// stay put (a shell waiting for a background sleep); returns standin and the marker in their
+/// command lines.
+fn start_long_running() -> (Running, String) {
     let marker = format!("{}.5", unique("77"));
-    let mut child = Command::new(standin_bin())
+    let child = Command::new(standin_bin())
         .args(["run", "--", "sh", "-c"])
-        .arg(format!(
-            "sleep {marker} & echo started; exec sleep {marker}"
-        ))
+        .arg(format!("sleep {marker} & echo started; wait"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = Running(child);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
