@@ -431,3 +431,25 @@ print(\"closed\", repr(data), round(time.monotonic() - t, 1))
     assert!(s.starts_with("closed b''"), "{s}\n{}", stderr(&o));
     assert!((0.9..8.0).contains(&secs), "closed after {secs} s: {s}");
 }
+
+#[test]
+fn https_passes_through_the_relay_untouched() {
+    let net = FakeInternet::with_tls(&[80], &[], &[443]);
+    let ca = net.ca_file();
+    let mount = format!("{}:/ca:ro", ca.parent().unwrap().display());
+    let o = net.run_sh(
+        &["--mount", &mount],
+        "curl -sS -m 5 --cacert /ca/ca.pem https://api.openai.com/; \
+         curl -sS -m 5 -6 --cacert /ca/ca.pem https://api.openai.com/; \
+         python3 -c 'import ssl, urllib.request; ctx = ssl.create_default_context(cafile=\"/ca/ca.pem\"); print(urllib.request.urlopen(\"https://api.openai.com/\", context=ctx, timeout=5).read().decode(), end=\"\")'",
+    );
+    let s = stdout(&o);
+    assert_eq!(
+        s.matches("sni=api.openai.com").count(),
+        3,
+        "{s}\n{}",
+        stderr(&o)
+    );
+    assert!(s.contains(&format!("tls local={UPSTREAM_V4}:443")), "{s}");
+    assert!(s.contains(&format!("tls local=[{UPSTREAM_V6}]:443")), "{s}");
+}

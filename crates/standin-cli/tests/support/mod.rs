@@ -82,6 +82,8 @@ pub struct FakeInternet {
     pub inet: String,
     upstream: Option<Child>,
     dns: Option<Child>,
+    tls_ports: Vec<u16>,
+    pki: Option<tempfile::TempDir>,
 }
 
 fn ip(args: &[&str]) {
@@ -104,12 +106,30 @@ impl FakeInternet {
     /// Build the namespaces and start the upstream on `tcp_ports` (and count UDP on
     /// `udp_ports`).
     pub fn new(tcp_ports: &[u16], udp_ports: &[u16]) -> FakeInternet {
+        FakeInternet::build(tcp_ports, udp_ports, &[])
+    }
+
+    /// Like [`FakeInternet::new`], plus real HTTPS on `tls_ports` with a certificate for every
+    /// name and address of [`ZONE`], issued by a test CA made for this fixture
+    /// ([`FakeInternet::ca_file`]).
+    pub fn with_tls(tcp_ports: &[u16], udp_ports: &[u16], tls_ports: &[u16]) -> FakeInternet {
+        FakeInternet::build(tcp_ports, udp_ports, tls_ports)
+    }
+
+    /// The test CA's certificate (PEM).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.pki.as_ref().expect("with_tls").path().join("ca.pem")
+    }
+
+    fn build(tcp_ports: &[u16], udp_ports: &[u16], tls_ports: &[u16]) -> FakeInternet {
         let base = unique("sti");
         let fx = FakeInternet {
             client: format!("{base}c"),
             inet: format!("{base}i"),
             upstream: None,
             dns: None,
+            tls_ports: Vec::new(),
+            pki: None,
         };
         ip(&["netns", "add", &fx.client]);
         ip(&["netns", "add", &fx.inet]);
@@ -157,7 +177,12 @@ impl FakeInternet {
             format!("nameserver {DNS_V4}\n"),
         )
         .unwrap();
-        fx.start_dns().start_upstream(tcp_ports, udp_ports)
+        let mut fx = fx.start_dns();
+        if !tls_ports.is_empty() {
+            fx.tls_ports = tls_ports.to_vec();
+            fx.pki = Some(make_pki());
+        }
+        fx.start_upstream(tcp_ports, udp_ports)
     }
 
     fn start_dns(mut self) -> FakeInternet {
@@ -223,10 +248,14 @@ impl FakeInternet {
             self.inet.clone(),
             "python3".to_owned(),
             script.to_owned(),
-            join(tcp_ports),
+            format!("--tcp={}", join(tcp_ports)),
+            format!("--udp={}", join(udp_ports)),
         ];
-        if !udp_ports.is_empty() {
-            args.push(join(udp_ports));
+        if !self.tls_ports.is_empty() {
+            let pki = self.pki.as_ref().expect("test PKI");
+            args.push(format!("--tls={}", join(&self.tls_ports)));
+            args.push(format!("--cert={}", pki.path().join("leaf.pem").display()));
+            args.push(format!("--key={}", pki.path().join("leaf.key").display()));
         }
         let mut child = Command::new("ip")
             .args(&args)
@@ -277,4 +306,95 @@ impl Drop for FakeInternet {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// A throw-away CA and one leaf certificate for every name and address of [`ZONE`], made with
+/// the openssl CLI (P-256, valid two days).
+fn make_pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut san: Vec<String> = Vec::new();
+    for (name, addr) in ZONE {
+        for entry in [format!("DNS:{name}"), format!("IP:{addr}")] {
+            if !san.contains(&entry) {
+                san.push(entry);
+            }
+        }
+    }
+    for n in ["other.example", "www.evil.example"] {
+        san.push(format!("DNS:{n}"));
+    }
+    std::fs::write(
+        d.join("leaf.ext"),
+        format!(
+            "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            san.join(",")
+        ),
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(d)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=standin test CA",
+    ]);
+    openssl(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=api.openai.com",
+    ]);
+    openssl(&csr);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    // Readable by the sandbox's unprivileged root when mounted in.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.join("ca.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir
 }

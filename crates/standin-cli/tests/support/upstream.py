@@ -4,7 +4,7 @@ TCP (dual-stack) on every port given: answers one HTTP/1.0 response whose body s
 local address the connection reached and from where. UDP (dual-stack) on every port given:
 counts datagrams. `GET /udp-count` returns that count. Prints "ready" once bound.
 """
-import socket, sys, threading
+import socket, ssl, sys, threading
 
 udp_count = 0
 lock = threading.Lock()
@@ -68,12 +68,53 @@ def serve_udp(s):
         with lock:
             udp_count += 1
 
+def serve_tls(s, ctx):
+    def handle(c, peer):
+        seen = {}
+        try:
+            c.settimeout(10)
+            tls = ctx.wrap_socket(c, server_side=True)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            body = f"tls local={fmt(tls.getsockname())} sni={getattr(tls, 'sni', '-')}\n"
+            tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+            tls.close()
+        except (OSError, ssl.SSLError):
+            c.close()
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=handle, args=(c, peer), daemon=True).start()
+
+def tls_context(cert, key):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    def remember(sslsock, name, _ctx):
+        sslsock.sni = name or "-"
+    ctx.sni_callback = remember
+    return ctx
+
 def main():
-    tcp_ports = [int(p) for p in sys.argv[1].split(",")]
-    udp_ports = [int(p) for p in sys.argv[2].split(",")] if len(sys.argv) > 2 else []
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tcp", default="")
+    ap.add_argument("--udp", default="")
+    ap.add_argument("--tls", default="")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    a = ap.parse_args()
+    ports = lambda s: [int(p) for p in s.split(",") if p]
     # Bind everything before announcing readiness; serve in threads.
-    tcp = [bind_tcp(p) for p in tcp_ports]
-    udp = [bind_udp(p) for p in udp_ports]
+    tcp = [bind_tcp(p) for p in ports(a.tcp)]
+    udp = [bind_udp(p) for p in ports(a.udp)]
+    tls = [bind_tcp(p) for p in ports(a.tls)]
+    if tls:
+        ctx = tls_context(a.cert, a.key)
+        for sock in tls:
+            threading.Thread(target=serve_tls, args=(sock, ctx), daemon=True).start()
     for sock in tcp:
         threading.Thread(target=serve_tcp, args=(sock,), daemon=True).start()
     for sock in udp:
