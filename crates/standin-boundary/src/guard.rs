@@ -6,6 +6,7 @@
 //! listener, in which case the "original destination" is the listener itself.
 
 use standin_policy::IpClass;
+use standin_policy::ip_class::canonical;
 use std::net::{IpAddr, SocketAddr};
 
 /// Why a destination was refused.
@@ -47,13 +48,6 @@ pub fn check(
         return Err(Refusal::SandboxOwn);
     }
     Ok(())
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

@@ -38,9 +38,9 @@ impl IpClass {
     pub fn of(addr: IpAddr) -> IpClass {
         match addr {
             IpAddr::V4(v4) => classify_v4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => classify_v4(v4),
-                None => classify_v6(v6),
+            IpAddr::V6(v6) => match canonical(addr) {
+                IpAddr::V4(v4) => classify_v4(v4),
+                IpAddr::V6(_) => classify_v6(v6),
             },
         }
     }
@@ -63,6 +63,15 @@ impl IpClass {
             IpClass::Reserved => "reserved",
             IpClass::Public => "public",
         }
+    }
+}
+
+/// The address itself, with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) replaced by the
+/// IPv4 address it carries: one destination, one spelling.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 

@@ -188,13 +188,7 @@ impl EgressPolicy {
     }
 }
 
-/// IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+pub use crate::ip_class::canonical;
 
 #[cfg(test)]
 mod tests {
