@@ -51,9 +51,13 @@ pub async fn serve_udp(sock: UdpSocket, shared: Arc<Shared>) {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
         };
+        let Ok(permit) = shared.dns_slots.clone().try_acquire_owned() else {
+            continue; // too many in flight: dropped, the client retries
+        };
         let query = buf[..n].to_vec();
         let (sock, shared) = (sock.clone(), shared.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             if let Some(reply) = answer(&shared, &query, Transport::Udp).await {
                 let _ = sock.send_to(&reply, peer).await;
             }

@@ -58,7 +58,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
     // Domain rules also look at the TLS server name: read the client's first bytes (kept and
     // replayed upstream). Without domain rules nothing is read ahead.
     let mut client = client;
-    let (head, hello) = if config.policy.has_domain_rules() {
+    let (head, hello) = if shared.needs_sni {
         read_hello(&mut client).await
     } else {
         (Vec::new(), Peeked::NotTls)

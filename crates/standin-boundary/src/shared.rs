@@ -15,12 +15,21 @@ pub struct Shared {
     pub pins: RwLock<PinTable>,
     /// Addresses of the host (group `host`).
     pub host_addrs: Vec<IpAddr>,
+    /// Whether the policy names domains, so the relay must read the TLS server name.
+    pub needs_sni: bool,
+    /// Bounds the DNS queries in flight (each holds an upstream socket).
+    pub dns_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Most DNS queries one sandbox may have in flight; more are dropped (the client retries).
+pub const MAX_DNS_IN_FLIGHT: usize = 256;
 
 impl Shared {
     pub(crate) fn new(config: BoundaryConfig) -> Shared {
         Shared {
             host_addrs: host_addresses(),
+            needs_sni: config.policy.has_domain_rules(),
+            dns_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DNS_IN_FLIGHT)),
             config,
             pins: RwLock::new(PinTable::new()),
         }
