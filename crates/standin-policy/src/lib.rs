@@ -14,14 +14,16 @@
 //! - [`egress`]: the egress policy (rules on domains, CIDRs, groups, protocols and ports,
 //!   first match wins), DNS-as-egress and rebind decisions, and the pin table.
 //!
-//! The secret model (placeholders, allowed hosts, violation actions) will live here too; see
-//! `docs/ARCHITECTURE.md`.
+//! - [`secrets`]: the secret model (placeholders, allowed hosts, injection scopes, violation
+//!   actions), the per-destination decision, and the streaming placeholder scanner and
+//!   substituter the boundary runs on sandbox traffic.
 
 pub mod egress;
 pub mod env_spec;
 pub mod guest_env;
 pub mod ip_class;
 pub mod mount_spec;
+pub mod secrets;
 
 pub use env_spec::{EnvSpec, EnvSpecError};
 pub use ip_class::IpClass;

@@ -1,0 +1,238 @@
+//! [`SecretEntry`] and [`SecretInjection`]: one secret, where it may become real, and where in
+//! a request it may be substituted.
+
+use super::value::SecretValue;
+use super::violation::ViolationPolicy;
+use crate::egress::{DomainName, HostPattern};
+use thiserror::Error;
+
+/// Longest placeholder accepted, in bytes.
+pub const MAX_PLACEHOLDER_BYTES: usize = 1024;
+/// Longest secret value accepted, in bytes (a header line has to carry it).
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// Prefix of generated placeholders: `$MSB_<ENV>`, as in the reference SDK.
+pub const PLACEHOLDER_PREFIX: &str = "$MSB_";
+
+/// Where in a request the real value may be substituted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretInjection {
+    /// Anywhere in a header value (`Authorization: Bearer …`, `X-Api-Key: …`). Default: on.
+    pub headers: bool,
+    /// Inside `Authorization: Basic <base64>` credentials: decoded, substituted, re-encoded.
+    /// Default: on.
+    pub basic_auth: bool,
+    /// In the URL query string (the value is percent-encoded). Default: off.
+    pub query_params: bool,
+    /// In identity-encoded request bodies (fixed-length or chunked). Default: off.
+    pub body: bool,
+}
+
+impl Default for SecretInjection {
+    fn default() -> Self {
+        SecretInjection {
+            headers: true,
+            basic_auth: true,
+            query_params: false,
+            body: false,
+        }
+    }
+}
+
+/// One secret.
+#[derive(Debug, Clone)]
+pub struct SecretEntry {
+    /// Environment variable that holds the placeholder inside the sandbox.
+    pub env_var: String,
+    /// The real value (host side only).
+    pub value: SecretValue,
+    /// The string the sandbox sees instead of the value (default `$MSB_<env_var>`).
+    pub placeholder: String,
+    /// Hosts that may receive the real value (exact, ASCII case-insensitive).
+    pub allowed_hosts: Vec<DomainName>,
+    /// `*.suffix` patterns that may receive the real value.
+    pub allowed_host_patterns: Vec<HostPattern>,
+    /// Substitute for any host (skips host identity checks).
+    pub allow_any_host: bool,
+    /// Substitute only on intercepted TLS with a verified upstream. Default: on.
+    pub require_tls_identity: bool,
+    /// Where in a request the value may be substituted.
+    pub injection: SecretInjection,
+    /// Overrides the sandbox-wide violation policy for this secret.
+    pub on_violation: Option<ViolationPolicy>,
+}
+
+/// Why a secret (or a set of secrets) was rejected. Messages name the secret and the fix;
+/// they never contain a value.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SecretError {
+    /// No env name given.
+    #[error("secret: env() is required (the variable the sandbox sees the placeholder in)")]
+    MissingEnv,
+    /// The env name is empty or contains `=` or NUL.
+    #[error("secret env {0:?}: a variable name must be non-empty and contain no '=' or NUL")]
+    BadEnv(String),
+    /// No value.
+    #[error("secret {0}: value() is required")]
+    MissingValue(String),
+    /// The value has CR, LF or NUL (it could forge header lines), or is too long.
+    #[error(
+        "secret {0}: the value contains CR, LF or NUL, or is longer than {MAX_VALUE_BYTES} bytes; such a value could forge HTTP header lines and is refused"
+    )]
+    BadValue(String),
+    /// The value is empty.
+    #[error("secret {0}: the value is empty")]
+    EmptyValue(String),
+    /// The placeholder is empty, too long, or has NUL, CR or LF.
+    #[error(
+        "secret {0}: the placeholder must be 1 to {MAX_PLACEHOLDER_BYTES} bytes without NUL, CR or LF"
+    )]
+    BadPlaceholder(String),
+    /// The placeholder equals or contains the value (substitution would be meaningless and
+    /// the value would be visible in the sandbox).
+    #[error("secret {0}: the placeholder contains the real value; choose another placeholder")]
+    PlaceholderRevealsValue(String),
+    /// No allowed host.
+    #[error(
+        "secret {0}: give at least one allowed host (allow_host, allow_host_pattern, or allow_any_host_dangerous(true))"
+    )]
+    NoAllowedHost(String),
+    /// A host or pattern did not parse.
+    #[error("secret {secret}: {what}")]
+    BadHost {
+        /// Env name of the secret.
+        secret: String,
+        /// The parse error.
+        what: String,
+    },
+    /// Two secrets share a placeholder.
+    #[error("secrets {0} and {1} use the same placeholder; each secret needs its own")]
+    DuplicatePlaceholder(String, String),
+    /// Two secrets share an env name.
+    #[error("secret {0} is defined twice")]
+    DuplicateEnv(String),
+}
+
+/// Check an env name: non-empty, no `=`, no NUL (shell-identifier syntax is not required).
+pub fn validate_env_name(name: &str) -> Result<(), SecretError> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        return Err(SecretError::BadEnv(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// The default placeholder for `env`: `$MSB_<env>`.
+pub fn default_placeholder(env: &str) -> String {
+    format!("{PLACEHOLDER_PREFIX}{env}")
+}
+
+impl SecretEntry {
+    /// Check the entry on its own (see [`SecretError`]).
+    pub fn validate(&self) -> Result<(), SecretError> {
+        validate_env_name(&self.env_var)?;
+        let name = || self.env_var.clone();
+        let v = self.value.expose();
+        if v.is_empty() {
+            return Err(SecretError::EmptyValue(name()));
+        }
+        if v.len() > MAX_VALUE_BYTES || v.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+            return Err(SecretError::BadValue(name()));
+        }
+        let p = self.placeholder.as_bytes();
+        if p.is_empty()
+            || p.len() > MAX_PLACEHOLDER_BYTES
+            || p.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0'))
+        {
+            return Err(SecretError::BadPlaceholder(name()));
+        }
+        if contains(p, v) {
+            return Err(SecretError::PlaceholderRevealsValue(name()));
+        }
+        if self.allowed_hosts.is_empty()
+            && self.allowed_host_patterns.is_empty()
+            && !self.allow_any_host
+        {
+            return Err(SecretError::NoAllowedHost(name()));
+        }
+        Ok(())
+    }
+
+    /// Whether `host` is on this secret's allow list (exact, pattern, or any).
+    pub fn allows(&self, host: &DomainName) -> bool {
+        self.allow_any_host
+            || self.allowed_hosts.iter().any(|h| h == host)
+            || self.allowed_host_patterns.iter().any(|p| p.matches(host))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn entry(env: &str, value: &str, host: &str) -> SecretEntry {
+        SecretEntry {
+            env_var: env.into(),
+            value: SecretValue::new(value),
+            placeholder: default_placeholder(env),
+            allowed_hosts: vec![DomainName::parse(host).unwrap()],
+            allowed_host_patterns: vec![],
+            allow_any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let i = SecretInjection::default();
+        assert!(i.headers && i.basic_auth && !i.query_params && !i.body);
+        assert_eq!(default_placeholder("OPENAI_API_KEY"), "$MSB_OPENAI_API_KEY");
+    }
+
+    #[test]
+    fn validates() {
+        assert!(entry("K", "v", "a.example").validate().is_ok());
+        let mut e = entry("K", "v\r\nX-Evil: 1", "a.example");
+        assert_eq!(e.validate(), Err(SecretError::BadValue("K".into())));
+        e = entry("K", "v", "a.example");
+        e.placeholder = "x".repeat(1025);
+        assert!(matches!(e.validate(), Err(SecretError::BadPlaceholder(_))));
+        e.placeholder = "x".repeat(1024);
+        assert!(e.validate().is_ok());
+        e.placeholder = "a\nb".into();
+        assert!(matches!(e.validate(), Err(SecretError::BadPlaceholder(_))));
+        e.placeholder = String::new();
+        assert!(matches!(e.validate(), Err(SecretError::BadPlaceholder(_))));
+        e = entry("K", "v", "a.example");
+        e.allowed_hosts.clear();
+        assert!(matches!(e.validate(), Err(SecretError::NoAllowedHost(_))));
+        e.allow_any_host = true;
+        assert!(e.validate().is_ok());
+        assert!(validate_env_name("A=B").is_err());
+        assert!(validate_env_name("").is_err());
+        assert!(validate_env_name("a-b.c").is_ok());
+        e = entry("K", "MSB", "a.example");
+        assert!(matches!(
+            e.validate(),
+            Err(SecretError::PlaceholderRevealsValue(_))
+        ));
+    }
+
+    #[test]
+    fn matches_hosts_case_insensitively_on_label_boundaries() {
+        let mut e = entry("K", "v", "API.Example.com");
+        e.allowed_host_patterns
+            .push(HostPattern::parse("*.googleapis.com").unwrap());
+        let n = |s: &str| DomainName::parse(s).unwrap();
+        assert!(e.allows(&n("api.example.COM")));
+        assert!(!e.allows(&n("x.api.example.com")));
+        assert!(e.allows(&n("googleapis.com")));
+        assert!(e.allows(&n("a.b.googleapis.com")));
+        assert!(!e.allows(&n("evilgoogleapis.com")));
+    }
+}

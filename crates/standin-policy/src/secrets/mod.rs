@@ -1,0 +1,29 @@
+//! Secrets: placeholders in the sandbox, real values only on the host.
+//!
+//! - [`value`]: [`SecretValue`], the zeroized, never-printed real value;
+//! - [`entry`]: [`SecretEntry`] and [`SecretInjection`], with the reference SDK's fields,
+//!   defaults and validation;
+//! - [`violation`]: [`ViolationAction`] and [`ViolationPolicy`] (block, block-and-log,
+//!   block-and-terminate, passthrough hosts);
+//! - [`set`]: [`SecretSet`] and [`Role`]: what each placeholder becomes for one destination;
+//! - [`decode`] and [`scan`]: finding placeholders (raw, percent-encoded, JSON-escaped) in
+//!   streams that arrive in pieces, and replacing them;
+//! - [`rewrite`]: substitution in header values, Basic credentials and query strings.
+
+pub mod decode;
+pub mod entry;
+pub mod rewrite;
+pub mod scan;
+pub mod set;
+pub mod value;
+pub mod violation;
+
+pub use decode::Form;
+pub use entry::{
+    MAX_PLACEHOLDER_BYTES, SecretEntry, SecretError, SecretInjection, default_placeholder,
+    validate_env_name,
+};
+pub use scan::{Hit, Patterns, StreamScanner, StreamSubstituter};
+pub use set::{Destination, Role, SecretSet};
+pub use value::SecretValue;
+pub use violation::{ViolationAction, ViolationPolicy};
