@@ -20,8 +20,17 @@ pub enum EventKind {
     DnsDenied,
     /// A DNS answer carried a non-public address (answered NXDOMAIN).
     RebindBlocked,
-    /// The upstream (TCP destination or DNS resolver) failed.
+    /// The upstream (TCP destination or DNS resolver) failed, or its certificate did not
+    /// verify.
     UpstreamFailed,
+    /// A secret's placeholder was headed somewhere it may not go (block-and-log and
+    /// block-and-terminate; plain block stays silent).
+    SecretViolation,
+    /// A request was refused for a protocol reason (Host differs from the TLS server name,
+    /// ambiguous framing, a body that cannot be rewritten safely).
+    RequestBlocked,
+    /// The sandbox was killed after a block-and-terminate violation.
+    SandboxTerminated,
 }
 
 /// One audit event.
@@ -45,8 +54,25 @@ pub struct Event {
     /// refusals, `rebind-protection`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// `deny` (all current kinds are refusals or failures).
+    /// `deny` for policy refusals and failures; the violation action (`block`,
+    /// `block-and-log`, `block-and-terminate`) for secret events.
     pub action: &'static str,
+    /// The secret concerned, by env name (never its value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The TLS server name the sandbox sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// The HTTP `Host` of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Where in the request: `header`, `basic-auth`, `query`, `path`, `body`, `trailer`,
+    /// `stream` (non-HTTP bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<&'static str>,
+    /// How the placeholder was written: `raw`, `percent`, `json`, `base64`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<&'static str>,
     /// Free-form detail (error text, refusal reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -65,6 +91,11 @@ impl Event {
             rule: None,
             action: "deny",
             detail: None,
+            secret: None,
+            sni: None,
+            host: None,
+            location: None,
+            form: None,
         }
     }
 }

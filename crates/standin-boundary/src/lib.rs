@@ -17,23 +17,42 @@
 //! - [`events`]: the audit stream (JSONL file and SDK callbacks);
 //! - [`shared`]: the per-sandbox state every task reads (policy, pins, events).
 //!
-//! The egress policy itself is pure and lives in `standin_policy::egress`. TLS interception
-//! and secret substitution plug in between the policy check and the relay in later layers.
+//! With secrets configured, every allowed connection is inspected ([`intercept`]):
+//! - [`ca`]: the per-sandbox CA and its cached leaves; [`upstream_tls`]: verified TLS to the
+//!   real destination;
+//! - [`http1`]: HTTP/1.1 on hyper: per-request identity checks, substitution in headers,
+//!   Basic credentials, query and body, violation scanning, forwarding on one upstream
+//!   connection per client connection;
+//! - [`scanned_relay`]: non-HTTP streams, scanned for placeholders on the way out;
+//! - [`plan`]: which placeholder becomes what for one destination; [`violation`]: acting on
+//!   violations (events, terminate);
+//! - [`prefixed`]: replaying peeked bytes.
+//!
+//! The egress policy and the secret model are pure and live in `standin_policy`.
 
+pub mod ca;
 pub mod client_hello;
 pub mod dns;
 pub mod events;
 pub mod guard;
+pub mod http1;
 pub mod idle;
+pub mod intercept;
 pub mod listeners;
 pub mod original_dst;
+pub mod plan;
+pub mod prefixed;
 pub mod relay;
+pub mod scanned_relay;
 pub mod shared;
+pub mod upstream_tls;
+pub mod violation;
 
 pub use events::{Event, EventKind, EventSink};
 pub use listeners::CaptureListeners;
 
 use standin_policy::egress::EgressPolicy;
+use standin_policy::secrets::SecretSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +70,26 @@ pub enum BoundaryError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Upstream TLS could not be configured.
+    #[error(transparent)]
+    UpstreamTls(#[from] upstream_tls::UpstreamTlsError),
+    /// Secrets were configured without a CA.
+    #[error("secrets need TLS interception, but no sandbox CA was given")]
+    NoCa,
+}
+
+/// Called once when a block-and-terminate violation fires: the owner kills the sandbox.
+#[derive(Clone, Default)]
+pub struct TerminateHook(pub Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for TerminateHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "TerminateHook(set)"
+        } else {
+            "TerminateHook(none)"
+        })
+    }
 }
 
 /// Settings of one sandbox's boundary.
@@ -71,6 +110,15 @@ pub struct BoundaryConfig {
     pub idle_timeout: Duration,
     /// Where audit events go.
     pub events: EventSink,
+    /// Secrets (placeholders in the sandbox, values here). Any secret turns on inspection of
+    /// every connection and TLS interception.
+    pub secrets: Option<Arc<SecretSet>>,
+    /// The sandbox's CA (required with secrets).
+    pub ca: Option<Arc<ca::SandboxCa>>,
+    /// Extra roots for verifying upstream TLS (besides the host's system roots).
+    pub upstream_cas: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// What to call on block-and-terminate.
+    pub on_terminate: TerminateHook,
 }
 
 impl Default for BoundaryConfig {
@@ -83,6 +131,10 @@ impl Default for BoundaryConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(15 * 60),
             events: EventSink::default(),
+            secrets: None,
+            ca: None,
+            upstream_cas: Vec::new(),
+            on_terminate: TerminateHook::default(),
         }
     }
 }
@@ -100,7 +152,16 @@ impl Boundary {
         listeners: CaptureListeners,
         config: BoundaryConfig,
     ) -> Result<Boundary, BoundaryError> {
-        let shared = Arc::new(shared::Shared::new(config));
+        let intercept = config.secrets.as_ref().is_some_and(|s| !s.is_empty());
+        let upstream = if intercept {
+            if config.ca.is_none() {
+                return Err(BoundaryError::NoCa);
+            }
+            Some(upstream_tls::client_config(&config.upstream_cas)?)
+        } else {
+            None
+        };
+        let shared = Arc::new(shared::Shared::new(config, upstream));
         let mut tasks = JoinSet::new();
         let served = listeners.into_tokio()?;
         for (listener, local) in served.relays {

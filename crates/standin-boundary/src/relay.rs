@@ -33,6 +33,10 @@ pub async fn serve(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>
 
 async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>) {
     let config = &shared.config;
+    if shared.is_terminated() {
+        reset(client);
+        return;
+    }
     let dst = match original_dst(&client, local.is_ipv6()) {
         Ok(d) => d,
         Err(e) => {
@@ -58,7 +62,8 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
     // Domain rules also look at the TLS server name: read the client's first bytes (kept and
     // replayed upstream). Without domain rules nothing is read ahead.
     let mut client = client;
-    let (head, hello) = if shared.needs_sni {
+    let inspect = shared.secrets.is_some();
+    let (head, hello) = if shared.needs_sni || inspect {
         read_hello(&mut client).await
     } else {
         (Vec::new(), Peeked::NotTls)
@@ -83,6 +88,10 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
         e.rule = Some(shared.rule_name(decision));
         config.events.emit(e);
         reset(client);
+        return;
+    }
+    if inspect {
+        crate::intercept::handle(client, dst, head, hello, names, shared.clone()).await;
         return;
     }
     let upstream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(dst)).await
@@ -118,6 +127,9 @@ async fn handle(client: TcpStream, peer: SocketAddr, local: SocketAddr, shared: 
         }
         _ = until_idle(&activity, config.idle_timeout) => {
             tracing::debug!(%dst, "idle timeout; closing both sides");
+            reset(c.into_inner());
+        }
+        _ = shared.terminated() => {
             reset(c.into_inner());
         }
     }

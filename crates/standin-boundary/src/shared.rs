@@ -3,8 +3,10 @@
 use crate::BoundaryConfig;
 use crate::events::{Event, EventKind};
 use standin_policy::egress::{Decision, PinTable};
+use standin_policy::secrets::SecretSet;
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// One sandbox's boundary state.
 #[derive(Debug)]
@@ -19,14 +21,27 @@ pub struct Shared {
     pub needs_sni: bool,
     /// Bounds the DNS queries in flight (each holds an upstream socket).
     pub dns_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The secrets; `Some` (and non-empty) turns inspection and TLS interception on.
+    pub secrets: Option<Arc<SecretSet>>,
+    /// Upstream TLS client configuration (when intercepting).
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    terminated: AtomicBool,
+    kill: tokio::sync::watch::Sender<bool>,
 }
 
 /// Most DNS queries one sandbox may have in flight; more are dropped (the client retries).
 pub const MAX_DNS_IN_FLIGHT: usize = 256;
 
 impl Shared {
-    pub(crate) fn new(config: BoundaryConfig) -> Shared {
+    pub(crate) fn new(
+        config: BoundaryConfig,
+        upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Shared {
         Shared {
+            secrets: config.secrets.clone().filter(|s| !s.is_empty()),
+            upstream_tls,
+            terminated: AtomicBool::new(false),
+            kill: tokio::sync::watch::Sender::new(false),
             host_addrs: host_addresses(),
             needs_sni: config.policy.has_domain_rules(),
             dns_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DNS_IN_FLIGHT)),
@@ -46,6 +61,33 @@ impl Shared {
         match d.rule.and_then(|i| self.config.policy.rules.get(i)) {
             Some(r) => r.to_string(),
             None => "default".to_owned(),
+        }
+    }
+
+    /// Whether the sandbox was terminated (nothing more may leave).
+    pub fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the sandbox is terminated; every connection task selects on it.
+    pub async fn terminated(&self) {
+        let mut rx = self.kill.subscribe();
+        let _ = rx.wait_for(|t| *t).await;
+    }
+
+    /// Terminate the sandbox: stop every connection at once and call the terminate hook
+    /// (the SDK kills every process of the sandbox). Idempotent.
+    pub fn terminate(&self, why: &str) {
+        if self.terminated.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.kill.send_replace(true);
+        let mut e = self.event(EventKind::SandboxTerminated, "tcp");
+        e.action = "block-and-terminate";
+        e.detail = Some(why.to_owned());
+        self.config.events.emit(e);
+        if let Some(hook) = &self.config.on_terminate.0 {
+            hook();
         }
     }
 

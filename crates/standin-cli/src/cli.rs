@@ -76,7 +76,36 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 
-    /// Read settings from a TOML file first (see docs/NETWORK.md); flags add to it.
+    /// Give the sandbox a secret: NAME holds the placeholder $MSB_NAME inside the sandbox, and
+    /// the real value (read from standin's own environment variable NAME, or from
+    /// --secret-file) is substituted only for these hosts (`*.domain` patterns allowed), in
+    /// headers and Basic credentials, on verified TLS. Repeatable. Turns on TLS interception.
+    #[arg(long, value_name = "NAME@HOST[,HOST...]")]
+    pub secret: Vec<String>,
+
+    /// Read the value of secret NAME from PATH (trailing newline dropped) instead of from
+    /// standin's environment. Values never come from argv.
+    #[arg(long, value_name = "NAME=PATH")]
+    pub secret_file: Vec<String>,
+
+    /// What happens when a placeholder is headed somewhere it may not become real:
+    /// block (default), block-and-log, or block-and-terminate (kill the whole sandbox; standin
+    /// then exits with status 99).
+    #[arg(long, value_name = "ACTION")]
+    pub on_secret_violation: Option<String>,
+
+    /// A host (or `*.domain`) that may receive placeholders unchanged, as inert data, instead
+    /// of a block (sandbox-wide, repeatable). It never receives a real value.
+    #[arg(long, value_name = "HOST")]
+    pub secret_passthrough: Vec<String>,
+
+    /// Also trust the CA certificates in this PEM file when verifying upstream TLS (besides
+    /// the host's system roots). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+
+    /// Read settings from a TOML file first (see docs/NETWORK.md and docs/SECRETS.md); flags
+    /// add to it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -16,7 +16,28 @@
 //! rebind_protection = true
 //! idle_timeout_secs = 900                                   # --idle-timeout
 //! events = "/var/log/standin-events.jsonl"                  # --events
+//!
+//! [secrets]
+//! on_violation = "block-and-log"                            # --on-secret-violation
+//! passthrough = ["traces.example.com"]                      # --secret-passthrough
+//! upstream_cas = ["/etc/corp-root.pem"]                     # --upstream-ca
+//!
+//! [[secret]]                                                # --secret (repeatable)
+//! env = "OPENAI_API_KEY"            # the variable the sandbox sees the placeholder in
+//! value_env = "OPENAI_API_KEY"      # read the value from this variable of standin's (default: env)
+//! # value_file = "/run/keys/openai" # ... or from this file (trailing newline dropped)
+//! placeholder = "$MSB_OPENAI_API_KEY"
+//! allow_hosts = ["api.openai.com", "*.openai.azure.com"]
+//! allow_any_host_dangerous = false
+//! require_tls_identity = true
+//! inject = { headers = true, basic_auth = true, query_params = false, body = false }
+//! on_violation = "block-and-terminate"  # this secret's own action
+//! passthrough = ["traces.example.com"]  # this secret's own passthrough hosts
+//! passthrough_all_hosts_dangerous = false
 //! ```
+//!
+//! Secret values never appear in the file or on the command line: they come from standin's
+//! environment or from a file.
 //!
 //! Unknown keys are errors: a typo must never silently widen access. Flags given on the
 //! command line are applied after the file: lists are appended to, single values replace.
@@ -34,6 +55,46 @@ pub struct Config {
     /// `[network]`.
     #[serde(default)]
     pub network: NetworkSection,
+    /// `[secrets]`.
+    #[serde(default)]
+    pub secrets: SecretsSection,
+    /// `[[secret]]`.
+    #[serde(default)]
+    pub secret: Vec<SecretSection>,
+}
+
+/// `[secrets]`: sandbox-wide secret settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    pub on_violation: Option<String>,
+    #[serde(default)]
+    pub passthrough: Vec<String>,
+    #[serde(default)]
+    pub passthrough_all_hosts_dangerous: bool,
+    #[serde(default)]
+    pub upstream_cas: Vec<PathBuf>,
+}
+
+/// One `[[secret]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSection {
+    pub env: String,
+    pub value_env: Option<String>,
+    pub value_file: Option<PathBuf>,
+    pub placeholder: Option<String>,
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    #[serde(default)]
+    pub allow_any_host_dangerous: bool,
+    pub require_tls_identity: Option<bool>,
+    pub inject: Option<standin::SecretInjection>,
+    pub on_violation: Option<String>,
+    #[serde(default)]
+    pub passthrough: Vec<String>,
+    #[serde(default)]
+    pub passthrough_all_hosts_dangerous: bool,
 }
 
 /// `[sandbox]`.
@@ -109,6 +170,35 @@ events = "/tmp/e.jsonl"
         assert_eq!(c.network.default, Some(DefaultAction::Allow));
         assert_eq!(c.network.rules.len(), 2);
         assert_eq!(c.network.rebind_protection, Some(false));
+    }
+
+    #[test]
+    fn parses_secrets() {
+        let text = r#"
+[secrets]
+on_violation = "block-and-log"
+passthrough = ["traces.example.com"]
+
+[[secret]]
+env = "OPENAI_API_KEY"
+allow_hosts = ["api.openai.com", "*.openai.azure.com"]
+inject = { query_params = true }
+on_violation = "block-and-terminate"
+"#;
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.secret.len(), 1);
+        let inj = c.secret[0].inject.unwrap();
+        assert!(inj.query_params && inj.headers && inj.basic_auth && !inj.body);
+        assert_eq!(c.secrets.passthrough.len(), 1);
+        let e = toml::from_str::<Config>(
+            "[[secret]]
+env = \"K\"
+value = \"sk\"
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `value`"), "{e}");
     }
 
     #[test]

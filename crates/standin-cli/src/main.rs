@@ -6,11 +6,12 @@
 
 mod cli;
 mod config;
+mod secrets;
 
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command, RunArgs};
-use standin::{EnvSpec, MountSpec, Sandbox};
+use standin::{EnvSpec, MountSpec, NetworkBuilder, Sandbox};
 
 fn main() {
     standin::run_helper_if_requested();
@@ -34,6 +35,8 @@ fn init_logging(level: &str) {
 
 /// Exit code when standin itself fails before the command could run.
 const EXIT_STANDIN_FAILED: i32 = 125;
+/// Exit code when a block-and-terminate secret violation killed the sandbox.
+pub const EXIT_SECRET_TERMINATED: i32 = 99;
 
 fn run(args: RunArgs) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,11 +111,32 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         }
         n
     });
+    let mut secret_err = None;
+    builder = builder.network(|n| {
+        let fallback = NetworkBuilder::default();
+        match secrets::apply(n, &cfg, &args) {
+            Ok(n) => n,
+            Err(e) => {
+                secret_err = Some(e);
+                fallback
+            }
+        }
+    });
+    if let Some(e) = secret_err {
+        return Err(e);
+    }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let sandbox = builder.create().await?;
     let code = tokio::select! {
-        code = sandbox.wait() => code?,
+        code = sandbox.wait() => {
+            let code = code?;
+            if sandbox.terminated_by_violation() {
+                eprintln!("standin: the sandbox was terminated after a secret violation (block-and-terminate); discard its outputs");
+                return Ok(EXIT_SECRET_TERMINATED);
+            }
+            code
+        }
         _ = sigint.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGINT }
         _ = sigterm.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGTERM }
     };

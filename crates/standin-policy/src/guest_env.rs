@@ -30,6 +30,25 @@ pub fn base(term: Option<&str>, hostname: &str) -> Vec<(String, String)> {
     env
 }
 
+/// Variables that point common runtimes at a CA bundle that includes the sandbox CA (`bundle`)
+/// or at the CA alone (`ca`, for runtimes that add to their own roots).
+pub fn ca_variables<'a>(bundle: &'a str, ca: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("SSL_CERT_FILE", bundle), // OpenSSL, Python ssl, Go, Ruby, rustls-native-certs
+        ("REQUESTS_CA_BUNDLE", bundle), // python requests
+        ("CURL_CA_BUNDLE", bundle), // curl, pycurl
+        ("NODE_EXTRA_CA_CERTS", ca), // Node.js (added to its bundled roots)
+        ("GIT_SSL_CAINFO", bundle), // git
+        ("PIP_CERT", bundle),      // pip
+        ("AWS_CA_BUNDLE", bundle), // AWS CLI and SDKs
+        ("CARGO_HTTP_CAINFO", bundle), // cargo
+        ("NPM_CONFIG_CAFILE", bundle), // npm
+        ("DENO_CERT", bundle),     // Deno
+        ("HTTPLIB2_CA_CERTS", bundle), // httplib2 (Google API clients)
+        ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", bundle), // gRPC core
+    ]
+}
+
 /// Set `name` to `value` in `env`, replacing an earlier value.
 pub fn set(env: &mut Vec<(String, String)>, name: &str, value: &str) {
     match env.iter_mut().find(|(k, _)| k == name) {

@@ -152,6 +152,9 @@ pub fn build(spec: &SandboxSpec) -> Result<(), String> {
         place(&etc, src, Access::ReadOnly)?;
     }
     write_generated_etc(&etc, spec)?;
+    if let Some(pem) = &spec.trust_ca_pem {
+        install_ca(&etc, pem)?;
+    }
 
     build_dev(base, &devices)?;
 
@@ -372,6 +375,38 @@ fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
         ("stderr", "/proc/self/fd/2"),
     ] {
         symlink(to, dev.join(name)).map_err(|e| format!("symlink /dev/{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Make the sandbox trust `pem`: `/etc/standin/ca.pem`, `/etc/standin/ca-bundle.pem` (the
+/// distribution bundle plus the CA), and that bundle bound read-only over every distribution
+/// bundle file that exists as a regular file.
+fn install_ca(etc: &Path, pem: &str) -> Result<(), String> {
+    let dir = etc.join("standin");
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    fs::write(dir.join("ca.pem"), pem).map_err(|e| format!("writing the sandbox CA: {e}"))?;
+    let targets: Vec<PathBuf> = crate::spec::SYSTEM_BUNDLES
+        .iter()
+        .map(|b| etc.join(b))
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
+        .collect();
+    let mut bundle = match targets.first() {
+        Some(p) => fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?,
+        None => String::new(),
+    };
+    if !bundle.is_empty() && !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    bundle.push_str(pem);
+    let bundle_path = dir.join("ca-bundle.pem");
+    fs::write(&bundle_path, bundle).map_err(|e| format!("writing the CA bundle: {e}"))?;
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let fd = open_path(&bundle_path).map_err(|e| format!("opening the CA bundle: {e}"))?;
+    for t in &targets {
+        bind_fd(&fd, t, Access::ReadOnly)?;
     }
     Ok(())
 }

@@ -46,7 +46,23 @@ pub struct SandboxSpec {
     pub command: Option<ExecSpec>,
     /// Extra files to place in the sandbox's `/etc` (path relative to `/etc`, contents).
     pub etc_files: Vec<(String, String)>,
+    /// A CA certificate (PEM) the sandbox must trust: written to [`CA_FILE`], appended to the
+    /// system bundle in [`CA_BUNDLE`], and that bundle is laid over the distribution bundle
+    /// files that exist, so clients that ignore environment variables trust it too.
+    #[serde(default)]
+    pub trust_ca_pem: Option<String>,
 }
+
+/// The sandbox CA alone, inside the sandbox.
+pub const CA_FILE: &str = "/etc/standin/ca.pem";
+/// The system bundle plus the sandbox CA, inside the sandbox.
+pub const CA_BUNDLE: &str = "/etc/standin/ca-bundle.pem";
+/// Distribution CA bundle files (relative to `/etc`) that are replaced by [`CA_BUNDLE`].
+pub const SYSTEM_BUNDLES: &[&str] = &[
+    "ssl/certs/ca-certificates.crt",
+    "pki/tls/certs/ca-bundle.crt",
+    "ssl/cert.pem",
+];
 
 /// A command to run inside the sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -5,7 +5,9 @@ use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
 use standin_sandbox::StdioSpec;
-use standin_sandbox::spec::{ExecSpec, NetworkMode, RootSource, SandboxSpec, WORKSPACE};
+use standin_sandbox::spec::{
+    CA_BUNDLE, CA_FILE, ExecSpec, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
+};
 use std::path::PathBuf;
 
 /// Builder for a [`Sandbox`]. Invalid input is remembered and reported by
@@ -136,6 +138,21 @@ impl SandboxBuilder {
         self
     }
 
+    /// Add a secret (same as [`NetworkBuilder::secret`]): the sandbox sees only its
+    /// placeholder, and TLS interception is turned on.
+    pub fn secret(
+        self,
+        configure: impl FnOnce(crate::SecretBuilder) -> crate::SecretBuilder,
+    ) -> Self {
+        self.network(|n| n.secret(configure))
+    }
+
+    /// One-line secret: placeholder `$MSB_<env>`, substituted only for `allowed_host`, in
+    /// headers and Basic credentials.
+    pub fn secret_env(self, env: &str, value: &str, allowed_host: &str) -> Self {
+        self.network(|n| n.secret_env_simple(env, value, allowed_host))
+    }
+
     /// Loopback only: nothing leaves the sandbox. Same as `network(|n| n.enabled(false))`.
     pub fn no_network(self) -> Self {
         self.network(|n| n.enabled(false))
@@ -208,6 +225,7 @@ impl SandboxBuilder {
                 cwd: PathBuf::from(WORKSPACE),
             }),
             etc_files: Vec::new(),
+            trust_ca_pem: None,
         }
     }
 
@@ -218,7 +236,20 @@ impl SandboxBuilder {
         for (k, v) in &self.env {
             guest_env::set(&mut env, k, v);
         }
+        for s in &self.network.secrets {
+            guest_env::set(&mut env, &s.env_var, &s.placeholder);
+        }
+        if self.intercepts() {
+            for (k, v) in standin_policy::guest_env::ca_variables(CA_BUNDLE, CA_FILE) {
+                guest_env::set(&mut env, k, v);
+            }
+        }
         env
+    }
+
+    /// Whether the boundary intercepts TLS (any secret, network on).
+    pub(crate) fn intercepts(&self) -> bool {
+        self.network.enabled && !self.network.secrets.is_empty()
     }
 }
 

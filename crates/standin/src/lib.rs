@@ -22,11 +22,16 @@ mod builder;
 mod error;
 mod network;
 mod sandbox;
+mod secret;
 
 pub use builder::SandboxBuilder;
 pub use error::Error;
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};
+pub use secret::{
+    SecretBuilder, SecretEntry, SecretInjection, SecretValue, ViolationAction,
+    ViolationActionBuilder, ViolationPolicy,
+};
 pub use standin_boundary::{Event, EventKind};
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};

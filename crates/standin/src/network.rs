@@ -1,5 +1,6 @@
 //! [`NetworkBuilder`]: the sandbox's network: on or off, egress rules, DNS, events.
 
+use crate::secret::{SecretBuilder, SecretEntry, ViolationActionBuilder, ViolationPolicy};
 use standin_boundary::{Event, EventSink};
 use standin_policy::egress::{Action, EgressPolicy, Rule};
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,9 @@ pub struct NetworkBuilder {
     pub(crate) dns_upstreams: Vec<SocketAddr>,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) events_file: Option<PathBuf>,
+    pub(crate) secrets: Vec<SecretEntry>,
+    pub(crate) on_violation: ViolationPolicy,
+    pub(crate) upstream_cas: Vec<PathBuf>,
     pub(crate) errors: Vec<String>,
 }
 
@@ -35,6 +39,9 @@ impl std::fmt::Debug for NetworkBuilder {
             .field("dns_upstreams", &self.dns_upstreams)
             .field("listeners", &self.listeners.len())
             .field("events_file", &self.events_file)
+            .field("secrets", &self.secrets)
+            .field("on_violation", &self.on_violation)
+            .field("upstream_cas", &self.upstream_cas)
             .finish()
     }
 }
@@ -50,6 +57,9 @@ impl Default for NetworkBuilder {
             dns_upstreams: Vec::new(),
             listeners: Vec::new(),
             events_file: None,
+            secrets: Vec::new(),
+            on_violation: ViolationPolicy::default(),
+            upstream_cas: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -124,6 +134,57 @@ impl NetworkBuilder {
     /// Append audit events as JSON lines to `path`.
     pub fn events_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.events_file = Some(path.into());
+        self
+    }
+
+    /// Add a secret configured through a [`SecretBuilder`]. Any secret turns on TLS
+    /// interception.
+    pub fn secret(mut self, configure: impl FnOnce(SecretBuilder) -> SecretBuilder) -> Self {
+        match configure(SecretBuilder::new()).build() {
+            Ok(e) => self.secrets.push(e),
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        self
+    }
+
+    /// A secret with an explicit placeholder, substituted only for `allowed_host`, with the
+    /// default injection scopes.
+    pub fn secret_env(self, env: &str, value: &str, placeholder: &str, allowed_host: &str) -> Self {
+        self.secret(|s| {
+            s.env(env)
+                .value(value)
+                .placeholder(placeholder)
+                .allow_host(allowed_host)
+        })
+    }
+
+    /// A secret with the default placeholder `$MSB_<env>`, substituted only for
+    /// `allowed_host`.
+    pub fn secret_env_simple(self, env: &str, value: &str, allowed_host: &str) -> Self {
+        self.secret(|s| s.env(env).value(value).allow_host(allowed_host))
+    }
+
+    /// The sandbox-wide violation policy (a secret's own `on_violation` overrides it).
+    pub fn on_secret_violation(
+        mut self,
+        configure: impl FnOnce(ViolationActionBuilder) -> ViolationActionBuilder,
+    ) -> Self {
+        let (policy, errors) = configure(ViolationActionBuilder::default()).finish();
+        self.errors.extend(errors);
+        self.on_violation = policy;
+        self
+    }
+
+    /// Also trust the CA certificates in this PEM file when verifying upstream TLS (besides
+    /// the host's system roots). Repeatable.
+    pub fn upstream_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.upstream_cas.push(path.into());
+        self
+    }
+
+    /// Add an already built secret.
+    pub fn secret_entry(mut self, entry: SecretEntry) -> Self {
+        self.secrets.push(entry);
         self
     }
 

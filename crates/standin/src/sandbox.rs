@@ -8,6 +8,7 @@ use standin_sandbox::spec::{ExecSpec, WORKSPACE};
 use standin_sandbox::{CaptureSockets, MainPipes, SandboxProcess, StdioSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A running sandbox. Dropping it stops it (every process inside is killed).
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     process: Arc<SandboxProcess>,
     pipes: Option<MainPipes>,
+    terminated: Arc<AtomicBool>,
     _boundary: Option<Boundary>,
 }
 
@@ -46,8 +48,33 @@ impl Sandbox {
     }
 
     pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
-        let spec = b.spec();
+        let mut spec = b.spec();
+        let exec_env = b.environment(&spec.hostname);
         let id = sandbox_id();
+        let secrets = standin_policy::secrets::SecretSet {
+            entries: std::mem::take(&mut b.network.secrets),
+            on_violation: b.network.on_violation.clone(),
+        };
+        secrets
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let mut upstream_cas = Vec::new();
+        for path in &b.network.upstream_cas {
+            upstream_cas.extend(
+                standin_boundary::upstream_tls::read_ca_file(path)
+                    .map_err(|e| Error::Config(format!("upstream_ca: {e}")))?,
+            );
+        }
+        let intercept = b.network.enabled && !secrets.is_empty();
+        let ca = if intercept {
+            let ca = standin_boundary::ca::SandboxCa::generate(&id)
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            spec.trust_ca_pem = Some(ca.cert_pem());
+            Some(Arc::new(ca))
+        } else {
+            None
+        };
+        let secrets = Arc::new(secrets);
         let helper = match b.helper.take() {
             Some(h) => h,
             None => std::env::current_exe()?,
@@ -58,6 +85,18 @@ impl Sandbox {
             tokio::task::spawn_blocking(move || SandboxProcess::start(&start_spec, &helper, stdio))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let process = Arc::new(process);
+        let terminated = Arc::new(AtomicBool::new(false));
+        let hook = {
+            let process = Arc::downgrade(&process);
+            let terminated = terminated.clone();
+            standin_boundary::TerminateHook(Some(Arc::new(move || {
+                terminated.store(true, Ordering::Release);
+                if let Some(p) = process.upgrade() {
+                    p.kill();
+                }
+            })))
+        };
         let boundary = match capture {
             Some(sockets) => {
                 let events = b.network.take_sink().map_err(Error::Config)?;
@@ -81,6 +120,10 @@ impl Sandbox {
                         policy: b.network.policy(),
                         dns_upstreams,
                         events,
+                        secrets: intercept.then(|| secrets.clone()),
+                        ca: ca.clone(),
+                        upstream_cas,
+                        on_terminate: hook,
                         idle_timeout: b
                             .network
                             .idle_timeout
@@ -96,9 +139,10 @@ impl Sandbox {
             id,
             name: b.name.clone(),
             hostname: spec.hostname.clone(),
-            env: b.environment(&spec.hostname),
-            process: Arc::new(process),
+            env: exec_env,
+            process,
             pipes: Some(pipes),
+            terminated,
             _boundary: boundary,
         })
     }
@@ -171,6 +215,11 @@ impl Sandbox {
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
             .map_err(Error::from)
+    }
+
+    /// Whether the sandbox was killed by a block-and-terminate secret violation.
+    pub fn terminated_by_violation(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
     }
 
     /// Stop the sandbox now: every process inside is killed. Idempotent.

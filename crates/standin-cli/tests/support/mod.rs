@@ -64,6 +64,10 @@ pub const EVIL_V4: &str = "45.90.1.20";
 pub const PRIVATE_V4: &str = "10.0.0.5";
 /// The metadata address, served in the fake internet (reachable without policy).
 pub const METADATA_V4: &str = "169.254.169.254";
+/// Public-looking address of `traces.example` (a trace store: passthrough host in tests).
+pub const TRACES_V4: &str = "45.90.1.30";
+/// Public-looking address of `registry.npmjs.org` (in the fake internet).
+pub const REGISTRY_V4: &str = "45.90.1.40";
 /// The DNS server's address.
 pub const DNS_V4: &str = "192.0.2.1";
 
@@ -74,6 +78,8 @@ pub const ZONE: &[(&str, &str)] = &[
     ("evil.example", EVIL_V4),
     ("private.example", PRIVATE_V4),
     ("metadata.example", METADATA_V4),
+    ("traces.example", TRACES_V4),
+    ("registry.npmjs.org", REGISTRY_V4),
 ];
 
 /// The fake internet of one test.
@@ -83,7 +89,9 @@ pub struct FakeInternet {
     upstream: Option<Child>,
     dns: Option<Child>,
     tls_ports: Vec<u16>,
+    http_ports: (Vec<u16>, Vec<u16>),
     pki: Option<tempfile::TempDir>,
+    log: Option<tempfile::TempDir>,
 }
 
 fn ip(args: &[&str]) {
@@ -121,7 +129,78 @@ impl FakeInternet {
         self.pki.as_ref().expect("with_tls").path().join("ca.pem")
     }
 
+    /// A fake internet whose hosts run a recording HTTP/1.1 server (keep-alive, chunked) on
+    /// `http_ports` and HTTPS (test CA) on `https_ports`. Every byte a destination receives is
+    /// logged; see [`FakeInternet::received`].
+    pub fn with_http(http_ports: &[u16], https_ports: &[u16]) -> FakeInternet {
+        FakeInternet::build_full(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
+    }
+
     fn build(tcp_ports: &[u16], udp_ports: &[u16], tls_ports: &[u16]) -> FakeInternet {
+        FakeInternet::build_full(tcp_ports, udp_ports, tls_ports, (Vec::new(), Vec::new()))
+    }
+
+    /// The upstream log: every read of every connection, in order.
+    fn records(&self) -> Vec<serde_json::Value> {
+        let path = self
+            .log
+            .as_ref()
+            .expect("with_http")
+            .path()
+            .join("received.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Everything the destinations received, concatenated per connection (connections
+    /// separated by a blank line), as latin-1 text.
+    pub fn received(&self) -> String {
+        self.received_at("")
+    }
+
+    /// What destinations whose local address starts with `addr` received.
+    pub fn received_at(&self, addr: &str) -> String {
+        let mut by_conn: Vec<(u64, String)> = Vec::new();
+        for r in self.records() {
+            if !r["local"].as_str().unwrap_or("").starts_with(addr) {
+                continue;
+            }
+            let id = r["conn"].as_u64().unwrap_or(0);
+            let data = r["data"].as_str().unwrap_or("");
+            match by_conn.iter_mut().find(|(c, _)| *c == id) {
+                Some((_, s)) => s.push_str(data),
+                None => by_conn.push((id, data.to_owned())),
+            }
+        }
+        by_conn
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    /// Wait (up to 10 s) until the destinations have received `needle`; used after a
+    /// sentinel request so that later checks see every earlier byte.
+    pub fn wait_received(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.received().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn build_full(
+        tcp_ports: &[u16],
+        udp_ports: &[u16],
+        tls_ports: &[u16],
+        http_ports: (Vec<u16>, Vec<u16>),
+    ) -> FakeInternet {
         let base = unique("sti");
         let fx = FakeInternet {
             client: format!("{base}c"),
@@ -129,7 +208,9 @@ impl FakeInternet {
             upstream: None,
             dns: None,
             tls_ports: Vec::new(),
+            http_ports,
             pki: None,
+            log: None,
         };
         ip(&["netns", "add", &fx.client]);
         ip(&["netns", "add", &fx.inet]);
@@ -165,7 +246,7 @@ impl FakeInternet {
                 "nodad",
             ],
         );
-        for extra in [EVIL_V4, PRIVATE_V4, METADATA_V4] {
+        for extra in [EVIL_V4, PRIVATE_V4, METADATA_V4, TRACES_V4, REGISTRY_V4] {
             in_ns(i, &["addr", "add", &format!("{extra}/32"), "dev", "lo"]);
         }
         // A black hole for "slow resolver" tests: packets to it vanish.
@@ -178,9 +259,15 @@ impl FakeInternet {
         )
         .unwrap();
         let mut fx = fx.start_dns();
-        if !tls_ports.is_empty() {
+        if !tls_ports.is_empty() || !fx.http_ports.1.is_empty() {
             fx.tls_ports = tls_ports.to_vec();
             fx.pki = Some(make_pki());
+        }
+        if !fx.http_ports.0.is_empty() || !fx.http_ports.1.is_empty() {
+            let dir = tempfile::tempdir().unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            fx.log = Some(dir);
         }
         fx.start_upstream(tcp_ports, udp_ports)
     }
@@ -251,11 +338,18 @@ impl FakeInternet {
             format!("--tcp={}", join(tcp_ports)),
             format!("--udp={}", join(udp_ports)),
         ];
-        if !self.tls_ports.is_empty() {
-            let pki = self.pki.as_ref().expect("test PKI");
+        if let Some(pki) = self.pki.as_ref() {
             args.push(format!("--tls={}", join(&self.tls_ports)));
             args.push(format!("--cert={}", pki.path().join("leaf.pem").display()));
             args.push(format!("--key={}", pki.path().join("leaf.key").display()));
+        }
+        if let Some(log) = self.log.as_ref() {
+            args.push(format!("--http={}", join(&self.http_ports.0)));
+            args.push(format!("--https={}", join(&self.http_ports.1)));
+            args.push(format!(
+                "--log={}",
+                log.path().join("received.jsonl").display()
+            ));
         }
         let mut child = Command::new("ip")
             .args(&args)
@@ -277,6 +371,18 @@ impl FakeInternet {
             .args(["netns", "exec", &self.client, standin_bin(), "run"])
             .args(args)
             .args(["--", "sh", "-c", script])
+            .output()
+            .expect("run standin in the client namespace")
+    }
+
+    /// Like [`FakeInternet::run_sh`] with extra variables in standin's own environment (where
+    /// `--secret` reads values from).
+    pub fn run_sh_env(&self, args: &[&str], env: &[(&str, &str)], script: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client, standin_bin(), "run"])
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .envs(env.iter().copied())
             .output()
             .expect("run standin in the client namespace")
     }

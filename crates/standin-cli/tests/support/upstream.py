@@ -3,8 +3,13 @@
 TCP (dual-stack) on every port given: answers one HTTP/1.0 response whose body says which
 local address the connection reached and from where. UDP (dual-stack) on every port given:
 counts datagrams. `GET /udp-count` returns that count. Prints "ready" once bound.
+
+--http / --https ports: a keep-alive HTTP/1.1 server (Content-Length and chunked bodies)
+that appends every byte it receives, as it receives it, to --log (one JSON line per read:
+connection id, local address, SNI, bytes as latin-1), and answers each request with a JSON
+echo of what it parsed. The tests read that log to see what a destination actually got.
 """
-import socket, ssl, sys, threading
+import base64, json, socket, ssl, sys, threading
 
 udp_count = 0
 lock = threading.Lock()
@@ -97,6 +102,104 @@ def tls_context(cert, key):
     ctx.sni_callback = remember
     return ctx
 
+log_lock = threading.Lock()
+conn_ids = iter(range(1, 1 << 30))
+
+def log_bytes(path, conn, local, sni, data):
+    rec = json.dumps({"conn": conn, "local": local, "sni": sni, "data": data.decode("latin-1")})
+    with log_lock, open(path, "a") as f:
+        f.write(rec + "\n")
+        f.flush()
+
+class Conn:
+    def __init__(self, sock, path, conn, local, sni):
+        self.sock, self.path, self.conn, self.local, self.sni = sock, path, conn, local, sni
+        self.buf = b""
+
+    def fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError
+        log_bytes(self.path, self.conn, self.local, self.sni, chunk)
+        self.buf += chunk
+
+    def until(self, sep):
+        while sep not in self.buf:
+            if len(self.buf) > 1 << 20:
+                raise EOFError
+            self.fill()
+        i = self.buf.index(sep)
+        out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+        return out
+
+    def take(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+def serve_http_conn(sock, path, local, sni):
+    c = Conn(sock, path, next(conn_ids), local, sni)
+    n = 0
+    try:
+        while True:
+            head = c.until(b"\r\n\r\n").decode("latin-1")
+            lines = head.split("\r\n")
+            method, target, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+            headers = []
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers.append((k.strip(), v.strip()))
+            hd = {}
+            for k, v in headers:
+                hd.setdefault(k.lower(), v)
+            body = b""
+            if hd.get("transfer-encoding", "").lower() == "chunked":
+                while True:
+                    size = int(c.until(b"\r\n").split(b";")[0], 16)
+                    if size == 0:
+                        while c.until(b"\r\n"):
+                            pass
+                        break
+                    body += c.take(size)
+                    c.until(b"\r\n")
+            elif "content-length" in hd:
+                body = c.take(int(hd["content-length"]))
+            n += 1
+            echo = {"n": n, "conn": c.conn, "method": method, "target": target,
+                    "headers": headers, "body": body.decode("latin-1"), "sni": sni}
+            if target.startswith("/reflect"):
+                echo["reflected"] = hd.get("authorization", "")
+            out = json.dumps(echo).encode() + b"\n"
+            close = hd.get("connection", "").lower() == "close"
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+                         % (len(out), b"Connection: close\r\n" if close else b"", out))
+            if close:
+                break
+    except (EOFError, OSError, ValueError, ssl.SSLError):
+        pass
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+def serve_http(s, path, ctx):
+    def handle(c):
+        try:
+            c.settimeout(30)
+            local = fmt(c.getsockname())
+            sni = "-"
+            if ctx is not None:
+                c = ctx.wrap_socket(c, server_side=True)
+                sni = getattr(c, "sni", "-")
+            serve_http_conn(c, path, local, sni)
+        except (OSError, ssl.SSLError):
+            c.close()
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
 def main():
     import argparse
     ap = argparse.ArgumentParser()
@@ -105,12 +208,23 @@ def main():
     ap.add_argument("--tls", default="")
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--http", default="")
+    ap.add_argument("--https", default="")
+    ap.add_argument("--log", default="/dev/null")
     a = ap.parse_args()
     ports = lambda s: [int(p) for p in s.split(",") if p]
     # Bind everything before announcing readiness; serve in threads.
     tcp = [bind_tcp(p) for p in ports(a.tcp)]
     udp = [bind_udp(p) for p in ports(a.udp)]
     tls = [bind_tcp(p) for p in ports(a.tls)]
+    http = [bind_tcp(p) for p in ports(a.http)]
+    https = [bind_tcp(p) for p in ports(a.https)]
+    for sock in http:
+        threading.Thread(target=serve_http, args=(sock, a.log, None), daemon=True).start()
+    if https:
+        hctx = tls_context(a.cert, a.key)
+        for sock in https:
+            threading.Thread(target=serve_http, args=(sock, a.log, hctx), daemon=True).start()
     if tls:
         ctx = tls_context(a.cert, a.key)
         for sock in tls:

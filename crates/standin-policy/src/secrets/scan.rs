@@ -11,6 +11,7 @@
 
 use super::decode::{Decoded, Form, JsonDecoder, PercentDecoder};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::Arc;
 
 /// A compiled set of placeholders; pattern `i` belongs to `ids[i]` (a secret index).
 #[derive(Debug, Clone)]
@@ -149,8 +150,8 @@ impl Decoder {
 
 /// Scans a stream for placeholders in raw, percent-encoded and JSON-escaped form.
 #[derive(Debug, Clone)]
-pub struct StreamScanner<'p> {
-    pats: &'p Patterns,
+pub struct StreamScanner {
+    pats: Arc<Patterns>,
     /// Raw bytes possibly the start of a match, and the offset of the first one.
     raw_tail: Vec<u8>,
     raw_tail_start: u64,
@@ -159,9 +160,9 @@ pub struct StreamScanner<'p> {
     consumed: u64,
 }
 
-impl<'p> StreamScanner<'p> {
+impl StreamScanner {
     /// A scanner for `pats`.
-    pub fn new(pats: &'p Patterns) -> StreamScanner<'p> {
+    pub fn new(pats: Arc<Patterns>) -> StreamScanner {
         StreamScanner {
             pats,
             raw_tail: Vec::new(),
@@ -211,7 +212,7 @@ impl<'p> StreamScanner<'p> {
             }
             let mut out = std::mem::take(&mut st.tail);
             dec.push(chunk, base, &mut out);
-            scan_decoded(self.pats, dec.form(), &mut out, &mut st.scratch)?;
+            scan_decoded(&self.pats, dec.form(), &mut out, &mut st.scratch)?;
             st.tail = out;
             let form_safe = st
                 .tail
@@ -236,7 +237,7 @@ impl<'p> StreamScanner<'p> {
         for (dec, st) in self.decoders.iter_mut() {
             let mut out = std::mem::take(&mut st.tail);
             dec.finish(&mut out);
-            scan_decoded(self.pats, dec.form(), &mut out, &mut st.scratch)?;
+            scan_decoded(&self.pats, dec.form(), &mut out, &mut st.scratch)?;
         }
         self.raw_tail.clear();
         Ok(())
@@ -286,9 +287,28 @@ fn scan_decoded(
 
 /// One-shot scan of a complete value.
 pub fn scan_all(pats: &Patterns, bytes: &[u8]) -> Result<(), Hit> {
-    let mut s = StreamScanner::new(pats);
-    s.push(bytes)?;
-    s.finish()
+    if pats.is_empty() {
+        return Ok(());
+    }
+    if let Some((p, _, _)) = pats.find(bytes) {
+        return Err(Hit {
+            secret: pats.ids[p],
+            form: Form::Raw,
+        });
+    }
+    for (mut dec, esc) in [
+        (Decoder::Percent(PercentDecoder::default()), b'%'),
+        (Decoder::Json(JsonDecoder::default()), b'\\'),
+    ] {
+        if !bytes.contains(&esc) {
+            continue;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        dec.push(bytes, 0, &mut out);
+        dec.finish(&mut out);
+        scan_decoded(pats, dec.form(), &mut out, &mut Vec::new())?;
+    }
+    Ok(())
 }
 
 /// Replace every raw placeholder in `hay` with `value(secret)`. `None` if nothing matched
@@ -327,16 +347,16 @@ fn replace_into<'v>(
 
 /// Streaming raw substitution. Output for any chunking equals [`replace_all`] on the whole.
 #[derive(Debug, Clone)]
-pub struct StreamSubstituter<'p> {
-    pats: &'p Patterns,
+pub struct StreamSubstituter {
+    pats: Arc<Patterns>,
     carry: Vec<u8>,
     /// How many replacements were made.
     pub replaced: usize,
 }
 
-impl<'p> StreamSubstituter<'p> {
+impl StreamSubstituter {
     /// A substituter for `pats`.
-    pub fn new(pats: &'p Patterns) -> StreamSubstituter<'p> {
+    pub fn new(pats: Arc<Patterns>) -> StreamSubstituter {
         StreamSubstituter {
             pats,
             carry: Vec::new(),
@@ -384,7 +404,7 @@ impl<'p> StreamSubstituter<'p> {
     /// End of stream: replace in and flush the carry.
     pub fn finish<'v>(&mut self, value: &dyn Fn(usize) -> &'v [u8], out: &mut Vec<u8>) {
         let carry = std::mem::take(&mut self.carry);
-        self.replaced += replace_into(self.pats, &carry, value, out);
+        self.replaced += replace_into(&self.pats, &carry, value, out);
     }
 }
 
@@ -437,7 +457,7 @@ mod tests {
     #[test]
     fn withholds_only_a_possible_prefix() {
         let p = pats();
-        let mut s = StreamScanner::new(&p);
+        let mut s = StreamScanner::new(Arc::new(p));
         assert_eq!(s.push(b"hello "), Ok(6));
         assert_eq!(s.push(b"world $MS"), Ok(12));
         assert_eq!(s.push(b"X more"), Ok(21));
@@ -449,7 +469,7 @@ mod tests {
     #[test]
     fn substitutes_split_placeholders() {
         let p = pats();
-        let mut s = StreamSubstituter::new(&p);
+        let mut s = StreamSubstituter::new(Arc::new(p.clone()));
         let mut out = Vec::new();
         s.push(b"a $MSB_K", &values, &mut out);
         s.push(b"EY b $MSB_KEY", &values, &mut out);
@@ -474,7 +494,7 @@ mod tests {
             cuts.sort();
             // Substitution.
             let expected = replace_all(&p, &data, &values).unwrap_or_else(|| data.clone());
-            let mut s = StreamSubstituter::new(&p);
+            let mut s = StreamSubstituter::new(Arc::new(p.clone()));
             let mut out = Vec::new();
             let mut prev = 0;
             for &c in cuts.iter().chain([data.len()].iter()) {
@@ -486,7 +506,7 @@ mod tests {
             // Detection: the streaming verdict equals the one-shot verdict, and nothing
             // declared safe before a hit contains the start of the hit.
             let one_shot = scan_all(&p, &data).is_err();
-            let mut sc = StreamScanner::new(&p);
+            let mut sc = StreamScanner::new(Arc::new(p.clone()));
             let mut prev = 0;
             let mut hit = false;
             let mut safe = 0u64;

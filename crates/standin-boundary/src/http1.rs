@@ -1,0 +1,803 @@
+//! HTTP/1.1 on an inspected connection.
+//!
+//! The client side is served by hyper's HTTP/1 server, the upstream side is one hyper client
+//! connection to the destination the client dialed (over verified TLS when intercepting):
+//! requests go out in order on that one connection, so keep-alive and pipelining behave as
+//! the client expects. For every request:
+//!
+//! 1. framing is checked (no `Transfer-Encoding` with `Content-Length`, no conflicting
+//!    lengths, only `chunked`), so the upstream cannot read it differently from us;
+//! 2. the `Host` (and an absolute-form authority) must equal the TLS server name: no domain
+//!    fronting, on every request of a keep-alive connection;
+//! 3. the connection's [`Plan`] for that host decides: placeholders to substitute (headers,
+//!    Basic credentials, query, body) and placeholders that are violations (in any part, raw,
+//!    percent-encoded, JSON-escaped or base64 in Basic credentials);
+//! 4. the body is scanned before it is forwarded: up to [`PREFILL_BYTES`] are read and
+//!    checked before the request leaves at all, so a small request carrying a placeholder
+//!    never reaches the destination; larger bodies stream, holding back only bytes that could
+//!    be the start of a placeholder. Bodies rewritten under a `Content-Length` are read whole
+//!    (up to [`MAX_REWRITE_BODY`]) and sent with the new length; chunked bodies are rewritten
+//!    as they stream.
+//!
+//! A violation or refusal ends the connection with a reset on both sides.
+
+use crate::plan::Plan;
+use crate::shared::Shared;
+use crate::violation::{self, Place};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use standin_policy::egress::DomainName;
+use standin_policy::secrets::scan::scan_all;
+use standin_policy::secrets::{
+    Destination, Form, Hit, Patterns, StreamScanner, StreamSubstituter, rewrite,
+};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 128;
+/// Body bytes read and scanned before a request is sent upstream at all.
+pub const PREFILL_BYTES: usize = 1024 * 1024;
+/// Largest `Content-Length` body that can be rewritten (it is read whole to fix the length).
+pub const MAX_REWRITE_BODY: usize = 16 * 1024 * 1024;
+
+/// A request was refused; the connection is reset.
+#[derive(Debug, Error)]
+#[error("request blocked by the standin boundary")]
+pub struct Blocked;
+
+/// What the inspected connection is.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// Per-sandbox state.
+    pub shared: Arc<Shared>,
+    /// Dialed address.
+    pub dst: SocketAddr,
+    /// Names this sandbox resolved to `dst`.
+    pub names: Vec<DomainName>,
+    /// TLS server name (intercepted TLS with SNI).
+    pub sni: Option<DomainName>,
+    /// Whether this is intercepted TLS with a verified upstream.
+    pub tls: bool,
+    plan: Mutex<Option<Arc<Plan>>>,
+    blocked: AtomicBool,
+}
+
+impl ConnInfo {
+    /// Describe a connection.
+    pub fn new(
+        shared: Arc<Shared>,
+        dst: SocketAddr,
+        names: Vec<DomainName>,
+        sni: Option<DomainName>,
+        tls: bool,
+    ) -> ConnInfo {
+        ConnInfo {
+            shared,
+            dst,
+            names,
+            sni,
+            tls,
+            plan: Mutex::new(None),
+            blocked: AtomicBool::new(false),
+        }
+    }
+
+    /// Mark the connection blocked (the caller resets both sides).
+    pub fn mark_blocked(&self) {
+        self.blocked.store(true, Ordering::Release);
+    }
+
+    /// Whether a request on this connection was blocked (the caller resets both sides).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// The plan for a request claiming `host` (cached for the last host seen).
+    pub fn plan(&self, host: Option<&DomainName>) -> Arc<Plan> {
+        if let Ok(cache) = self.plan.lock()
+            && let Some(p) = cache.as_ref()
+            && p.host.as_ref() == host
+        {
+            return p.clone();
+        }
+        let set = self
+            .shared
+            .secrets
+            .clone()
+            .unwrap_or_else(|| Arc::new(Default::default()));
+        let pinned = host.is_some_and(|h| self.names.contains(h));
+        let plan = Arc::new(Plan::build(
+            &set,
+            &Destination {
+                host,
+                host_pinned: pinned,
+                pinned_names: &self.names,
+                tls: self.tls,
+            },
+        ));
+        if let Ok(mut cache) = self.plan.lock() {
+            *cache = Some(plan.clone());
+        }
+        plan
+    }
+
+    fn place<'a>(&'a self, host: Option<&'a str>, location: &'static str) -> Place<'a> {
+        Place {
+            addr: self.dst,
+            sni: self.sni.as_ref().map(DomainName::as_str),
+            host,
+            name: self.names.first().map(DomainName::as_str),
+            location,
+            protocol: "http/1.1",
+        }
+    }
+
+    /// Act on a placeholder found where it may not go.
+    pub fn violation(
+        &self,
+        plan: &Plan,
+        hit: Hit,
+        host: Option<&str>,
+        location: &'static str,
+    ) -> Blocked {
+        self.blocked.store(true, Ordering::Release);
+        match plan.actions.get(hit.secret).copied().flatten() {
+            Some(action) => violation::report(
+                &self.shared,
+                hit.secret,
+                hit.form,
+                action,
+                &self.place(host, location),
+            ),
+            // Only a substitutable placeholder in a body that cannot be rewritten gets here.
+            None => violation::refused(
+                &self.shared,
+                &self.place(host, location),
+                "placeholder in a body with a content encoding (cannot be rewritten safely)",
+            ),
+        }
+        Blocked
+    }
+
+    /// Refuse a request for a protocol reason.
+    pub fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
+        self.blocked.store(true, Ordering::Release);
+        violation::refused(&self.shared, &self.place(host, "header"), why);
+        Blocked
+    }
+
+    fn real<'a>(&'a self) -> impl Fn(usize) -> &'a [u8] + 'a {
+        move |i| {
+            self.shared
+                .secrets
+                .as_ref()
+                .and_then(|s| s.entries.get(i))
+                .map_or(&[][..], |e| e.value.expose())
+        }
+    }
+}
+
+/// Serve HTTP/1.1 from `guest`, forwarding to `upstream`. Returns when either side is done.
+pub async fn serve<G, U>(guest: G, upstream: U, info: Arc<ConnInfo>)
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = match hyper::client::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .max_buf_size(MAX_HEAD_BYTES.max(8192) * 4)
+        .handshake::<_, ReqBody>(TokioIo::new(upstream))
+        .await
+    {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upstream HTTP/1 handshake failed");
+            return;
+        }
+    };
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let svc_info = info.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let info = svc_info.clone();
+        let sender = sender.clone();
+        async move { forward(&info, &sender, req).await }
+    });
+    let server = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .timer(TokioTimer::new())
+        .header_read_timeout(info.shared.config.idle_timeout)
+        .serve_connection(TokioIo::new(guest), service);
+    if let Err(e) = server.await {
+        tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP/1 connection ended");
+    }
+    driver.abort();
+}
+
+async fn forward(
+    info: &Arc<ConnInfo>,
+    sender: &tokio::sync::Mutex<SendRequest<ReqBody>>,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, Blocked> {
+    if info.shared.is_terminated() {
+        return Err(Blocked);
+    }
+    let (mut parts, body) = req.into_parts();
+    check_framing(&parts.headers).map_err(|why| info.refuse(None, &why))?;
+    let host_text = host_of(&parts).map_err(|why| info.refuse(None, &why))?;
+    let host_ref = Some(host_text.as_str());
+    let claim = match DomainName::parse(&host_text) {
+        Ok(n) => Some(n),
+        Err(_) if host_text.parse::<std::net::IpAddr>().is_ok() => None,
+        Err(_) => return Err(info.refuse(host_ref, "the Host header is not a valid host name")),
+    };
+    let claim = if info.tls {
+        match (&info.sni, &claim) {
+            (Some(sni), Some(h)) if sni == h => Some(h.clone()),
+            (Some(sni), _) => {
+                return Err(info.refuse(
+                    host_ref,
+                    &format!("Host {host_text} does not match the TLS server name {sni}"),
+                ));
+            }
+            // No SNI (the client dialed an address): no name identity.
+            (None, _) => None,
+        }
+    } else {
+        claim
+    };
+    let plan = info.plan(claim.as_ref());
+    if plan.is_inert() {
+        return send(
+            info,
+            sender,
+            Request::from_parts(parts, ReqBody::Incoming(body)),
+        )
+        .await;
+    }
+    let real = info.real();
+
+    // Headers.
+    for (name, value) in parts.headers.iter_mut() {
+        let v = value.as_bytes();
+        scan_all(&plan.violations, name.as_str().as_bytes())
+            .and_then(|()| scan_all(&plan.violations, v))
+            .map_err(|hit| info.violation(&plan, hit, host_ref, "header"))?;
+        let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;
+        if is_auth && let Some(creds) = rewrite::basic_credentials(v) {
+            let creds = zeroize::Zeroizing::new(creds);
+            scan_all(&plan.violations, &creds).map_err(|hit| {
+                info.violation(
+                    &plan,
+                    Hit {
+                        form: Form::Base64,
+                        ..hit
+                    },
+                    host_ref,
+                    "basic-auth",
+                )
+            })?;
+        }
+        let mut new = None;
+        if is_auth && !plan.sub_basic.is_empty() {
+            new = rewrite::basic_auth(&plan.sub_basic, v, &real);
+        }
+        if new.is_none() && !plan.sub_headers.is_empty() {
+            new = rewrite::header_value(&plan.sub_headers, v, &real);
+        }
+        if let Some(n) = new {
+            let n = zeroize::Zeroizing::new(n);
+            let mut hv = HeaderValue::from_bytes(&n).map_err(|_| {
+                info.refuse(
+                    host_ref,
+                    "a substituted header value is not a valid header value",
+                )
+            })?;
+            hv.set_sensitive(true);
+            *value = hv;
+        }
+    }
+
+    // Request target.
+    if let Some(pq) = parts.uri.path_and_query().cloned() {
+        scan_all(&plan.violations, pq.path().as_bytes())
+            .map_err(|hit| info.violation(&plan, hit, host_ref, "path"))?;
+        if let Some(q) = pq.query() {
+            scan_all(&plan.violations, q.as_bytes())
+                .map_err(|hit| info.violation(&plan, hit, host_ref, "query"))?;
+            if !plan.sub_query.is_empty()
+                && let Some(newq) = rewrite::query(&plan.sub_query, q.as_bytes(), &real)
+            {
+                let mut target = pq.path().as_bytes().to_vec();
+                target.push(b'?');
+                target.extend_from_slice(&newq);
+                let mut up = parts.uri.clone().into_parts();
+                up.path_and_query = Some(
+                    http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
+                        .map_err(|_| info.refuse(host_ref, "substituted query is not valid"))?,
+                );
+                parts.uri = Uri::from_parts(up)
+                    .map_err(|_| info.refuse(host_ref, "substituted target is not valid"))?;
+            }
+        }
+    }
+
+    // Body.
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let length = content_length(&parts.headers);
+    let has_body = chunked || length.is_some_and(|l| l > 0);
+    let body = if !has_body {
+        ReqBody::Incoming(body)
+    } else {
+        let encoded = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let scan = if encoded {
+            plan.encoded_body.clone()
+        } else {
+            plan.violations.clone()
+        };
+        let sub = (!encoded && !plan.sub_body.is_empty()).then(|| plan.sub_body.clone());
+        if scan.is_empty() && sub.is_none() {
+            ReqBody::Incoming(body)
+        } else {
+            let rewrite_fixed = sub.is_some() && length.is_some();
+            let mut scanned = ScannedBody {
+                inner: body,
+                filter: BodyFilter::new(scan, sub),
+                queue: VecDeque::new(),
+                queued: 0,
+                trailers: None,
+                ended: false,
+                ctx: ContextRef {
+                    plan: plan.clone(),
+                    host: host_text.clone(),
+                },
+                conn: info.clone(),
+            };
+            let limit = if rewrite_fixed {
+                MAX_REWRITE_BODY
+            } else {
+                PREFILL_BYTES
+            };
+            scanned.prefill(limit).await?;
+            parts.headers.remove(header::EXPECT);
+            if rewrite_fixed {
+                if !scanned.ended {
+                    return Err(info.refuse(
+                        host_ref,
+                        "a body with Content-Length over 16 MiB cannot be rewritten",
+                    ));
+                }
+                let mut all = BytesMut::with_capacity(scanned.queued);
+                for b in scanned.queue.drain(..) {
+                    all.extend_from_slice(&b);
+                }
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(all.len()));
+                ReqBody::Full(Some(all.freeze()))
+            } else {
+                ReqBody::Scanned(Box::new(scanned))
+            }
+        }
+    };
+    send(info, sender, Request::from_parts(parts, body)).await
+}
+
+async fn send(
+    info: &ConnInfo,
+    sender: &tokio::sync::Mutex<SendRequest<ReqBody>>,
+    req: Request<ReqBody>,
+) -> Result<Response<Incoming>, Blocked> {
+    let mut sender = sender.lock().await;
+    if sender.ready().await.is_err() {
+        return Err(Blocked);
+    }
+    match sender.send_request(req).await {
+        Ok(resp) if !info.is_blocked() => Ok(resp),
+        Ok(_) => Err(Blocked),
+        Err(e) => {
+            tracing::debug!(error = %e, dst = %info.dst, "upstream request failed");
+            Err(Blocked)
+        }
+    }
+}
+
+/// Refuse framing the upstream could read differently from us.
+fn check_framing(headers: &HeaderMap) -> Result<(), String> {
+    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let cl: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    if !te.is_empty() && !cl.is_empty() {
+        return Err("both Transfer-Encoding and Content-Length".into());
+    }
+    if te.len() > 1
+        || te
+            .first()
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err("a Transfer-Encoding other than a single 'chunked'".into());
+    }
+    if cl.len() > 1 && cl.windows(2).any(|w| w[0] != w[1]) {
+        return Err("conflicting Content-Length values".into());
+    }
+    Ok(())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// The host the request claims: exactly one `Host`, port and trailing dot stripped, and an
+/// absolute-form target's authority must agree with it.
+fn host_of(parts: &http::request::Parts) -> Result<String, String> {
+    let hosts: Vec<&HeaderValue> = parts.headers.get_all(header::HOST).iter().collect();
+    let [host] = hosts.as_slice() else {
+        return Err(format!(
+            "{} Host headers (exactly one is required)",
+            hosts.len()
+        ));
+    };
+    let host = host
+        .to_str()
+        .map_err(|_| "a Host header that is not ASCII")?;
+    let name = strip_port(host)?;
+    if let Some(auth) = parts.uri.authority()
+        && !strip_port(auth.as_str())?.eq_ignore_ascii_case(&name)
+    {
+        return Err(format!(
+            "the request target's authority {auth} differs from Host {host}"
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn strip_port(authority: &str) -> Result<String, String> {
+    let a = authority.trim();
+    if let Some(rest) = a.strip_prefix('[') {
+        let end = rest
+            .find(']')
+            .ok_or("an unterminated IPv6 literal in Host")?;
+        return Ok(rest[..end].to_owned());
+    }
+    let host = match a.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => a,
+    };
+    Ok(host.strip_suffix('.').unwrap_or(host).to_owned())
+}
+
+/// The body sent upstream.
+#[derive(Debug)]
+pub enum ReqBody {
+    /// Forwarded as received (nothing to scan or rewrite).
+    Incoming(Incoming),
+    /// Rewritten whole.
+    Full(Option<Bytes>),
+    /// Scanned (and possibly rewritten) as it streams.
+    Scanned(Box<ScannedBody>),
+}
+
+/// Why a request body stopped.
+#[derive(Debug, Error)]
+pub enum BodyError {
+    /// A placeholder that may not go there.
+    #[error("request body blocked")]
+    Blocked,
+    /// The client's body failed.
+    #[error("client body: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ReqBody::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(BodyError::from))),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqBody::Scanned(s) => Pin::new(s.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Incoming(b) => b.is_end_stream(),
+            ReqBody::Full(b) => b.is_none(),
+            ReqBody::Scanned(s) => s.ended && s.queue.is_empty() && s.trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Incoming(b) => b.size_hint(),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::Scanned(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Scanning and substitution state of one body.
+#[derive(Debug)]
+struct BodyFilter {
+    scanner: StreamScanner,
+    subst: Option<StreamSubstituter>,
+    held: BytesMut,
+    held_start: u64,
+}
+
+impl BodyFilter {
+    fn new(scan: Arc<Patterns>, sub: Option<Arc<Patterns>>) -> BodyFilter {
+        BodyFilter {
+            scanner: StreamScanner::new(scan),
+            subst: sub.map(StreamSubstituter::new),
+            held: BytesMut::new(),
+            held_start: 0,
+        }
+    }
+
+    fn push<'v>(
+        &mut self,
+        data: Bytes,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) -> Result<(), Hit> {
+        let safe = self.scanner.push(&data)?;
+        if self.held.is_empty() && self.subst.is_none() && safe == self.scanner.consumed() {
+            // Nothing held back and nothing to rewrite: forward the frame as it is.
+            self.held_start = safe;
+            if !data.is_empty() {
+                out.push_back(data);
+            }
+            return Ok(());
+        }
+        self.held.extend_from_slice(&data);
+        let n = usize::try_from(safe - self.held_start)
+            .unwrap_or(0)
+            .min(self.held.len());
+        let ready = self.held.split_to(n).freeze();
+        self.held_start += n as u64;
+        self.emit(ready, real, out);
+        Ok(())
+    }
+
+    fn finish<'v>(
+        &mut self,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) -> Result<(), Hit> {
+        self.scanner.finish()?;
+        let rest = self.held.split().freeze();
+        self.emit(rest, real, out);
+        if let Some(s) = self.subst.as_mut() {
+            let mut v = Vec::new();
+            s.finish(real, &mut v);
+            if !v.is_empty() {
+                out.push_back(Bytes::from(v));
+            }
+        }
+        Ok(())
+    }
+
+    fn emit<'v>(
+        &mut self,
+        ready: Bytes,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) {
+        match self.subst.as_mut() {
+            None if ready.is_empty() => {}
+            None => out.push_back(ready),
+            Some(s) => {
+                let mut v = Vec::with_capacity(ready.len());
+                s.push(&ready, real, &mut v);
+                if !v.is_empty() {
+                    out.push_back(Bytes::from(v));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ContextRef {
+    plan: Arc<Plan>,
+    host: String,
+}
+
+/// A request body scanned (and possibly rewritten) on its way upstream.
+#[derive(Debug)]
+pub struct ScannedBody {
+    inner: Incoming,
+    filter: BodyFilter,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+    ctx: ContextRef,
+    conn: Arc<ConnInfo>,
+}
+
+impl ScannedBody {
+    /// Read and scan until the body ends or `limit` bytes are queued.
+    async fn prefill(&mut self, limit: usize) -> Result<(), Blocked> {
+        while !self.ended && self.queued < limit {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_frame(cx)).await;
+            self.on_frame(frame).map_err(|_| Blocked)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    ) -> Result<(), BodyError> {
+        let info = self.conn.clone();
+        let real = info.real();
+        let host = Some(self.ctx.host.as_str());
+        match frame {
+            None => {
+                let before = self.queue.len();
+                self.filter.finish(&real, &mut self.queue).map_err(|hit| {
+                    info.violation(&self.ctx.plan, hit, host, "body");
+                    BodyError::Blocked
+                })?;
+                self.queued += self
+                    .queue
+                    .iter()
+                    .skip(before)
+                    .map(Bytes::len)
+                    .sum::<usize>();
+                self.ended = true;
+            }
+            Some(Err(e)) => return Err(BodyError::Client(e)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let before = self.queue.len();
+                    self.filter
+                        .push(data, &real, &mut self.queue)
+                        .map_err(|hit| {
+                            info.violation(&self.ctx.plan, hit, host, "body");
+                            BodyError::Blocked
+                        })?;
+                    self.queued += self
+                        .queue
+                        .iter()
+                        .skip(before)
+                        .map(Bytes::len)
+                        .sum::<usize>();
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        for (name, value) in trailers.iter() {
+                            scan_all(&self.ctx.plan.violations, name.as_str().as_bytes())
+                                .and_then(|()| {
+                                    scan_all(&self.ctx.plan.violations, value.as_bytes())
+                                })
+                                .map_err(|hit| {
+                                    info.violation(&self.ctx.plan, hit, host, "trailer");
+                                    BodyError::Blocked
+                                })?;
+                        }
+                        self.trailers = Some(trailers);
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+impl Body for ScannedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(b) = this.queue.pop_front() {
+                this.queued -= b.len();
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if this.ended {
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+            this.on_frame(frame)?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(req: Request<()>) -> http::request::Parts {
+        req.into_parts().0
+    }
+
+    #[test]
+    fn host_rules() {
+        let p = parts(
+            Request::get("/x")
+                .header("host", "API.example.com:443")
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(host_of(&p).unwrap(), "api.example.com");
+        let p = parts(
+            Request::get("http://evil.example/x")
+                .header("host", "api.example.com")
+                .body(())
+                .unwrap(),
+        );
+        assert!(host_of(&p).is_err());
+        let p = parts(
+            Request::get("/x")
+                .header("host", "a.example")
+                .header("host", "b.example")
+                .body(())
+                .unwrap(),
+        );
+        assert!(host_of(&p).is_err());
+        let p = parts(Request::get("/x").body(()).unwrap());
+        assert!(host_of(&p).is_err());
+        assert_eq!(strip_port("[2001:db8::1]:443").unwrap(), "2001:db8::1");
+        assert_eq!(strip_port("a.example.").unwrap(), "a.example");
+    }
+
+    #[test]
+    fn framing_rules() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        assert!(check_framing(&h).is_ok());
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert!(check_framing(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip, chunked"),
+        );
+        assert!(check_framing(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        h.append(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
+        assert!(check_framing(&h).is_err());
+    }
+}

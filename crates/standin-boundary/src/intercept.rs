@@ -1,0 +1,248 @@
+//! Inspected connections: what the relay does with an allowed connection when the sandbox has
+//! secrets.
+//!
+//! The first bytes decide:
+//! - a TLS ClientHello: intercept. The sandbox gets a leaf from the sandbox CA for its server
+//!   name (or for the dialed address when there is none); the boundary dials the same
+//!   address, verifies the upstream certificate for that name, and only then reads a byte of
+//!   plaintext. HTTP/1.1 inside goes to [`http1`](crate::http1), anything else to the
+//!   [`scanned_relay`](crate::scanned_relay);
+//! - an HTTP request line: plain HTTP, the same [`http1`](crate::http1) path without TLS
+//!   identity (so no substitution unless a secret turns `require_tls_identity` off);
+//! - anything else, or nothing within the peek window (server-first protocols): the
+//!   [`scanned_relay`](crate::scanned_relay).
+//!
+//! A blocked connection is reset on both sides; a terminated sandbox stops every connection.
+
+use crate::ca::LeafName;
+use crate::client_hello::Peeked;
+use crate::events::EventKind;
+use crate::http1::{self, ConnInfo};
+use crate::prefixed::Prefixed;
+use crate::relay::HELLO_TIMEOUT;
+use crate::scanned_relay;
+use crate::shared::Shared;
+use rustls_pki_types::ServerName;
+use standin_policy::egress::DomainName;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Longest a TLS handshake (either side) may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handle an allowed, captured connection of a sandbox with secrets. `head` holds the bytes
+/// already read from the client, `hello` what they are.
+pub async fn handle(
+    client: TcpStream,
+    dst: SocketAddr,
+    head: Vec<u8>,
+    hello: Peeked,
+    names: Vec<DomainName>,
+    shared: Arc<Shared>,
+) {
+    let guest_fd = client.as_fd().try_clone_to_owned().ok();
+    let mut upstream_fd = None;
+    let shared2 = shared.clone();
+    let work = async {
+        match hello {
+            Peeked::Tls(sni) => tls(client, dst, head, sni, names, &shared, &mut upstream_fd).await,
+            _ => {
+                let upstream = connect(&shared, dst, &names).await?;
+                upstream_fd = upstream.as_fd().try_clone_to_owned().ok();
+                let _ = upstream.set_nodelay(true);
+                let _ = client.set_nodelay(true);
+                let info = Arc::new(ConnInfo::new(shared.clone(), dst, names, None, false));
+                let guest = Prefixed::new(head.clone(), client);
+                if looks_like_http(&head) {
+                    http1::serve(guest, upstream, info.clone()).await;
+                } else {
+                    scanned_relay::relay(guest, upstream, info.clone()).await;
+                }
+                Some(info)
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        info = work => match info {
+            Some(info) => info.is_blocked(),
+            None => true,
+        },
+        _ = shared2.terminated() => true,
+    };
+    if outcome || shared2.is_terminated() {
+        reset_fd(guest_fd);
+        reset_fd(upstream_fd);
+    }
+}
+
+async fn tls(
+    client: TcpStream,
+    dst: SocketAddr,
+    head: Vec<u8>,
+    sni: Option<String>,
+    names: Vec<DomainName>,
+    shared: &Arc<Shared>,
+    upstream_fd: &mut Option<OwnedFd>,
+) -> Option<Arc<ConnInfo>> {
+    let (Some(ca), Some(client_config)) = (shared.config.ca.clone(), shared.upstream_tls.clone())
+    else {
+        return None;
+    };
+    let sni_name = match sni.as_deref().map(DomainName::parse) {
+        Some(Ok(n)) => Some(n),
+        // An SNI that is not a host name (garbage, or an address): treat as none.
+        Some(Err(_)) | None => None,
+    };
+    let leaf = match &sni_name {
+        Some(n) => LeafName::Dns(n.to_string()),
+        None => LeafName::Ip(dst.ip()),
+    };
+    let server_config = match ca.server_config(&leaf) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make a leaf certificate");
+            return None;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(
+        rustls::server::Acceptor::default(),
+        Prefixed::new(head, client),
+    );
+    let guest = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let start = acceptor.await?;
+        start.into_stream(server_config).await
+    })
+    .await;
+    let guest = match guest {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%dst, error = %e, "sandbox-side TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%dst, "sandbox-side TLS handshake timed out");
+            return None;
+        }
+    };
+    let tcp = connect(shared, dst, &names).await?;
+    *upstream_fd = tcp.as_fd().try_clone_to_owned().ok();
+    let _ = tcp.set_nodelay(true);
+    let server_name: ServerName<'static> = match &sni_name {
+        Some(n) => match ServerName::try_from(n.to_string()) {
+            Ok(s) => s,
+            Err(_) => return None,
+        },
+        None => ServerName::IpAddress(dst.ip().into()),
+    };
+    let connector = tokio_rustls::TlsConnector::from(client_config);
+    let upstream =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                upstream_failed(shared, dst, sni_name.as_ref(), &names, &format!("TLS: {e}"));
+                return None;
+            }
+            Err(_) => {
+                upstream_failed(
+                    shared,
+                    dst,
+                    sni_name.as_ref(),
+                    &names,
+                    "TLS handshake timed out",
+                );
+                return None;
+            }
+        };
+    let info = Arc::new(ConnInfo::new(shared.clone(), dst, names, sni_name, true));
+    // The plaintext's first bytes decide HTTP/1.1 or an opaque (but scanned) stream.
+    let mut guest = guest;
+    let mut first = vec![0u8; 4096];
+    let n = match tokio::time::timeout(HELLO_TIMEOUT, guest.read(&mut first)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) => return Some(info),
+        Err(_) => 0,
+    };
+    first.truncate(n);
+    let http = looks_like_http(&first);
+    let guest = Prefixed::new(first, guest);
+    if http {
+        http1::serve(guest, upstream, info.clone()).await;
+    } else {
+        scanned_relay::relay(guest, upstream, info.clone()).await;
+    }
+    Some(info)
+}
+
+async fn connect(shared: &Shared, dst: SocketAddr, names: &[DomainName]) -> Option<TcpStream> {
+    match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(dst)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            upstream_failed(shared, dst, None, names, &e.to_string());
+            None
+        }
+        Err(_) => {
+            upstream_failed(shared, dst, None, names, "connect timed out");
+            None
+        }
+    }
+}
+
+fn upstream_failed(
+    shared: &Shared,
+    dst: SocketAddr,
+    sni: Option<&DomainName>,
+    names: &[DomainName],
+    detail: &str,
+) {
+    let mut e = shared.event(EventKind::UpstreamFailed, "tcp");
+    e.addr = Some(dst.to_string());
+    e.name = names.first().map(|n| n.to_string());
+    e.sni = sni.map(|n| n.to_string());
+    e.detail = Some(detail.to_owned());
+    shared.config.events.emit(e);
+}
+
+/// Whether `head` starts like an HTTP/1 request line (`TOKEN SP`).
+pub fn looks_like_http(head: &[u8]) -> bool {
+    let method_len = head
+        .iter()
+        .take(16)
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-')
+        .count();
+    (3..=12).contains(&method_len) && head.get(method_len) == Some(&b' ')
+}
+
+/// Reset a socket through a duplicate of its descriptor: with a zero linger, the last close
+/// sends RST instead of FIN.
+fn reset_fd(fd: Option<OwnedFd>) {
+    if let Some(fd) = fd {
+        let _ = nix::sys::socket::setsockopt(
+            &fd,
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_request_lines() {
+        assert!(looks_like_http(b"GET / HTTP/1.1\r\n"));
+        assert!(looks_like_http(b"POST /x"));
+        assert!(!looks_like_http(b"SSH-2.0-OpenSSH"));
+        assert!(!looks_like_http(b"\x16\x03\x01"));
+        assert!(!looks_like_http(b""));
+        assert!(!looks_like_http(b"GE"));
+    }
+}

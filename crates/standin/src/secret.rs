@@ -1,0 +1,339 @@
+//! [`SecretBuilder`] and [`ViolationActionBuilder`]: the reference SDK's secret API, in
+//! snake_case.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), standin::Error> {
+//! let sandbox = standin::Sandbox::builder("agent")
+//!     .secret(|s| {
+//!         s.env("OPENAI_API_KEY") // the sandbox sees $MSB_OPENAI_API_KEY
+//!             .value(std::env::var("OPENAI_API_KEY").unwrap_or_default())
+//!             .allow_host("api.openai.com") // the real value only reaches this host
+//!     })
+//!     .command(["python3", "agent.py"])
+//!     .create()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+use crate::Error;
+use standin_policy::egress::{DomainName, HostPattern};
+pub use standin_policy::secrets::{
+    SecretEntry, SecretInjection, SecretValue, ViolationAction, ViolationPolicy,
+};
+use standin_policy::secrets::{default_placeholder, validate_env_name};
+
+/// Builder for one secret. `env`, `value` and at least one allowed host are required;
+/// [`build`](Self::build) says what is missing.
+#[derive(Debug)]
+pub struct SecretBuilder {
+    env: Option<String>,
+    value: Option<SecretValue>,
+    placeholder: Option<String>,
+    hosts: Vec<DomainName>,
+    patterns: Vec<HostPattern>,
+    any_host: bool,
+    require_tls_identity: bool,
+    injection: SecretInjection,
+    on_violation: Option<ViolationPolicy>,
+    errors: Vec<String>,
+}
+
+impl Default for SecretBuilder {
+    fn default() -> Self {
+        SecretBuilder {
+            env: None,
+            value: None,
+            placeholder: None,
+            hosts: Vec::new(),
+            patterns: Vec::new(),
+            any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl SecretBuilder {
+    /// A new, empty builder.
+    pub fn new() -> SecretBuilder {
+        SecretBuilder::default()
+    }
+
+    /// The environment variable that holds the placeholder inside the sandbox (non-empty, no
+    /// `=` or NUL). Required.
+    pub fn env(mut self, name: &str) -> Self {
+        self.env = Some(name.to_owned());
+        self
+    }
+
+    /// The real value. It never enters the sandbox. Required.
+    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.value = Some(SecretValue::new(value));
+        self
+    }
+
+    /// Override the placeholder (default `$MSB_<env>`): 1 to 1024 bytes, no NUL, CR or LF.
+    pub fn placeholder(mut self, placeholder: &str) -> Self {
+        self.placeholder = Some(placeholder.to_owned());
+        self
+    }
+
+    /// An exact host that may receive the real value (ASCII case-insensitive).
+    pub fn allow_host(mut self, host: &str) -> Self {
+        match DomainName::parse(host) {
+            Ok(h) => self.hosts.push(h),
+            Err(e) => self.errors.push(format!("allow_host({host:?}): {e}")),
+        }
+        self
+    }
+
+    /// A `*.suffix` pattern: the suffix itself and any subdomain may receive the real value.
+    pub fn allow_host_pattern(mut self, pattern: &str) -> Self {
+        match parse_pattern(pattern, "allow_host_pattern", "allow_host") {
+            Ok(p) => self.patterns.push(p),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Substitute for any host, without host identity checks. A no-op unless `true`.
+    pub fn allow_any_host_dangerous(mut self, i_understand: bool) -> Self {
+        if i_understand {
+            self.any_host = true;
+        }
+        self
+    }
+
+    /// Substitute only on intercepted TLS with a verified upstream (default `true`).
+    pub fn require_tls_identity(mut self, enabled: bool) -> Self {
+        self.require_tls_identity = enabled;
+        self
+    }
+
+    /// Substitute in header values (default `true`).
+    pub fn inject_headers(mut self, enabled: bool) -> Self {
+        self.injection.headers = enabled;
+        self
+    }
+
+    /// Substitute inside `Authorization: Basic` credentials (default `true`).
+    pub fn inject_basic_auth(mut self, enabled: bool) -> Self {
+        self.injection.basic_auth = enabled;
+        self
+    }
+
+    /// Substitute in the URL query (default `false`).
+    pub fn inject_query(mut self, enabled: bool) -> Self {
+        self.injection.query_params = enabled;
+        self
+    }
+
+    /// Substitute in identity-encoded request bodies (default `false`).
+    pub fn inject_body(mut self, enabled: bool) -> Self {
+        self.injection.body = enabled;
+        self
+    }
+
+    /// This secret's own violation policy (overrides the sandbox-wide one).
+    pub fn on_violation(
+        mut self,
+        configure: impl FnOnce(ViolationActionBuilder) -> ViolationActionBuilder,
+    ) -> Self {
+        let (policy, errors) = configure(ViolationActionBuilder::default()).finish();
+        self.errors.extend(errors);
+        self.on_violation = Some(policy);
+        self
+    }
+
+    /// The entry, or an error naming every problem.
+    pub fn build(self) -> Result<SecretEntry, Error> {
+        let mut errors = self.errors;
+        let env = match self.env {
+            Some(e) => match validate_env_name(&e) {
+                Ok(()) => e,
+                Err(err) => {
+                    errors.push(err.to_string());
+                    e
+                }
+            },
+            None => {
+                errors.push("secret: env() is required".into());
+                String::new()
+            }
+        };
+        let Some(value) = self.value else {
+            errors.push(format!("secret {env}: value() is required"));
+            return Err(Error::Config(errors.join("; ")));
+        };
+        let entry = SecretEntry {
+            placeholder: self
+                .placeholder
+                .unwrap_or_else(|| default_placeholder(&env)),
+            env_var: env,
+            value,
+            allowed_hosts: self.hosts,
+            allowed_host_patterns: self.patterns,
+            allow_any_host: self.any_host,
+            require_tls_identity: self.require_tls_identity,
+            injection: self.injection,
+            on_violation: self.on_violation,
+        };
+        if errors.is_empty()
+            && let Err(e) = entry.validate()
+        {
+            errors.push(e.to_string());
+        }
+        if errors.is_empty() {
+            Ok(entry)
+        } else {
+            Err(Error::Config(errors.join("; ")))
+        }
+    }
+}
+
+/// Builder for a violation policy. `block*` sets the base action, `passthrough*` adds hosts
+/// that receive the placeholder unchanged (never the value); in any order.
+#[derive(Debug, Default)]
+pub struct ViolationActionBuilder {
+    policy: ViolationPolicy,
+    errors: Vec<String>,
+}
+
+impl ViolationActionBuilder {
+    /// Drop the request; the sandbox sees a connection reset (the default).
+    pub fn block(mut self) -> Self {
+        self.policy.action = Some(ViolationAction::Block);
+        self
+    }
+
+    /// Block, plus a host-side warning and an event.
+    pub fn block_and_log(mut self) -> Self {
+        self.policy.action = Some(ViolationAction::BlockAndLog);
+        self
+    }
+
+    /// Block, log an error, and kill the whole sandbox.
+    pub fn block_and_terminate(mut self) -> Self {
+        self.policy.action = Some(ViolationAction::BlockAndTerminate);
+        self
+    }
+
+    /// This exact host receives the placeholder unchanged instead of a block.
+    pub fn passthrough_host(mut self, host: &str) -> Self {
+        match DomainName::parse(host) {
+            Ok(h) => self.policy.passthrough_hosts.push(h),
+            Err(e) => self.errors.push(format!("passthrough_host({host:?}): {e}")),
+        }
+        self
+    }
+
+    /// Hosts matching `*.suffix` receive the placeholder unchanged.
+    pub fn passthrough_host_pattern(mut self, pattern: &str) -> Self {
+        match parse_pattern(pattern, "passthrough_host_pattern", "passthrough_host") {
+            Ok(p) => self.policy.passthrough_patterns.push(p),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Every host receives the placeholder unchanged. A no-op unless `true`.
+    pub fn passthrough_all_hosts(mut self, i_understand: bool) -> Self {
+        if i_understand {
+            self.policy.passthrough_all = true;
+        }
+        self
+    }
+
+    pub(crate) fn finish(self) -> (ViolationPolicy, Vec<String>) {
+        (self.policy, self.errors)
+    }
+}
+
+fn parse_pattern(pattern: &str, call: &str, exact: &str) -> Result<HostPattern, String> {
+    if !pattern.starts_with("*.") {
+        return Err(format!(
+            "{call}({pattern:?}): a pattern starts with '*.' (e.g. *.example.com); use {exact} for an exact name"
+        ));
+    }
+    HostPattern::parse(pattern).map_err(|e| format!("{call}({pattern:?}): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_with_reference_defaults() {
+        let e = SecretBuilder::new()
+            .env("OPENAI_API_KEY")
+            .value("sk-1")
+            .allow_host("api.openai.com")
+            .build()
+            .unwrap();
+        assert_eq!(e.placeholder, "$MSB_OPENAI_API_KEY");
+        assert!(e.require_tls_identity);
+        assert_eq!(e.injection, SecretInjection::default());
+        assert!(e.on_violation.is_none());
+        assert!(!e.allow_any_host);
+    }
+
+    #[test]
+    fn explains_what_is_missing() {
+        let err = SecretBuilder::new().value("v").build().unwrap_err();
+        assert!(err.to_string().contains("env() is required"), "{err}");
+        let err = SecretBuilder::new().env("K").build().unwrap_err();
+        assert!(err.to_string().contains("value() is required"), "{err}");
+        let err = SecretBuilder::new()
+            .env("K")
+            .value("v")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("allowed host"), "{err}");
+        let err = SecretBuilder::new()
+            .env("K")
+            .value("v")
+            .allow_host_pattern("api.example.com")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("use allow_host"), "{err}");
+        let err = SecretBuilder::new()
+            .env("K")
+            .value("a\r\nb")
+            .allow_host("a.example")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("CR, LF or NUL"), "{err}");
+        assert!(!err.to_string().contains("a\r\nb"));
+    }
+
+    #[test]
+    fn safety_flags_are_no_ops_when_false() {
+        let err = SecretBuilder::new()
+            .env("K")
+            .value("v")
+            .allow_any_host_dangerous(false)
+            .build();
+        assert!(err.is_err());
+        let (p, _) = ViolationActionBuilder::default()
+            .passthrough_all_hosts(false)
+            .finish();
+        assert!(!p.passthrough_all);
+    }
+
+    #[test]
+    fn block_and_passthrough_in_any_order() {
+        let (a, _) = ViolationActionBuilder::default()
+            .passthrough_host("trace.example")
+            .block_and_log()
+            .finish();
+        let (b, _) = ViolationActionBuilder::default()
+            .block_and_log()
+            .passthrough_host("trace.example")
+            .finish();
+        assert_eq!(a, b);
+        assert_eq!(a.action, Some(ViolationAction::BlockAndLog));
+        assert_eq!(a.passthrough_hosts.len(), 1);
+    }
+}
