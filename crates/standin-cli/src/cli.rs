@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
     Run(RunArgs),
+    /// Show the four outcomes (substitute, block, pass through, block and terminate) in real
+    /// sandboxes against a fake internet built in private network namespaces (needs root; no
+    /// internet).
+    Demo,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod secrets;
 
 use anyhow::Context;
@@ -16,9 +17,20 @@ use standin::{EnvSpec, MountSpec, NetworkBuilder, Sandbox};
 fn main() {
     standin::run_helper_if_requested();
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
     let code = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => {
+            init_logging(&cli.log_level);
+            run(args)
+        }
+        Command::Demo => {
+            // The demo prints the boundary's events itself; logs only on request.
+            init_logging(if cli.log_level == "warn" {
+                "off"
+            } else {
+                &cli.log_level
+            });
+            demo::run()
+        }
     };
     std::process::exit(code);
 }
