@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the four outcomes (substitute, block, pass through, block and terminate) in real
     /// sandboxes against a fake internet built in private network namespaces (needs root; no
     /// internet).

@@ -19,6 +19,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => {
+            let args = *args;
             init_logging(&cli.log_level);
             run(args)
         }
