@@ -637,3 +637,95 @@ fn base64_encode(data: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn bad_secret_flags_and_config_get_clear_errors() {
+    let run_plain = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(standin_bin())
+            .arg("run")
+            .args(args)
+            .args(["--", "true"])
+            .env_remove("OPENAI_API_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = run_plain(&["--secret", "OPENAI_API_KEY"], &[]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("NAME@HOST"), "{}", stderr(&o));
+    let o = run_plain(&["--secret", ONE], &[]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--secret-file OPENAI_API_KEY=PATH"), "{}", stderr(&o));
+    let o = run_plain(&["--secret", "K@api.openai.com", "--on-secret-violation", "passthrough"], &[("K", "v")]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("block-and-terminate"), "{}", stderr(&o));
+    let o = run_plain(&["--secret", "K@*"], &[("K", "v")]);
+    assert!(stderr(&o).contains("allow_any_host_dangerous"), "{}", stderr(&o));
+    let o = run_plain(&["--secret", "K@a.example", "--secret", "J@b.example"], &[("K", "v\nX: y"), ("J", "w")]);
+    assert!(stderr(&o).contains("CR, LF or NUL"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("X: y"), "{}", stderr(&o));
+    let o = run_plain(&["--secret-file", "K=/nonexistent"], &[]);
+    assert!(stderr(&o).contains("no --secret K@HOST"), "{}", stderr(&o));
+    let cfg = config("[[secret]]\nenv = \"K\"\nvalue = \"sk\"\nallow_hosts = [\"a.example\"]\n");
+    let o = run_plain(&["--config", cfg.path().to_str().unwrap()], &[]);
+    assert!(stderr(&o).contains("unknown field `value`"), "{}", stderr(&o));
+}
+
+#[test]
+fn secret_file_values_and_tls_edge_cases() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, format!("{VALUE}\n")).unwrap();
+    let spec = format!("FILE_KEY={}", file.display());
+    let o = run(
+        &net,
+        &["--secret", "FILE_KEY@api.openai.com", "--secret-file", &spec],
+        &format!(
+            // 1. value from a file; 2. a ClientHello without SNI (an address): intercepted
+            // with a leaf for the address, verified upstream by address, no substitution;
+            // 3. plain HTTP bytes to the TLS port and 4. non-HTTP bytes: they end, never hang.
+            r#"curl -sS -m 5 -o /dev/null -w 'file %{{http_code}}\n' -H "X: $FILE_KEY" https://api.openai.com/file; \
+            curl -sS -m 5 -o /dev/null -w 'nosni %{{http_code}}\n' https://{UPSTREAM_V4}/nosni; \
+            curl -sS -m 8 http://api.openai.com:443/plain >/dev/null 2>&1; echo "plain-on-tls=$?"; \
+            printf 'hello\n' | timeout 8 python3 -c 'import socket,sys; s=socket.create_connection(("api.openai.com",443),timeout=6); s.sendall(b"hello\n"); print("raw-on-tls", s.recv(10))' 2>&1 | tail -1"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(out.contains("file 200"), "{}", report(&o, &net));
+    assert!(out.contains("nosni 200"), "{}", report(&o, &net));
+    // 28 would be curl's timeout: the connection must end on its own.
+    assert!(out.contains("plain-on-tls=") && !out.contains("plain-on-tls=28"), "{}", report(&o, &net));
+    assert!(out.contains("raw-on-tls b''") || out.contains("raw-on-tls ConnectionReset"), "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains(&format!("X: {VALUE}\r\n")), "{got}");
+    assert!(got.contains("/nosni"), "{got}");
+}
+
+#[test]
+fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let ev = events.path().to_str().unwrap();
+    // No --upstream-ca: the fixture's CA is not trusted by the boundary.
+    let o = net.run_sh_env(
+        &["--secret", ONE, "--events", ev],
+        ENV,
+        &format!(
+            r#"curl -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/untrusted >/dev/null 2>&1; echo "rc=$?"; {SENTINEL}"#
+        ),
+    );
+    assert!(!stdout(&o).contains("rc=0"), "{}", report(&o, &net));
+    sentinel(&net);
+    let got = net.received();
+    assert!(!got.contains("/untrusted"), "{got}");
+    assert!(!got.contains(VALUE), "{got}");
+    let ev = std::fs::read_to_string(events.path()).unwrap();
+    assert!(ev.contains("upstream-failed") && ev.contains("certificate"), "{ev}");
+}

@@ -227,6 +227,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secret_shorthands() {
+        let n = NetworkBuilder::default()
+            .secret_env("A", "va", "{{a}}", "a.example")
+            .secret_env_simple("B", "vb", "b.example")
+            .secret(|s| s.env("C").value("vc").allow_host_pattern("*.c.example"))
+            .on_secret_violation(|v| v.block_and_terminate().passthrough_host_pattern("*.t.example"));
+        assert!(n.errors.is_empty(), "{:?}", n.errors);
+        assert_eq!(n.secrets.len(), 3);
+        assert_eq!(n.secrets[0].placeholder, "{{a}}");
+        assert_eq!(n.secrets[1].placeholder, "$MSB_B");
+        assert_eq!(n.secrets[2].allowed_host_patterns.len(), 1);
+        assert_eq!(
+            n.on_violation.action,
+            Some(crate::ViolationAction::BlockAndTerminate)
+        );
+        assert_eq!(n.on_violation.passthrough_patterns.len(), 1);
+        // Bad input is remembered and reported by create(), naming the call.
+        let n = NetworkBuilder::default()
+            .secret_env_simple("B", "vb", "not a host")
+            .on_secret_violation(|v| v.passthrough_host_pattern("t.example"));
+        assert_eq!(n.errors.len(), 2, "{:?}", n.errors);
+        assert!(n.errors[0].contains("allow_host(\"not a host\")"));
+        assert!(n.errors[1].contains("use passthrough_host"));
+        // Debug never shows a value.
+        let n = NetworkBuilder::default().secret_env_simple("B", "very-secret", "b.example");
+        assert!(!format!("{n:?}").contains("very-secret"));
+    }
+
+    #[test]
     fn parses_resolvers() {
         assert_eq!(
             parse_resolver("192.0.2.1"),
