@@ -655,20 +655,43 @@ fn bad_secret_flags_and_config_get_clear_errors() {
     assert!(stderr(&o).contains("NAME@HOST"), "{}", stderr(&o));
     let o = run_plain(&["--secret", ONE], &[]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("--secret-file OPENAI_API_KEY=PATH"), "{}", stderr(&o));
-    let o = run_plain(&["--secret", "K@api.openai.com", "--on-secret-violation", "passthrough"], &[("K", "v")]);
+    assert!(
+        stderr(&o).contains("--secret-file OPENAI_API_KEY=PATH"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_plain(
+        &[
+            "--secret",
+            "K@api.openai.com",
+            "--on-secret-violation",
+            "passthrough",
+        ],
+        &[("K", "v")],
+    );
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("block-and-terminate"), "{}", stderr(&o));
     let o = run_plain(&["--secret", "K@*"], &[("K", "v")]);
-    assert!(stderr(&o).contains("allow_any_host_dangerous"), "{}", stderr(&o));
-    let o = run_plain(&["--secret", "K@a.example", "--secret", "J@b.example"], &[("K", "v\nX: y"), ("J", "w")]);
+    assert!(
+        stderr(&o).contains("allow_any_host_dangerous"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_plain(
+        &["--secret", "K@a.example", "--secret", "J@b.example"],
+        &[("K", "v\nX: y"), ("J", "w")],
+    );
     assert!(stderr(&o).contains("CR, LF or NUL"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("X: y"), "{}", stderr(&o));
     let o = run_plain(&["--secret-file", "K=/nonexistent"], &[]);
     assert!(stderr(&o).contains("no --secret K@HOST"), "{}", stderr(&o));
     let cfg = config("[[secret]]\nenv = \"K\"\nvalue = \"sk\"\nallow_hosts = [\"a.example\"]\n");
     let o = run_plain(&["--config", cfg.path().to_str().unwrap()], &[]);
-    assert!(stderr(&o).contains("unknown field `value`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown field `value`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -683,7 +706,12 @@ fn secret_file_values_and_tls_edge_cases() {
     let spec = format!("FILE_KEY={}", file.display());
     let o = run(
         &net,
-        &["--secret", "FILE_KEY@api.openai.com", "--secret-file", &spec],
+        &[
+            "--secret",
+            "FILE_KEY@api.openai.com",
+            "--secret-file",
+            &spec,
+        ],
         &format!(
             // 1. value from a file; 2. a ClientHello without SNI (an address): intercepted
             // with a leaf for the address, verified upstream by address, no substitution;
@@ -698,8 +726,16 @@ fn secret_file_values_and_tls_edge_cases() {
     assert!(out.contains("file 200"), "{}", report(&o, &net));
     assert!(out.contains("nosni 200"), "{}", report(&o, &net));
     // 28 would be curl's timeout: the connection must end on its own.
-    assert!(out.contains("plain-on-tls=") && !out.contains("plain-on-tls=28"), "{}", report(&o, &net));
-    assert!(out.contains("raw-on-tls b''") || out.contains("raw-on-tls ConnectionReset"), "{}", report(&o, &net));
+    assert!(
+        out.contains("plain-on-tls=") && !out.contains("plain-on-tls=28"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(
+        out.contains("raw-on-tls b''") || out.contains("raw-on-tls ConnectionReset"),
+        "{}",
+        report(&o, &net)
+    );
     let got = net.received_at(UPSTREAM_V4);
     assert!(got.contains(&format!("X: {VALUE}\r\n")), "{got}");
     assert!(got.contains("/nosni"), "{got}");
@@ -727,5 +763,8 @@ fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
     assert!(!got.contains("/untrusted"), "{got}");
     assert!(!got.contains(VALUE), "{got}");
     let ev = std::fs::read_to_string(events.path()).unwrap();
-    assert!(ev.contains("upstream-failed") && ev.contains("certificate"), "{ev}");
+    assert!(
+        ev.contains("upstream-failed") && ev.contains("certificate"),
+        "{ev}"
+    );
 }

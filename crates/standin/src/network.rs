@@ -232,7 +232,10 @@ mod tests {
             .secret_env("A", "va", "{{a}}", "a.example")
             .secret_env_simple("B", "vb", "b.example")
             .secret(|s| s.env("C").value("vc").allow_host_pattern("*.c.example"))
-            .on_secret_violation(|v| v.block_and_terminate().passthrough_host_pattern("*.t.example"));
+            .on_secret_violation(|v| {
+                v.block_and_terminate()
+                    .passthrough_host_pattern("*.t.example")
+            });
         assert!(n.errors.is_empty(), "{:?}", n.errors);
         assert_eq!(n.secrets.len(), 3);
         assert_eq!(n.secrets[0].placeholder, "{{a}}");

@@ -8,10 +8,12 @@
 //! - [`set`]: [`SecretSet`] and [`Role`]: what each placeholder becomes for one destination;
 //! - [`decode`] and [`scan`]: finding placeholders (raw, percent-encoded, JSON-escaped) in
 //!   streams that arrive in pieces, and replacing them;
-//! - [`rewrite`]: substitution in header values, Basic credentials and query strings.
+//! - [`rewrite`]: substitution in header values, Basic credentials and query strings;
+//! - [`reflect`]: the reverse, replacing values echoed back in responses by placeholders.
 
 pub mod decode;
 pub mod entry;
+pub mod reflect;
 pub mod rewrite;
 pub mod scan;
 pub mod set;
@@ -23,6 +25,7 @@ pub use entry::{
     MAX_PLACEHOLDER_BYTES, SecretEntry, SecretError, SecretInjection, default_placeholder,
     validate_env_name,
 };
+pub use reflect::Scrubber;
 pub use scan::{Hit, Patterns, StreamScanner, StreamSubstituter};
 pub use set::{Destination, Role, SecretSet};
 pub use value::SecretValue;

@@ -1,0 +1,205 @@
+//! [`Scrubber`]: the reverse substitution. An allowed host that echoes a real value back
+//! (an error message quoting the `Authorization` header, a debug endpoint) must not deliver
+//! it into the sandbox: responses are scanned and every value is replaced by its placeholder.
+//!
+//! Values are searched with `memchr::memmem` directly in the secret set's zeroizing storage:
+//! no long-lived copy of a value (an automaton, a finder) is built. Carried bytes that may be
+//! the start of a value are held in zeroizing buffers.
+
+use super::set::SecretSet;
+use memchr::memmem;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Streaming value → placeholder replacement for a chosen set of secrets.
+#[derive(Debug)]
+pub struct Scrubber {
+    set: Arc<SecretSet>,
+    ids: Arc<Vec<usize>>,
+    carry: Zeroizing<Vec<u8>>,
+    /// How many values were replaced.
+    pub replaced: usize,
+}
+
+impl Scrubber {
+    /// Scrub the values of `ids` (indices into `set`).
+    pub fn new(set: Arc<SecretSet>, ids: Arc<Vec<usize>>) -> Scrubber {
+        Scrubber {
+            set,
+            ids,
+            carry: Zeroizing::new(Vec::new()),
+            replaced: 0,
+        }
+    }
+
+    fn value(&self, id: usize) -> &[u8] {
+        self.set
+            .entries
+            .get(id)
+            .map_or(&[][..], |e| e.value.expose())
+    }
+
+    fn placeholder(&self, id: usize) -> &[u8] {
+        self.set
+            .entries
+            .get(id)
+            .map_or(&[][..], |e| e.placeholder.as_bytes())
+    }
+
+    /// Earliest (then longest) value occurrence at or after `from`.
+    fn next_match(&self, hay: &[u8], from: usize) -> Option<(usize, usize, usize)> {
+        let mut best: Option<(usize, usize, usize)> = None;
+        for &id in self.ids.iter() {
+            let v = self.value(id);
+            if v.is_empty() {
+                continue;
+            }
+            if let Some(i) = memmem::find(&hay[from..], v) {
+                let start = from + i;
+                let better = match best {
+                    None => true,
+                    Some((s, e, _)) => start < s || (start == s && start + v.len() > e),
+                };
+                if better {
+                    best = Some((start, start + v.len(), id));
+                }
+            }
+        }
+        best
+    }
+
+    /// Start of the longest suffix of `hay` that is a proper prefix of some value.
+    fn partial_start(&self, hay: &[u8]) -> Option<usize> {
+        let longest = self.ids.iter().map(|&i| self.value(i).len()).max()?;
+        let from = hay.len().saturating_sub(longest.saturating_sub(1));
+        (from..hay.len()).find(|&i| {
+            self.ids.iter().any(|&id| {
+                let v = self.value(id);
+                v.len() > hay.len() - i && v.starts_with(&hay[i..])
+            })
+        })
+    }
+
+    /// Whether `hay` contains any of the values (one-shot).
+    pub fn contains_any(&self, hay: &[u8]) -> bool {
+        self.next_match(hay, 0).is_some()
+    }
+
+    /// One-shot: `hay` with every value replaced, or `None` if it has none.
+    pub fn replace_all(&self, hay: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut any = false;
+        while let Some((s, e, id)) = self.next_match(hay, pos) {
+            out.extend_from_slice(&hay[pos..s]);
+            out.extend_from_slice(self.placeholder(id));
+            pos = e;
+            any = true;
+        }
+        if !any {
+            return None;
+        }
+        out.extend_from_slice(&hay[pos..]);
+        Some(out)
+    }
+
+    /// Feed a chunk; append what is final to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.ids.is_empty() {
+            out.extend_from_slice(chunk);
+            return;
+        }
+        let mut buf = Zeroizing::new(std::mem::take(&mut *self.carry));
+        buf.extend_from_slice(chunk);
+        let hold = self.partial_start(&buf).unwrap_or(buf.len());
+        let mut pos = 0;
+        while let Some((s, e, id)) = self.next_match(&buf, pos) {
+            if s >= hold {
+                break;
+            }
+            out.extend_from_slice(&buf[pos..s]);
+            out.extend_from_slice(self.placeholder(id));
+            self.replaced += 1;
+            pos = e;
+        }
+        let emit_to = (pos + self.partial_start(&buf[pos..]).unwrap_or(buf.len() - pos)).max(pos);
+        out.extend_from_slice(&buf[pos..emit_to]);
+        self.carry.extend_from_slice(&buf[emit_to..]);
+    }
+
+    /// End of stream: flush the carry, replaced.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let carry = Zeroizing::new(std::mem::take(&mut *self.carry));
+        match self.replace_all(&carry) {
+            Some(r) => {
+                self.replaced += 1;
+                out.extend_from_slice(&r);
+            }
+            None => out.extend_from_slice(&carry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::DomainName;
+    use crate::secrets::{SecretEntry, SecretInjection, SecretValue};
+    use proptest::prelude::*;
+
+    fn set() -> Arc<SecretSet> {
+        let e = |env: &str, v: &str| SecretEntry {
+            env_var: env.into(),
+            value: SecretValue::new(v),
+            placeholder: format!("$MSB_{env}"),
+            allowed_hosts: vec![DomainName::parse("a.example").unwrap()],
+            allowed_host_patterns: vec![],
+            allow_any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+        };
+        Arc::new(SecretSet {
+            entries: vec![e("A", "sk-123"), e("B", "sk-123456")],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn scrubs_split_values() {
+        let mut s = Scrubber::new(set(), Arc::new(vec![0, 1]));
+        let mut out = Vec::new();
+        s.push(b"{\"error\": \"bad key sk-1", &mut out);
+        s.push(b"23456\", \"also\": \"sk-12", &mut out);
+        s.push(b"3\"}", &mut out);
+        s.finish(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"error\": \"bad key $MSB_B\", \"also\": \"$MSB_A\"}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_equals_one_shot(parts in proptest::collection::vec(prop_oneof![
+                Just(b"sk-123".to_vec()), Just(b"sk-123456".to_vec()), Just(b"sk-".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..5)], 0..10),
+            cuts in proptest::collection::vec(0usize..80, 0..6)) {
+            let data = parts.concat();
+            let set = set();
+            let ids = Arc::new(vec![0, 1]);
+            let expected = Scrubber::new(set.clone(), ids.clone()).replace_all(&data).unwrap_or_else(|| data.clone());
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort();
+            let mut s = Scrubber::new(set, ids);
+            let mut out = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                s.push(&data[prev..c], &mut out);
+                prev = c;
+            }
+            s.finish(&mut out);
+            prop_assert_eq!(out, expected);
+        }
+    }
+}
