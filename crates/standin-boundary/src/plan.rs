@@ -28,6 +28,8 @@ pub struct Plan {
     pub encoded_body: Arc<Patterns>,
     /// Per secret: its violation action here, if its placeholder is a violation.
     pub actions: Vec<Option<ViolationAction>>,
+    /// Secrets that may be substituted here: their values are scrubbed from responses.
+    pub reflect_ids: Arc<Vec<usize>>,
 }
 
 impl Plan {
@@ -55,6 +57,7 @@ impl Plan {
             sub_body: pick(&|i| sub(i) && inj(i).body),
             violations: pick(&violation),
             encoded_body: pick(&|i| violation(i) || (sub(i) && inj(i).body)),
+            reflect_ids: Arc::new((0..roles.len()).filter(|&i| sub(i)).collect()),
             actions: roles
                 .iter()
                 .map(|r| match r {
@@ -72,5 +75,6 @@ impl Plan {
             && self.sub_basic.is_empty()
             && self.sub_query.is_empty()
             && self.sub_body.is_empty()
+            && self.reflect_ids.is_empty()
     }
 }

@@ -768,3 +768,25 @@ fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
         "{ev}"
     );
 }
+
+#[test]
+fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    // The upstream answers with a JSON echo of every header it received (and, on /reflect,
+    // the Authorization value again): the real value, in a response body.
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        r#"curl -sS -m 5 -D - -H "Authorization: Bearer $OPENAI_API_KEY" -H 'Accept-Encoding: gzip' https://api.openai.com/reflect"#,
+    );
+    let out = stdout(&o);
+    assert!(out.contains(&format!("Bearer {PH}")), "{}", report(&o, &net));
+    assert!(!out.contains(VALUE), "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains(&format!("Authorization: Bearer {VALUE}")), "{got}");
+    // Asked for identity, so the echo could be scanned.
+    assert!(got.contains("Accept-Encoding: identity"), "{got}");
+}
