@@ -12,6 +12,9 @@
 //!    unless a rule explicitly allows that address;
 //! 5. pinned: every A/AAAA the sandbox receives is recorded in the pin table.
 //!
+//! With secrets, a query name carrying a placeholder (raw, hex, base32, base64, split across
+//! labels) is a violation of that secret: NXDOMAIN, never forwarded, and the secret's action.
+//!
 //! HTTPS and SVCB queries get an empty NOERROR: their answers can carry ECH keys, and with ECH
 //! the boundary would no longer see the real server name.
 
@@ -113,6 +116,35 @@ async fn answer(shared: &Shared, raw: &[u8], transport: Transport) -> Option<Vec
         return reply(&query, ResponseCode::FormErr);
     }
     let q = &query.queries[0];
+    if let Some(set) = &shared.secrets
+        && let Some((secret, form)) =
+            standin_policy::secrets::dns_name::find_in_name(set, q.name().iter())
+    {
+        let dest = standin_policy::secrets::Destination {
+            host: None,
+            host_pinned: false,
+            pinned_names: &[],
+            tls: false,
+        };
+        if let standin_policy::secrets::Role::Violation(action) = set.role(secret, &dest) {
+            let ascii = q.name().to_ascii();
+            crate::violation::report(
+                shared,
+                secret,
+                form,
+                action,
+                &crate::violation::Place {
+                    addr: std::net::SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 53),
+                    sni: None,
+                    host: None,
+                    name: Some(&ascii),
+                    location: "dns-name",
+                    protocol: "dns",
+                },
+            );
+            return reply(&query, ResponseCode::NXDomain);
+        }
+    }
     let ascii = q.name().to_ascii();
     let Ok(name) = DomainName::parse(&ascii) else {
         let mut e = shared.event(EventKind::DnsDenied, "dns");

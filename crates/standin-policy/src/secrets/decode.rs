@@ -16,8 +16,12 @@ pub enum Form {
     Percent,
     /// JSON-unescaped (`\uXXXX`, `\/`, `\\`, …).
     Json,
-    /// Base64-decoded (Basic credentials).
+    /// Base64-decoded (Basic credentials, DNS names).
     Base64,
+    /// Hex-encoded (DNS names).
+    Hex,
+    /// Base32-encoded (DNS names).
+    Base32,
 }
 
 impl Form {
@@ -28,6 +32,8 @@ impl Form {
             Form::Percent => "percent",
             Form::Json => "json",
             Form::Base64 => "base64",
+            Form::Hex => "hex",
+            Form::Base32 => "base32",
         }
     }
 }

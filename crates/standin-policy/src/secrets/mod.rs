@@ -9,9 +9,11 @@
 //! - [`decode`] and [`scan`]: finding placeholders (raw, percent-encoded, JSON-escaped) in
 //!   streams that arrive in pieces, and replacing them;
 //! - [`rewrite`]: substitution in header values, Basic credentials and query strings;
+//! - [`dns_name`]: placeholders (raw, hex, base32, base64) smuggled in DNS query names;
 //! - [`reflect`]: the reverse, replacing values echoed back in responses by placeholders.
 
 pub mod decode;
+pub mod dns_name;
 pub mod entry;
 pub mod reflect;
 pub mod rewrite;
