@@ -87,7 +87,7 @@ impl SandboxCa {
             issuer,
             leaf_key: KeyPair::generate()?,
             cache: Mutex::new(HashMap::new()),
-            alpn: vec![b"http/1.1".to_vec()],
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         })
     }
 

@@ -18,7 +18,7 @@ use crate::abort::Abort;
 use crate::ca::LeafName;
 use crate::client_hello::Peeked;
 use crate::events::EventKind;
-use crate::http1::{self, ConnInfo};
+use crate::http::{self, ConnInfo, Proto};
 use crate::prefixed::Prefixed;
 use crate::relay::HELLO_TIMEOUT;
 use crate::scanned_relay;
@@ -66,7 +66,7 @@ pub async fn handle(
                 ));
                 let guest = Prefixed::new(head.clone(), client);
                 if looks_like_http(&head) {
-                    http1::serve(guest, upstream, info.clone()).await;
+                    http::serve(guest, Proto::H1, upstream, Proto::H1, info.clone()).await;
                 } else {
                     scanned_relay::relay(guest, upstream, info.clone()).await;
                 }
@@ -173,6 +173,12 @@ async fn tls(
         true,
         abort,
     ));
+    let guest_proto = Proto::from_alpn(guest.get_ref().1.alpn_protocol());
+    let upstream_proto = Proto::from_alpn(upstream.get_ref().1.alpn_protocol());
+    if guest_proto == Proto::H2 {
+        http::serve(guest, Proto::H2, upstream, upstream_proto, info.clone()).await;
+        return Some(info);
+    }
     // The plaintext's first bytes decide HTTP/1.1 or an opaque (but scanned) stream.
     let mut guest = guest;
     let mut first = vec![0u8; 4096];
@@ -185,7 +191,7 @@ async fn tls(
     let http = looks_like_http(&first);
     let guest = Prefixed::new(first, guest);
     if http {
-        http1::serve(guest, upstream, info.clone()).await;
+        http::serve(guest, Proto::H1, upstream, upstream_proto, info.clone()).await;
     } else {
         scanned_relay::relay(guest, upstream, info.clone()).await;
     }

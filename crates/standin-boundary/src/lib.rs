@@ -36,7 +36,7 @@ pub mod client_hello;
 pub mod dns;
 pub mod events;
 pub mod guard;
-pub mod http1;
+pub mod http;
 pub mod idle;
 pub mod intercept;
 pub mod listeners;

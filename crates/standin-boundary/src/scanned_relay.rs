@@ -5,7 +5,7 @@
 //! as they come; only a suffix that could be the start of a placeholder is held back until
 //! the next read decides it, so interactive protocols are not delayed.
 
-use crate::http1::ConnInfo;
+use crate::http::ConnInfo;
 use crate::idle::{Activity, Tracked, until_idle};
 use crate::violation::{self, Place};
 use standin_policy::secrets::{Hit, StreamScanner};

@@ -47,7 +47,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Upstrea
 }
 
 /// The client configuration for upstream connections: the host's system roots plus
-/// `extra` (from `--upstream-ca`), HTTP/1.1 offered by ALPN.
+/// `extra` (from `--upstream-ca`), HTTP/2 and HTTP/1.1 offered by ALPN.
 pub fn client_config(
     extra: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, UpstreamTlsError> {
@@ -74,6 +74,6 @@ pub fn client_config(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -90,6 +90,7 @@ pub struct FakeInternet {
     dns: Option<Child>,
     tls_ports: Vec<u16>,
     http_ports: (Vec<u16>, Vec<u16>),
+    h2_ports: (Vec<u16>, Vec<u16>),
     pki: Option<tempfile::TempDir>,
     log: Option<tempfile::TempDir>,
 }
@@ -134,6 +135,20 @@ impl FakeInternet {
     /// logged; see [`FakeInternet::received`].
     pub fn with_http(http_ports: &[u16], https_ports: &[u16]) -> FakeInternet {
         FakeInternet::build_full(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
+    }
+
+    /// Like [`FakeInternet::with_http`], plus an HTTP/2-only HTTPS server (python h2) on
+    /// `h2_ports` and a gRPC server (grpcio, TLS) on `grpc_ports`, both logging what they
+    /// receive.
+    pub fn with_h2(
+        http_ports: &[u16],
+        https_ports: &[u16],
+        h2_ports: &[u16],
+        grpc_ports: &[u16],
+    ) -> FakeInternet {
+        let mut fx = FakeInternet::namespaces();
+        fx.h2_ports = (h2_ports.to_vec(), grpc_ports.to_vec());
+        fx.finish(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
     }
 
     fn build(tcp_ports: &[u16], udp_ports: &[u16], tls_ports: &[u16]) -> FakeInternet {
@@ -201,17 +216,34 @@ impl FakeInternet {
         tls_ports: &[u16],
         http_ports: (Vec<u16>, Vec<u16>),
     ) -> FakeInternet {
+        FakeInternet::namespaces().finish(tcp_ports, udp_ports, tls_ports, http_ports)
+    }
+
+    /// The fixture's names, before anything exists (dropping it cleans up what was made).
+    fn namespaces() -> FakeInternet {
         let base = unique("sti");
-        let fx = FakeInternet {
+        FakeInternet {
             client: format!("{base}c"),
             inet: format!("{base}i"),
             upstream: None,
             dns: None,
             tls_ports: Vec::new(),
-            http_ports,
+            http_ports: (Vec::new(), Vec::new()),
+            h2_ports: (Vec::new(), Vec::new()),
             pki: None,
             log: None,
-        };
+        }
+    }
+
+    fn finish(
+        mut self,
+        tcp_ports: &[u16],
+        udp_ports: &[u16],
+        tls_ports: &[u16],
+        http_ports: (Vec<u16>, Vec<u16>),
+    ) -> FakeInternet {
+        self.http_ports = http_ports;
+        let fx = self;
         ip(&["netns", "add", &fx.client]);
         ip(&["netns", "add", &fx.inet]);
         let (c, i) = (fx.client.as_str(), fx.inet.as_str());
@@ -259,7 +291,11 @@ impl FakeInternet {
         )
         .unwrap();
         let mut fx = fx.start_dns();
-        if !tls_ports.is_empty() || !fx.http_ports.1.is_empty() {
+        if !tls_ports.is_empty()
+            || !fx.http_ports.1.is_empty()
+            || !fx.h2_ports.0.is_empty()
+            || !fx.h2_ports.1.is_empty()
+        {
             fx.tls_ports = tls_ports.to_vec();
             fx.pki = Some(make_pki());
         }
@@ -333,7 +369,8 @@ impl FakeInternet {
             "netns".to_owned(),
             "exec".to_owned(),
             self.inet.clone(),
-            "python3".to_owned(),
+            // The system interpreter: the one the sandbox runs, with the test packages.
+            "/usr/bin/python3".to_owned(),
             script.to_owned(),
             format!("--tcp={}", join(tcp_ports)),
             format!("--udp={}", join(udp_ports)),
@@ -342,6 +379,11 @@ impl FakeInternet {
             args.push(format!("--tls={}", join(&self.tls_ports)));
             args.push(format!("--cert={}", pki.path().join("leaf.pem").display()));
             args.push(format!("--key={}", pki.path().join("leaf.key").display()));
+        }
+        let (h2, grpc) = self.h2_ports.clone();
+        if !h2.is_empty() || !grpc.is_empty() {
+            args.push(format!("--h2={}", join(&h2)));
+            args.push(format!("--grpc={}", join(&grpc)));
         }
         if let Some(log) = self.log.as_ref() {
             args.push(format!("--http={}", join(&self.http_ports.0)));

@@ -200,6 +200,87 @@ def serve_http(s, path, ctx):
         c, peer = s.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
+def serve_h2(s, path, cert, key):
+    """HTTP/2 only (ALPN h2, nothing else), with the h2 library: logs each request's headers
+    and data as it arrives, answers with a JSON echo."""
+    import h2.config, h2.connection, h2.events
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2"])
+    def remember(sslsock, name, _ctx):
+        sslsock.sni = name or "-"
+    ctx.sni_callback = remember
+    def handle(c):
+        try:
+            c.settimeout(30)
+            local = fmt(c.getsockname())
+            t = ctx.wrap_socket(c, server_side=True)
+            if t.selected_alpn_protocol() != "h2":
+                t.close()
+                return
+            sni = getattr(t, "sni", "-")
+            conn_id = next(conn_ids)
+            h2c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, header_encoding="latin-1"))
+            h2c.initiate_connection()
+            t.sendall(h2c.data_to_send())
+            streams = {}
+            while True:
+                data = t.recv(65536)
+                if not data:
+                    break
+                for ev in h2c.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        streams[ev.stream_id] = {"headers": ev.headers, "body": b""}
+                        text = "".join(f"{k}: {v}\r\n" for k, v in ev.headers) + "\r\n"
+                        log_bytes(path, conn_id, local, sni, ("H2 " + text).encode("latin-1"))
+                    elif isinstance(ev, h2.events.DataReceived):
+                        streams[ev.stream_id]["body"] += ev.data
+                        log_bytes(path, conn_id, local, sni, ev.data)
+                        h2c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        st = streams.pop(ev.stream_id, {"headers": [], "body": b""})
+                        echo = json.dumps({"h2": True, "headers": st["headers"], "body": st["body"].decode("latin-1"), "sni": sni}).encode() + b"\n"
+                        h2c.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/json"), ("content-length", str(len(echo)))])
+                        h2c.send_data(ev.stream_id, echo, end_stream=True)
+                out = h2c.data_to_send()
+                if out:
+                    t.sendall(out)
+        except Exception:
+            pass
+        finally:
+            c.close()
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+def serve_grpc(port, path, cert, key):
+    """A real gRPC server (grpcio, TLS): unary and bidi-streaming echo; logs the metadata it
+    receives; sets a trailer."""
+    import grpc
+    from concurrent import futures
+    def record(ctx, what):
+        md = "".join(f"{k}: {v}\r\n" for k, v in ctx.invocation_metadata())
+        log_bytes(path, 0, f"grpc:{port}", "-", (what + "\r\n" + md).encode())
+    def unary(req, ctx):
+        record(ctx, "GRPC unary")
+        ctx.set_trailing_metadata((("x-trailer", "done"),))
+        return b"echo:" + req
+    def stream(reqs, ctx):
+        record(ctx, "GRPC stream")
+        for r in reqs:
+            yield b"echo:" + r
+        ctx.set_trailing_metadata((("x-trailer", "stream-done"),))
+    handler = grpc.method_handlers_generic_handler("test.Echo", {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.stream_stream_rpc_method_handler(stream),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((handler,))
+    creds = grpc.ssl_server_credentials(((open(key, "rb").read(), open(cert, "rb").read()),))
+    server.add_secure_port(f"[::]:{port}", creds)
+    server.start()
+    return server
+
 def main():
     import argparse
     ap = argparse.ArgumentParser()
@@ -211,6 +292,8 @@ def main():
     ap.add_argument("--http", default="")
     ap.add_argument("--https", default="")
     ap.add_argument("--log", default="/dev/null")
+    ap.add_argument("--h2", default="")
+    ap.add_argument("--grpc", default="")
     a = ap.parse_args()
     ports = lambda s: [int(p) for p in s.split(",") if p]
     # Bind everything before announcing readiness; serve in threads.
@@ -218,6 +301,9 @@ def main():
     udp = [bind_udp(p) for p in ports(a.udp)]
     tls = [bind_tcp(p) for p in ports(a.tls)]
     http = [bind_tcp(p) for p in ports(a.http)]
+    for sock in [bind_tcp(p) for p in ports(a.h2)]:
+        threading.Thread(target=serve_h2, args=(sock, a.log, a.cert, a.key), daemon=True).start()
+    grpc_servers = [serve_grpc(p, a.log, a.cert, a.key) for p in ports(a.grpc)]
     https = [bind_tcp(p) for p in ports(a.https)]
     for sock in http:
         threading.Thread(target=serve_http, args=(sock, a.log, None), daemon=True).start()

