@@ -252,7 +252,7 @@ pub async fn serve<G, U>(
             Ok((s, conn)) => (
                 Upstream::H1(tokio::sync::Mutex::new(s)),
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    if let Err(e) = conn.with_upgrades().await {
                         tracing::debug!(error = %e, "upstream connection ended");
                     }
                 }),
@@ -299,6 +299,7 @@ pub async fn serve<G, U>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(info.shared.config.idle_timeout)
                 .serve_connection(io, service)
+                .with_upgrades()
                 .await
         }
         Proto::H2 => {
@@ -319,14 +320,80 @@ pub async fn serve<G, U>(
 async fn forward(
     info: &Arc<ConnInfo>,
     upstream: &Upstream,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Blocked> {
+    let guest_h2 = req.version() == http::Version::HTTP_2;
+    let upgrade = (!guest_h2 && is_upgrade(req.headers())).then(|| hyper::upgrade::on(&mut req));
+    let upstream_h2 = matches!(upstream, Upstream::H2(_));
+    if upgrade.is_some() && upstream_h2 {
+        return Err(info.refuse(
+            None,
+            "an HTTP/1.1 Upgrade (WebSocket) to an upstream that speaks only HTTP/2",
+        ));
+    }
+    if upgrade.is_some() {
+        // Compressed frames (permessage-deflate) could not be scanned: never negotiate it.
+        req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
     let (plan, req) = prepare(info, req).await?;
-    let req = to_version(req, matches!(upstream, Upstream::H2(_)), info);
-    let resp = send(info, upstream, req).await?;
+    let req = to_version(req, upstream_h2, info);
+    let mut resp = send(info, upstream, req).await?;
+    if let Some(guest_upgrade) = upgrade
+        && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(upgraded(
+            info.clone(),
+            plan.clone(),
+            guest_upgrade,
+            upstream_upgrade,
+        ));
+        return Ok(resp.map(RespBody::Incoming));
+    }
     let mut resp = scrub_response(info, &plan, resp)?;
-    strip_hop_by_hop(resp.headers_mut());
+    if guest_h2 {
+        strip_hop_by_hop(resp.headers_mut());
+    }
     Ok(resp)
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
+        })
+}
+
+/// After a 101: relay WebSocket frames, scanning the sandbox's (see [`crate::ws`]).
+async fn upgraded(
+    info: Arc<ConnInfo>,
+    plan: Arc<Plan>,
+    guest: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
+    let (Ok(guest), Ok(upstream)) = tokio::join!(guest, upstream) else {
+        info.mark_blocked();
+        return;
+    };
+    let host = plan.host.as_ref().map(|h| h.to_string());
+    let relay = crate::ws::relay(
+        TokioIo::new(guest),
+        TokioIo::new(upstream),
+        plan.violations.clone(),
+    );
+    tokio::select! {
+        r = relay => match r {
+            Ok(()) => {}
+            Err(crate::ws::WsError::Violation(hit)) => {
+                let _ = info.violation(&plan, hit, host.as_deref(), "websocket");
+            }
+            Err(crate::ws::WsError::Protocol(why)) => {
+                let _ = info.refuse(host.as_deref(), why);
+            }
+        },
+        _ = info.shared.terminated() => info.mark_blocked(),
+    }
 }
 
 /// Connection-specific headers, meaningless (and forbidden in HTTP/2) past one hop.

@@ -23,6 +23,7 @@
 //! - [`http1`]: HTTP/1.1 on hyper: per-request identity checks, substitution in headers,
 //!   Basic credentials, query and body, violation scanning, forwarding on one upstream
 //!   connection per client connection;
+//! - [`ws`]: WebSocket frames after an upgrade, unmasked and scanned;
 //! - [`scanned_relay`]: non-HTTP streams, scanned for placeholders on the way out;
 //! - [`plan`]: which placeholder becomes what for one destination; [`violation`]: acting on
 //!   violations (events, terminate);
@@ -48,6 +49,7 @@ pub mod scanned_relay;
 pub mod shared;
 pub mod upstream_tls;
 pub mod violation;
+pub mod ws;
 
 pub use events::{Event, EventKind, EventSink};
 pub use listeners::CaptureListeners;

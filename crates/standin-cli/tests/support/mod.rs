@@ -91,6 +91,7 @@ pub struct FakeInternet {
     tls_ports: Vec<u16>,
     http_ports: (Vec<u16>, Vec<u16>),
     h2_ports: (Vec<u16>, Vec<u16>),
+    ws_ports: Vec<u16>,
     pki: Option<tempfile::TempDir>,
     log: Option<tempfile::TempDir>,
 }
@@ -146,8 +147,20 @@ impl FakeInternet {
         h2_ports: &[u16],
         grpc_ports: &[u16],
     ) -> FakeInternet {
+        FakeInternet::with_peers(http_ports, https_ports, h2_ports, grpc_ports, &[])
+    }
+
+    /// All of the above plus a WebSocket echo server (python websockets, TLS) on `ws_ports`.
+    pub fn with_peers(
+        http_ports: &[u16],
+        https_ports: &[u16],
+        h2_ports: &[u16],
+        grpc_ports: &[u16],
+        ws_ports: &[u16],
+    ) -> FakeInternet {
         let mut fx = FakeInternet::namespaces();
         fx.h2_ports = (h2_ports.to_vec(), grpc_ports.to_vec());
+        fx.ws_ports = ws_ports.to_vec();
         fx.finish(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
     }
 
@@ -230,6 +243,7 @@ impl FakeInternet {
             tls_ports: Vec::new(),
             http_ports: (Vec::new(), Vec::new()),
             h2_ports: (Vec::new(), Vec::new()),
+            ws_ports: Vec::new(),
             pki: None,
             log: None,
         }
@@ -295,6 +309,7 @@ impl FakeInternet {
             || !fx.http_ports.1.is_empty()
             || !fx.h2_ports.0.is_empty()
             || !fx.h2_ports.1.is_empty()
+            || !fx.ws_ports.is_empty()
         {
             fx.tls_ports = tls_ports.to_vec();
             fx.pki = Some(make_pki());
@@ -381,9 +396,10 @@ impl FakeInternet {
             args.push(format!("--key={}", pki.path().join("leaf.key").display()));
         }
         let (h2, grpc) = self.h2_ports.clone();
-        if !h2.is_empty() || !grpc.is_empty() {
+        if !h2.is_empty() || !grpc.is_empty() || !self.ws_ports.is_empty() {
             args.push(format!("--h2={}", join(&h2)));
             args.push(format!("--grpc={}", join(&grpc)));
+            args.push(format!("--ws={}", join(&self.ws_ports)));
         }
         if let Some(log) = self.log.as_ref() {
             args.push(format!("--http={}", join(&self.http_ports.0)));

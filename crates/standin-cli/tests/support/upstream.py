@@ -281,6 +281,23 @@ def serve_grpc(port, path, cert, key):
     server.start()
     return server
 
+def serve_ws(port, path, cert, key):
+    """A WebSocket echo server (python websockets, TLS): logs the handshake headers and every
+    message it receives."""
+    from websockets.sync.server import serve
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    def handler(ws):
+        head = "".join(f"{k}: {v}\r\n" for k, v in ws.request.headers.raw_items())
+        log_bytes(path, 0, f"ws:{port}", "-", ("WS " + ws.request.path + "\r\n" + head).encode("latin-1"))
+        for msg in ws:
+            data = msg.encode() if isinstance(msg, str) else msg
+            log_bytes(path, 0, f"ws:{port}", "-", b"WSMSG " + data + b"\r\n")
+            ws.send(msg)
+    server = serve(handler, sock=bind_tcp(port), ssl=ctx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
 def main():
     import argparse
     ap = argparse.ArgumentParser()
@@ -294,6 +311,7 @@ def main():
     ap.add_argument("--log", default="/dev/null")
     ap.add_argument("--h2", default="")
     ap.add_argument("--grpc", default="")
+    ap.add_argument("--ws", default="")
     a = ap.parse_args()
     ports = lambda s: [int(p) for p in s.split(",") if p]
     # Bind everything before announcing readiness; serve in threads.
@@ -304,6 +322,7 @@ def main():
     for sock in [bind_tcp(p) for p in ports(a.h2)]:
         threading.Thread(target=serve_h2, args=(sock, a.log, a.cert, a.key), daemon=True).start()
     grpc_servers = [serve_grpc(p, a.log, a.cert, a.key) for p in ports(a.grpc)]
+    ws_servers = [serve_ws(p, a.log, a.cert, a.key) for p in ports(a.ws)]
     https = [bind_tcp(p) for p in ports(a.https)]
     for sock in http:
         threading.Thread(target=serve_http, args=(sock, a.log, None), daemon=True).start()
