@@ -28,7 +28,7 @@ use standin_policy::egress::DomainName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Longest a TLS handshake (either side) may take.
@@ -50,7 +50,13 @@ pub async fn handle(
     let abort2 = abort.clone();
     let work = async {
         match hello {
-            Peeked::Tls(sni) => tls(client, dst, head, sni, names, &shared, abort2).await,
+            Peeked::Tls(sni) => {
+                let _ = client.set_nodelay(true);
+                tls(client, dst, head, sni, names, &shared, abort2).await
+            }
+            _ if head.starts_with(b"CONNECT ") => {
+                crate::connect_proxy::handle(client, dst, head, &shared, abort2).await
+            }
             _ => {
                 let upstream = connect(&shared, dst, &names).await?;
                 abort2.add(&upstream);
@@ -86,15 +92,18 @@ pub async fn handle(
     }
 }
 
-async fn tls(
-    client: TcpStream,
+pub(crate) async fn tls<G>(
+    client: G,
     dst: SocketAddr,
     head: Vec<u8>,
     sni: Option<String>,
     names: Vec<DomainName>,
     shared: &Arc<Shared>,
     abort: Arc<Abort>,
-) -> Option<Arc<ConnInfo>> {
+) -> Option<Arc<ConnInfo>>
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (Some(ca), Some(client_config)) = (shared.config.ca.clone(), shared.upstream_tls.clone())
     else {
         return None;
@@ -115,7 +124,6 @@ async fn tls(
             return None;
         }
     };
-    let _ = client.set_nodelay(true);
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(
         rustls::server::Acceptor::default(),
         Prefixed::new(head, client),
@@ -198,7 +206,11 @@ async fn tls(
     Some(info)
 }
 
-async fn connect(shared: &Shared, dst: SocketAddr, names: &[DomainName]) -> Option<TcpStream> {
+pub(crate) async fn connect(
+    shared: &Shared,
+    dst: SocketAddr,
+    names: &[DomainName],
+) -> Option<TcpStream> {
     match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(dst)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
@@ -212,7 +224,7 @@ async fn connect(shared: &Shared, dst: SocketAddr, names: &[DomainName]) -> Opti
     }
 }
 
-fn upstream_failed(
+pub(crate) fn upstream_failed(
     shared: &Shared,
     dst: SocketAddr,
     sni: Option<&DomainName>,

@@ -23,6 +23,8 @@
 //! - [`http1`]: HTTP/1.1 on hyper: per-request identity checks, substitution in headers,
 //!   Basic credentials, query and body, violation scanning, forwarding on one upstream
 //!   connection per client connection;
+//! - [`connect_proxy`]: `CONNECT` from proxies configured in the sandbox, answered by the
+//!   boundary and bound to the target;
 //! - [`ws`]: WebSocket frames after an upgrade, unmasked and scanned;
 //! - [`scanned_relay`]: non-HTTP streams, scanned for placeholders on the way out;
 //! - [`plan`]: which placeholder becomes what for one destination; [`violation`]: acting on
@@ -34,6 +36,7 @@
 pub mod abort;
 pub mod ca;
 pub mod client_hello;
+pub mod connect_proxy;
 pub mod dns;
 pub mod events;
 pub mod guard;

