@@ -228,8 +228,8 @@ pub async fn handle(
     }
 }
 
-/// `host:port` or `[v6]:port`; the port is required.
-fn split_authority(target: &str) -> Option<(String, u16)> {
+/// `host:port` or `[v6]:port` (a CONNECT target); the port is required.
+pub fn split_authority(target: &str) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = target.strip_prefix('[') {
         let (h, p) = rest.split_once("]:")?;
         (h.to_owned(), p)

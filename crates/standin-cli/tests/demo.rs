@@ -30,7 +30,11 @@ fn the_demo_shows_the_four_outcomes() {
     );
     let s1 = section("1. SUBSTITUTE");
     assert!(s1.contains("api.openai.com received:"), "{s1}");
-    assert!(s1.contains("Authorization: Bearer sk-demo-"), "{s1}");
+    assert!(
+        s1.to_ascii_lowercase()
+            .contains("authorization: bearer sk-demo-"),
+        "{s1}"
+    );
     let s2 = section("2. BLOCK");
     assert!(s2.contains("destinations received: nothing"), "{s2}");
     assert!(s2.contains("reset"), "{s2}");
@@ -43,7 +47,11 @@ fn the_demo_shows_the_four_outcomes() {
     assert!(s3.contains("Bearer $MSB_OPENAI_API_KEY"), "{s3}");
     assert!(!s3.contains("sk-demo-"), "{s3}");
     let s4 = section("4. BLOCK AND TERMINATE");
-    assert!(s4.contains("Authorization: Bearer npm_demo"), "{s4}");
+    assert!(
+        s4.to_ascii_lowercase()
+            .contains("authorization: bearer npm_demo"),
+        "{s4}"
+    );
     assert!(!s4.contains("evil.example received"), "{s4}");
     assert!(s4.contains("sandbox-terminated"), "{s4}");
     assert!(s4.contains("terminated by the boundary"), "{s4}");

@@ -192,7 +192,10 @@ async fn serve_https(
         tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = acceptor.await?;
     let host = start.client_hello().server_name().unwrap_or("-").to_owned();
-    let config = ca.server_config(&LeafName::Dns(host.clone()))?;
+    // This little server speaks HTTP/1.1 only.
+    let mut config = (*ca.server_config(&LeafName::Dns(host.clone()))?).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = Arc::new(config);
     let mut tls = start.into_stream(config).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];

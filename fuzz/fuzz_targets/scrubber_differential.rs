@@ -1,0 +1,44 @@
+//! Differential: the response scrubber (value → placeholder) gives the one-shot answer on any
+//! chunking, and its output never contains a value.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use standin_policy::egress::DomainName;
+use standin_policy::secrets::{
+    Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue,
+};
+use std::sync::Arc;
+
+fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
+    let (data, cuts) = input;
+    let e = |env: &str, v: &str| SecretEntry {
+        env_var: env.into(),
+        value: SecretValue::new(v),
+        placeholder: format!("<{env}>"),
+        allowed_hosts: vec![DomainName::parse("a.example").unwrap()],
+        allowed_host_patterns: vec![],
+        allow_any_host: false,
+        require_tls_identity: true,
+        injection: SecretInjection::default(),
+        on_violation: None,
+    };
+    let set = Arc::new(SecretSet {
+        entries: vec![e("A", "sk-1"), e("B", "sk-12"), e("C", "xyzzy")],
+        ..Default::default()
+    });
+    let ids = Arc::new(vec![0, 1, 2]);
+    let one = Scrubber::new(set.clone(), ids.clone());
+    let expected = one.replace_all(&data).unwrap_or_else(|| data.clone());
+    let mut points: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % (data.len() + 1)).collect();
+    points.sort_unstable();
+    points.push(data.len());
+    let mut s = Scrubber::new(set, ids);
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for &p in &points {
+        s.push(&data[prev..p], &mut out);
+        prev = p;
+    }
+    s.finish(&mut out);
+    assert_eq!(out, expected);
+    assert!(!one.contains_any(&out));
+});
