@@ -24,6 +24,9 @@ pub enum Command {
     /// sandboxes against a fake internet built in private network namespaces (needs root; no
     /// internet).
     Demo,
+    /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
+    /// through a sandbox with a secret substituted in every request (needs root; no internet).
+    Bench,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! with its exit code. The same binary also serves as the sandbox's helper (stage1 and the
 //! exec helper), selected by a hidden first argument before any CLI parsing happens.
 
+mod bench;
 mod cli;
 mod config;
 mod demo;
@@ -16,12 +17,24 @@ use standin::{EnvSpec, MountSpec, NetworkBuilder, Sandbox};
 
 fn main() {
     standin::run_helper_if_requested();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__bench-client") {
+        std::process::exit(bench::client::main(&args[2..]));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => {
             let args = *args;
             init_logging(&cli.log_level);
             run(args)
+        }
+        Command::Bench => {
+            init_logging(if cli.log_level == "warn" {
+                "error"
+            } else {
+                &cli.log_level
+            });
+            bench::run()
         }
         Command::Demo => {
             // The demo prints the boundary's events itself; logs only on request.

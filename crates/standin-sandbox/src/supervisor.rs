@@ -115,19 +115,27 @@ impl SandboxProcess {
             } else {
                 None
             };
-            let mut init_pid = 0;
-            expect(&ours, |m| match m {
-                FromSandbox::InitStarted { init_pid: p } => {
-                    init_pid = *p;
-                    true
-                }
-                _ => false,
-            })?;
+            // stage1 reports init's PID after forking it, and init reports Ready when the
+            // sandbox is built: two processes writing to the same channel, so the two messages
+            // can arrive in either order.
+            let (mut init_pid, mut ready) = (0, false);
+            while init_pid == 0 || !ready {
+                expect(&ours, |m| match m {
+                    FromSandbox::InitStarted { init_pid: p } if init_pid == 0 => {
+                        init_pid = *p;
+                        true
+                    }
+                    FromSandbox::Ready if !ready => {
+                        ready = true;
+                        true
+                    }
+                    _ => false,
+                })?;
+            }
             // init is stage1's child and is only reaped by stage1, which is still waiting for
             // it, so this PID cannot have been reused yet.
             let init_pidfd =
                 pidfd::open(init_pid).map_err(SandboxError::io("opening init's pidfd"))?;
-            expect(&ours, |m| matches!(m, FromSandbox::Ready))?;
             Ok::<_, SandboxError>((capture, init_pid, init_pidfd))
         })();
         let (capture, init_pid, init_pidfd) = match handshake {

@@ -111,6 +111,21 @@ impl Internet {
         })
     }
 
+    /// Start only the DNS server; the HTTPS listener (`0.0.0.0:443` in the internet) is
+    /// returned for the caller to serve.
+    pub fn serve_dns_only(&mut self) -> anyhow::Result<tokio::net::TcpListener> {
+        let (tcp, udp) = self.listeners.take().context("already serving")?;
+        tcp.set_nonblocking(true)?;
+        udp.set_nonblocking(true)?;
+        tokio::spawn(serve_dns(tokio::net::UdpSocket::from_std(udp)?));
+        Ok(tokio::net::TcpListener::from_std(tcp)?)
+    }
+
+    /// The internet's CA (it issues the servers' certificates).
+    pub fn ca(&self) -> Arc<SandboxCa> {
+        self.ca.clone()
+    }
+
     /// Start the servers on the current tokio runtime.
     pub fn serve(&mut self) -> anyhow::Result<()> {
         let (tcp, udp) = self.listeners.take().context("already serving")?;
@@ -163,7 +178,16 @@ async fn serve_dns(sock: tokio::net::UdpSocket) {
                 .to_ascii()
                 .trim_end_matches('.')
                 .to_ascii_lowercase();
-            if let Some((_, addr)) = HOSTS.iter().find(|(h, _)| *h == name) {
+            // Any name under bench.example is api.openai.com's address (fresh names for the
+            // first-connection benchmark).
+            let bench = name.ends_with(".bench.example").then_some(HOSTS[0].1);
+            if let Some(addr) = HOSTS
+                .iter()
+                .find(|(h, _)| *h == name)
+                .map(|(_, a)| *a)
+                .or(bench)
+            {
+                let addr = &addr;
                 known = true;
                 if query.query_type() == RecordType::A {
                     m.add_answer(Record::from_rdata(

@@ -6,7 +6,7 @@
 //! terminated). For each it prints what the sandbox sent, what each destination actually
 //! received, and what the host logged.
 
-mod internet;
+pub(crate) mod internet;
 
 use anyhow::Context;
 use internet::{DNS, Internet, Received};

@@ -1,0 +1,286 @@
+//! `standin bench`: what the boundary costs, measured on this machine, in one run.
+//!
+//! The same workloads run directly against an HTTPS upstream in the demo's fake internet
+//! (private network namespaces, no internet) and through a sandbox with a secret substituted
+//! in every request. The load generator (`standin __bench-client`) is a separate process in
+//! both cases: on the host side for "direct", inside the sandbox for "standin". The upstream
+//! checks that every request through the boundary arrived with the real value.
+
+pub mod client;
+mod upstream;
+
+use crate::demo::internet::{DNS, Internet};
+use anyhow::{Context, bail};
+use standin::{MountSpec, Sandbox};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+const VALUE: &str = "sk-bench-0123456789abcdef";
+
+/// Run the benchmarks; returns the process exit code.
+pub fn run() -> i32 {
+    let internet = match Internet::build() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("standin bench: {e:#}");
+            return 125;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("standin bench: {e}");
+            return 125;
+        }
+    };
+    match runtime.block_on(bench(internet)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("standin bench: {e:#}");
+            125
+        }
+    }
+}
+
+/// CPU time (user + system) of this process, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime), counted from the state field (3) here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn field(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    json.find(&pat)
+        .map(|i| &json[i + pat.len()..])
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+struct Runner {
+    exe: std::path::PathBuf,
+    ca: std::path::PathBuf,
+    sandbox: Sandbox,
+}
+
+impl Runner {
+    async fn direct(&self, args: &[&str]) -> anyhow::Result<(String, f64)> {
+        let cpu = cpu_secs();
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("__bench-client")
+            .args(args)
+            .args([
+                "--ca",
+                self.ca.to_str().unwrap_or_default(),
+                "--auth-env",
+                "BENCH_KEY",
+            ])
+            .args(["--addr", "45.90.1.10"])
+            .env("BENCH_KEY", VALUE);
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+        if !out.status.success() {
+            bail!("direct {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            cpu_secs() - cpu,
+        ))
+    }
+
+    async fn boundary(&self, args: &[&str]) -> anyhow::Result<(String, f64)> {
+        let cpu = cpu_secs();
+        let mut argv = vec!["__bench-client"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--auth-env", "BENCH_KEY"]);
+        let out = self.sandbox.exec("/opt/standin/standin", argv).await?;
+        if out.code != 0 {
+            bail!(
+                "through the boundary {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok((out.stdout_str(), cpu_secs() - cpu))
+    }
+}
+
+async fn bench(mut internet: Internet) -> anyhow::Result<()> {
+    let listener = internet.serve_dns_only()?;
+    let counters = Arc::new(upstream::Counters::default());
+    tokio::spawn(upstream::serve(
+        listener,
+        internet.ca(),
+        VALUE.to_owned(),
+        counters.clone(),
+    ));
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable directory")?.to_path_buf();
+    let ca = internet.ca_file.path().to_path_buf();
+    let started = Instant::now();
+    let mut create_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let sb = Sandbox::builder("bench-start")
+            .no_network()
+            .create()
+            .await?;
+        let out = sb.exec("true", Vec::<String>::new()).await?;
+        create_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        if out.code != 0 {
+            bail!("`true` failed in a sandbox");
+        }
+    }
+    create_ms.sort_by(f64::total_cmp);
+    let sandbox = Sandbox::builder("bench")
+        .secret(|s| {
+            s.env("BENCH_KEY")
+                .value(VALUE)
+                .allow_host("api.openai.com")
+                .allow_host_pattern("*.bench.example")
+        })
+        .mount(MountSpec::parse(&format!(
+            "{}:/opt/standin:ro",
+            dir.display()
+        ))?)
+        .network(|n| n.dns_upstream(DNS).upstream_ca(&ca))
+        .create()
+        .await
+        .context("creating the benchmark sandbox")?;
+    let r = Runner { exe, ca, sandbox };
+    println!("standin bench: direct vs through the boundary (secret substituted in every request)");
+    println!(
+        "(HTTPS upstream in private network namespaces; 2-second runs; this machine: {} cpus)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<46} {:>12} {:>12} {:>7}  target",
+        "workload", "direct", "standin", "ratio"
+    );
+    let row = |name: &str, d: f64, b: f64, unit: &str, higher_better: bool, target: &str| {
+        let ratio = if higher_better { b / d } else { d / b };
+        println!(
+            "{name:<46} {:>9.1} {unit:<2} {:>9.1} {unit:<2} {ratio:>6.2}x  {target}",
+            d, b
+        );
+    };
+
+    let before = counters.requests.load(Ordering::Relaxed);
+    let before_ok = counters.authorized.load(Ordering::Relaxed);
+    let mut boundary_requests = 0.0;
+    for (conc, target) in [("1", "≥ 0.6x"), ("32", "≥ 0.5x")] {
+        let args = ["keepalive", "--conc", conc, "--secs", "2"];
+        let (d, dcpu) = r.direct(&args).await?;
+        let (b, bcpu) = r.boundary(&args).await?;
+        boundary_requests += field(&b, "requests");
+        row(
+            &format!("keep-alive tiny requests, c={conc} (req/s)"),
+            field(&d, "rps"),
+            field(&b, "rps"),
+            "",
+            true,
+            target,
+        );
+        row(
+            &format!("  p50 latency, c={conc} (µs)"),
+            field(&d, "p50_us"),
+            field(&b, "p50_us"),
+            "",
+            false,
+            "",
+        );
+        row(
+            &format!("  p99 latency, c={conc} (µs)"),
+            field(&d, "p99_us"),
+            field(&b, "p99_us"),
+            "",
+            false,
+            if conc == "1" { "added < 300 µs" } else { "" },
+        );
+        // Host-side CPU: the upstream runs in this process in both runs; the difference per
+        // request is the boundary's.
+        let per_req = (bcpu / field(&b, "requests") - dcpu / field(&d, "requests")) * 1e6;
+        println!(
+            "{:<46} {:>25.1} µs          < 50 µs",
+            format!("  boundary CPU per request, c={conc}"),
+            per_req
+        );
+    }
+    let args = ["newconn", "--conc", "4", "--secs", "2"];
+    let (d, _) = r.direct(&args).await?;
+    let (b, _) = r.boundary(&args).await?;
+    boundary_requests += field(&b, "requests");
+    row(
+        "new TLS connections, c=4 (conn/s)",
+        field(&d, "rps"),
+        field(&b, "rps"),
+        "",
+        true,
+        "≥ 0.8x",
+    );
+    let args = ["newhost", "--count", "100"];
+    let (d, _) = r.direct(&args).await?;
+    let (b, _) = r.boundary(&args).await?;
+    boundary_requests += field(&b, "connections");
+    row(
+        "first connection to a new host, p50 (µs)",
+        field(&d, "p50_us"),
+        field(&b, "p50_us"),
+        "",
+        false,
+        "",
+    );
+    for mode in ["download", "upload"] {
+        let args = [mode, "--bytes", "67108864"];
+        let (d, _) = r.direct(&args).await?;
+        let (b, _) = r.boundary(&args).await?;
+        boundary_requests += 1.0;
+        row(
+            &format!("bulk {mode}, 64 MiB (MB/s)"),
+            field(&d, "mb_per_s"),
+            field(&b, "mb_per_s"),
+            "",
+            true,
+            "≥ 0.5x",
+        );
+    }
+    let dns_server = DNS.to_string();
+    let (d, _) = r
+        .direct(&["dns", "--count", "500", "--server", &dns_server])
+        .await?;
+    let (b, _) = r.boundary(&["dns", "--count", "500"]).await?;
+    row(
+        "DNS query p50 (µs)",
+        field(&d, "p50_us"),
+        field(&b, "p50_us"),
+        "",
+        false,
+        "",
+    );
+    println!(
+        "{:<46} {:>25.2} ms          < 15 ms",
+        "sandbox create-to-exec p50 (no network)",
+        create_ms[create_ms.len() / 2]
+    );
+    let served = counters.requests.load(Ordering::Relaxed) - before;
+    let authorized = counters.authorized.load(Ordering::Relaxed) - before_ok;
+    println!(
+        "\nupstream: {served} requests, {authorized} with the real value (direct runs send it themselves; {boundary_requests:.0} went through the boundary)"
+    );
+    println!("nginx, mitmproxy: not measured in this run (see docs/PERFORMANCE.md)");
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    if authorized != served {
+        bail!(
+            "{} requests arrived without the real value",
+            served - authorized
+        );
+    }
+    Ok(())
+}
