@@ -48,6 +48,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 128;
+/// Longest a client may take to send a request head, and longest a keep-alive connection
+/// waits for the next one (slow-loris bound; the idle timeout applies if shorter).
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Most concurrent HTTP/2 streams per client connection.
 pub const MAX_STREAMS: u32 = 256;
 /// How long prefilling a body waits for its next piece before letting the request go (a
@@ -297,7 +300,7 @@ pub async fn serve<G, U>(
                 .max_buf_size(MAX_HEAD_BYTES)
                 .max_headers(MAX_HEADERS)
                 .timer(TokioTimer::new())
-                .header_read_timeout(info.shared.config.idle_timeout)
+                .header_read_timeout(info.shared.config.idle_timeout.min(HEAD_TIMEOUT))
                 .serve_connection(io, service)
                 .with_upgrades()
                 .await

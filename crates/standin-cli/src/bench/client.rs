@@ -182,6 +182,29 @@ async fn run(args: &[String]) -> anyhow::Result<String> {
                 percentile(&lat, 0.99)
             ))
         }
+        "idle" => {
+            // Open `count` connections (64 at a time), one request each, then hold them.
+            let sem = Arc::new(tokio::sync::Semaphore::new(64));
+            let mut tasks = Vec::new();
+            for _ in 0..o.count {
+                let (o, tls, sem) = (o.clone(), tls.clone(), sem.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = sem.acquire().await?;
+                    let mut s = connect(&o, &tls, &o.host).await?;
+                    one(&mut s, request(&o, &o.host, "/tiny", Bytes::new())).await?;
+                    anyhow::Ok(s)
+                }));
+            }
+            let mut held = Vec::new();
+            for t in tasks {
+                held.push(t.await??);
+            }
+            println!("connected {}", held.len());
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            tokio::time::sleep(Duration::from_secs_f64(o.secs)).await;
+            Ok(format!("{{\"held\":{}}}", held.len()))
+        }
         "newhost" => {
             let mut lat = Vec::new();
             let tag = std::process::id();

@@ -20,6 +20,12 @@ const VALUE: &str = "sk-bench-0123456789abcdef";
 
 /// Run the benchmarks; returns the process exit code.
 pub fn run() -> i32 {
+    // 10,000 connections through the boundary need about 30,000 descriptors here.
+    if let Err(e) =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 65_536, 65_536)
+    {
+        eprintln!("standin bench: cannot raise the descriptor limit: {e}");
+    }
     let internet = match Internet::build() {
         Ok(i) => i,
         Err(e) => {
@@ -55,6 +61,16 @@ fn cpu_secs() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields 14 and 15 (utime, stime), counted from the state field (3) here.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A `/proc/self/status` field in KiB.
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn field(json: &str, key: &str) -> f64 {
@@ -268,6 +284,56 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         "{:<46} {:>25.2} ms          < 15 ms",
         "sandbox create-to-exec p50 (no network)",
         create_ms[create_ms.len() / 2]
+    );
+    // Memory: 10,000 idle connections through the boundary (each after one request).
+    let idle = 10_000;
+    let rss_before = status_kib("VmRSS");
+    let mut child = r.sandbox.spawn(
+        [
+            "/opt/standin/standin",
+            "__bench-client",
+            "idle",
+            "--count",
+            &idle.to_string(),
+            "--secs",
+            "2",
+            "--auth-env",
+            "BENCH_KEY",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        &[],
+        standin::StdioSpec {
+            stdout: Some(std::process::Stdio::piped()),
+            ..Default::default()
+        },
+    )?;
+    let stdout = child.stdout.take().context("client stdout")?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        line
+    })
+    .await?;
+    let rss_held = status_kib("VmRSS");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    if line.starts_with("connected") {
+        boundary_requests += f64::from(idle);
+        println!(
+            "{:<46} {:>25.1} KiB        (RSS {} → {} MiB)",
+            format!("memory per idle connection ({idle} held)"),
+            (rss_held.saturating_sub(rss_before)) as f64 / f64::from(idle),
+            rss_before / 1024,
+            rss_held / 1024
+        );
+    } else {
+        println!("idle connections: the client could not hold {idle} connections ({line:?})");
+    }
+    println!(
+        "{:<46} {:>25} MiB",
+        "peak RSS of the host side (boundary + upstream)",
+        status_kib("VmHWM") / 1024
     );
     let served = counters.requests.load(Ordering::Relaxed) - before;
     let authorized = counters.authorized.load(Ordering::Relaxed) - before_ok;

@@ -80,7 +80,11 @@ pub const ZONE: &[(&str, &str)] = &[
     ("metadata.example", METADATA_V4),
     ("traces.example", TRACES_V4),
     ("registry.npmjs.org", REGISTRY_V4),
+    ("wrongcert.example", UPSTREAM_V4),
 ];
+
+/// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
+pub const NOT_IN_CERT: &[&str] = &["wrongcert.example"];
 
 /// The fake internet of one test.
 pub struct FakeInternet {
@@ -478,7 +482,7 @@ fn make_pki() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut san: Vec<String> = Vec::new();
-    for (name, addr) in ZONE {
+    for (name, addr) in ZONE.iter().filter(|(n, _)| !NOT_IN_CERT.contains(n)) {
         for entry in [format!("DNS:{name}"), format!("IP:{addr}")] {
             if !san.contains(&entry) {
                 san.push(entry);

@@ -166,6 +166,23 @@ def serve_http_conn(sock, path, local, sni):
             elif "content-length" in hd:
                 body = c.take(int(hd["content-length"]))
             n += 1
+            if target.startswith("/reset-mid"):
+                # Half a response, then a reset.
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
+                import struct
+                raw = sock if not hasattr(sock, "unwrap") else sock
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                raw.close()
+                return
+            if target.startswith("/big"):
+                size = int(target.split("=", 1)[1]) if "=" in target else 1 << 24
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                chunk = b"z" * 65536
+                sent = 0
+                while sent < size:
+                    sock.sendall(chunk[: min(len(chunk), size - sent)])
+                    sent += min(len(chunk), size - sent)
+                continue
             echo = {"n": n, "conn": c.conn, "method": method, "target": target,
                     "headers": headers, "body": body.decode("latin-1"), "sni": sni}
             if target.startswith("/reflect"):

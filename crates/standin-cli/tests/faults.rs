@@ -1,0 +1,134 @@
+//! Faults: upstreams that reset or lie about their identity, clients that stall, send too
+//! much or never read. Each time the boundary stays up, other connections keep working, and
+//! no value leaks.
+
+mod support;
+
+use support::*;
+
+const VALUE: &str = "sk-real-7f3a9c";
+const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE), ("WRONG_KEY", VALUE)];
+
+fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
+    let ca = net.ca_file().display().to_string();
+    let mut a = vec![
+        "--upstream-ca",
+        ca.as_str(),
+        "--secret",
+        "OPENAI_API_KEY@api.openai.com",
+    ];
+    a.extend_from_slice(extra);
+    net.run_sh_env(&a, ENV, script)
+}
+
+fn report(o: &std::process::Output, net: &FakeInternet) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o),
+        net.received()
+    )
+}
+
+const OK: &str = r#"curl -sS -m 5 -o /dev/null -w 'after %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/after"#;
+
+#[test]
+fn upstream_resets_mid_response_and_the_boundary_carries_on() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &[],
+        &format!(
+            r#"curl -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/reset-mid >/dev/null 2>&1; echo "reset=$?"; {OK}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("reset=0"), "{}", report(&o, &net));
+    assert!(out.contains("after 200"), "{}", report(&o, &net));
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let ev = events.path().to_str().unwrap();
+    let o = run(
+        &net,
+        &["--secret", "WRONG_KEY@wrongcert.example", "--events", ev],
+        &format!(
+            r#"curl -sS -m 5 -H "Authorization: Bearer $WRONG_KEY" https://wrongcert.example/x >/dev/null 2>&1; echo "wrong=$?"; {OK}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("wrong=0"), "{}", report(&o, &net));
+    assert!(out.contains("after 200"), "{}", report(&o, &net));
+    assert!(!net.received().contains("GET /x"), "{}", net.received());
+    let ev = std::fs::read_to_string(events.path()).unwrap();
+    assert!(
+        ev.contains("upstream-failed") && ev.contains("wrongcert.example"),
+        "{ev}"
+    );
+}
+
+#[test]
+fn oversized_heads_slow_clients_and_clients_that_never_read() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let py = r#"
+import os, socket, ssl, time
+ctx = ssl.create_default_context()
+def conn():
+    return ctx.wrap_socket(socket.create_connection(("api.openai.com", 443), timeout=15), server_hostname="api.openai.com")
+# 1. A 100 KiB header: refused, never forwarded.
+s = conn()
+s.sendall(b"GET /huge HTTP/1.1\r\nHost: api.openai.com\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
+try:
+    r = s.recv(100)
+except OSError as e:
+    r = type(e).__name__.encode()
+print("huge", r[:12])
+# 2. A client that asks for 16 MiB and never reads it.
+lazy = conn()
+lazy.sendall(b"GET /big HTTP/1.1\r\nHost: api.openai.com\r\n\r\n")
+# 3. A slow-loris head: closed by the boundary (idle timeout 2 s here).
+slow = conn()
+slow.sendall(b"GET /slow HTTP/1.1\r\nHost: api.openai.com\r\n")
+t = time.time()
+try:
+    got = slow.recv(100)
+except OSError as e:
+    got = type(e).__name__.encode()
+print("slow-closed", got[:12], time.time() - t < 14)
+"#;
+    let o = run(
+        &net,
+        &["--idle-timeout", "2"],
+        &format!("python3 -c '{}'; {OK}", py.replace('\'', "'\\''")),
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("huge b'HTTP/1.1 431")
+            || out.contains("huge b''")
+            || out.contains("huge b'Connection"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(
+        out.contains("slow-closed") && out.contains("True"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(out.contains("after 200"), "{}", report(&o, &net));
+    let got = net.received();
+    assert!(!got.contains("/huge"), "{got}");
+    assert!(!got.contains("/slow"), "{got}");
+}
