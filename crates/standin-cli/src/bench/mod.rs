@@ -20,9 +20,11 @@ const VALUE: &str = "sk-bench-0123456789abcdef";
 
 /// Run the benchmarks; returns the process exit code.
 pub fn run() -> i32 {
-    // 10,000 connections through the boundary need about 30,000 descriptors here.
-    if let Err(e) =
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 65_536, 65_536)
+    // Idle connections need descriptors: raise the soft limit to the hard one.
+    if let Ok((_, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        && let Err(e) =
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
     {
         eprintln!("standin bench: cannot raise the descriptor limit: {e}");
     }
@@ -285,8 +287,12 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         "sandbox create-to-exec p50 (no network)",
         create_ms[create_ms.len() / 2]
     );
-    // Memory: 10,000 idle connections through the boundary (each after one request).
-    let idle = 10_000;
+    // Memory: up to 10,000 idle connections through the boundary (each after one request).
+    // Each costs this process 5 descriptors (sandbox side, upstream side, a duplicate of each
+    // for immediate resets, and the upstream server's end), so the descriptor limit may cap it.
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 5).min(10_000)).unwrap_or(1_000);
     let rss_before = status_kib("VmRSS");
     let mut child = r.sandbox.spawn(
         [
