@@ -20,7 +20,25 @@ pub async fn serve(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(handle(stream, peer, local, shared.clone()));
+                // A bounded number of connections per sandbox: beyond it, a reset (and an
+                // event), so a runaway workload cannot exhaust the host's memory or
+                // descriptors.
+                let Ok(slot) = shared.conn_slots.clone().try_acquire_owned() else {
+                    let mut e = shared.event(EventKind::ConnectionDenied, "tcp");
+                    e.rule = Some("guard".into());
+                    e.detail = Some(format!(
+                        "more than {} connections open at once",
+                        crate::shared::MAX_CONNECTIONS
+                    ));
+                    shared.config.events.emit(e);
+                    reset(stream);
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    handle(stream, peer, local, shared).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.

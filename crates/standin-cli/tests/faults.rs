@@ -31,7 +31,7 @@ fn report(o: &std::process::Output, net: &FakeInternet) -> String {
     )
 }
 
-const OK: &str = r#"curl -sS -m 5 -o /dev/null -w 'after %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/after"#;
+const OK: &str = r#"curl --http1.1 -sS -m 5 -o /dev/null -w 'after %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/after"#;
 
 #[test]
 fn upstream_resets_mid_response_and_the_boundary_carries_on() {
@@ -43,7 +43,7 @@ fn upstream_resets_mid_response_and_the_boundary_carries_on() {
         &net,
         &[],
         &format!(
-            r#"curl -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/reset-mid >/dev/null 2>&1; echo "reset=$?"; {OK}"#
+            r#"curl --http1.1 -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/reset-mid >/dev/null 2>&1; echo "reset=$?"; {OK}"#
         ),
     );
     let out = stdout(&o);
@@ -63,7 +63,7 @@ fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted()
         &net,
         &["--secret", "WRONG_KEY@wrongcert.example", "--events", ev],
         &format!(
-            r#"curl -sS -m 5 -H "Authorization: Bearer $WRONG_KEY" https://wrongcert.example/x >/dev/null 2>&1; echo "wrong=$?"; {OK}"#
+            r#"curl --http1.1 -sS -m 5 -H "Authorization: Bearer $WRONG_KEY" https://wrongcert.example/x >/dev/null 2>&1; echo "wrong=$?"; {OK}"#
         ),
     );
     let out = stdout(&o);
