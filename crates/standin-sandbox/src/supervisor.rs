@@ -172,6 +172,21 @@ impl SandboxProcess {
         let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
     }
 
+    /// Kill every process of the sandbox and wait (up to `timeout`) until they are gone.
+    ///
+    /// The kernel kills the rest of the PID namespace while init exits, and init's pidfd
+    /// becomes readable only once that is done, so on return no process of the sandbox can run
+    /// another instruction. Returns whether that point was reached within `timeout`.
+    pub fn kill_and_wait(&self, timeout: std::time::Duration) -> bool {
+        self.kill();
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            self.init_pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0)
+    }
+
     /// Block until the sandbox ends; returns the main command's exit code (128+N if it was
     /// killed by signal N; 137 if the sandbox was killed).
     pub fn wait(&self) -> Result<i32, SandboxError> {

@@ -92,8 +92,12 @@ impl Sandbox {
             let terminated = terminated.clone();
             standin_boundary::TerminateHook(Some(Arc::new(move || {
                 terminated.store(true, Ordering::Release);
-                if let Some(p) = process.upgrade() {
-                    p.kill();
+                // Wait for the whole sandbox to be gone before the boundary resets the
+                // offending connection: nothing in it may act on the reset.
+                if let Some(p) = process.upgrade()
+                    && !p.kill_and_wait(std::time::Duration::from_secs(2))
+                {
+                    tracing::error!("the sandbox did not die within 2 s of SIGKILL");
                 }
             })))
         };
