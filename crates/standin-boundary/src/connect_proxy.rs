@@ -19,7 +19,6 @@ use crate::client_hello::{MAX_RECORD, Peeked, peek};
 use crate::events::EventKind;
 use crate::http::{self, ConnInfo, MAX_HEAD_BYTES, MAX_HEADERS, Proto};
 use crate::intercept::{HANDSHAKE_TIMEOUT, connect, looks_like_http, tls};
-use crate::plan::Plan;
 use crate::prefixed::Prefixed;
 use crate::relay::HELLO_TIMEOUT;
 use crate::scanned_relay;
@@ -77,16 +76,13 @@ pub async fn handle(
     };
 
     // Placeholders in the outer request: nowhere in it may a secret go.
-    if let Some(set) = &shared.secrets {
-        let plan = Plan::build(
-            set,
-            &Destination {
-                host: None,
-                host_pinned: false,
-                pinned_names: &[],
-                tls: false,
-            },
-        );
+    if shared.secrets.is_some() {
+        let plan = shared.plan(&Destination {
+            host: None,
+            host_pinned: false,
+            pinned_names: &[],
+            tls: false,
+        });
         let mut found: Option<(Hit, &'static str)> = None;
         if let Err(hit) = scan_all(&plan.violations, target.as_bytes()) {
             found = Some((hit, "connect"));

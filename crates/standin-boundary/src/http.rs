@@ -125,21 +125,13 @@ impl ConnInfo {
         {
             return p.clone();
         }
-        let set = self
-            .shared
-            .secrets
-            .clone()
-            .unwrap_or_else(|| Arc::new(Default::default()));
         let pinned = host.is_some_and(|h| self.names.contains(h));
-        let plan = Arc::new(Plan::build(
-            &set,
-            &Destination {
-                host,
-                host_pinned: pinned,
-                pinned_names: &self.names,
-                tls: self.tls,
-            },
-        ));
+        let plan = self.shared.plan(&Destination {
+            host,
+            host_pinned: pinned,
+            pinned_names: &self.names,
+            tls: self.tls,
+        });
         if let Ok(mut cache) = self.plan.lock() {
             *cache = Some(plan.clone());
         }

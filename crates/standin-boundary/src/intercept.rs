@@ -124,43 +124,44 @@ where
             return None;
         }
     };
-    let acceptor = tokio_rustls::LazyConfigAcceptor::new(
-        rustls::server::Acceptor::default(),
-        Prefixed::new(head, client),
-    );
-    let guest = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let start = acceptor.await?;
-        start.into_stream(server_config).await
-    })
-    .await;
-    let guest = match guest {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%dst, error = %e, "sandbox-side TLS handshake failed");
-            return None;
-        }
-        Err(_) => {
-            tracing::debug!(%dst, "sandbox-side TLS handshake timed out");
-            return None;
+    // Both handshakes at once: the sandbox-side one, and dialing and verifying the upstream
+    // (no byte from the sandbox goes upstream before both are done).
+    let guest_side = async {
+        let acceptor = tokio_rustls::LazyConfigAcceptor::new(
+            rustls::server::Acceptor::default(),
+            Prefixed::new(head, client),
+        );
+        let guest = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            let start = acceptor.await?;
+            start.into_stream(server_config).await
+        })
+        .await;
+        match guest {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(%dst, error = %e, "sandbox-side TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%dst, "sandbox-side TLS handshake timed out");
+                None
+            }
         }
     };
-    let tcp = connect(shared, dst, &names).await?;
-    abort.add(&tcp);
-    let _ = tcp.set_nodelay(true);
-    let server_name: ServerName<'static> = match &sni_name {
-        Some(n) => match ServerName::try_from(n.to_string()) {
-            Ok(s) => s,
-            Err(_) => return None,
-        },
-        None => ServerName::IpAddress(dst.ip().into()),
-    };
-    let connector = tokio_rustls::TlsConnector::from(client_config);
-    let upstream =
+    let upstream_side = async {
+        let tcp = connect(shared, dst, &names).await?;
+        abort.add(&tcp);
+        let _ = tcp.set_nodelay(true);
+        let server_name: ServerName<'static> = match &sni_name {
+            Some(n) => ServerName::try_from(n.to_string()).ok()?,
+            None => ServerName::IpAddress(dst.ip().into()),
+        };
+        let connector = tokio_rustls::TlsConnector::from(client_config);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp)).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => Some(s),
             Ok(Err(e)) => {
                 upstream_failed(shared, dst, sni_name.as_ref(), &names, &format!("TLS: {e}"));
-                return None;
+                None
             }
             Err(_) => {
                 upstream_failed(
@@ -170,9 +171,12 @@ where
                     &names,
                     "TLS handshake timed out",
                 );
-                return None;
+                None
             }
-        };
+        }
+    };
+    let (guest, upstream) = tokio::join!(guest_side, upstream_side);
+    let (guest, upstream) = (guest?, upstream?);
     let info = Arc::new(ConnInfo::new(
         shared.clone(),
         dst,

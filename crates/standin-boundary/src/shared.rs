@@ -2,11 +2,13 @@
 
 use crate::BoundaryConfig;
 use crate::events::{Event, EventKind};
-use standin_policy::egress::{Decision, PinTable};
-use standin_policy::secrets::SecretSet;
+use crate::plan::Plan;
+use standin_policy::egress::{Decision, DomainName, PinTable};
+use standin_policy::secrets::{Destination, SecretSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// One sandbox's boundary state.
 #[derive(Debug)]
@@ -29,7 +31,22 @@ pub struct Shared {
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
     terminated: AtomicBool,
     kill: tokio::sync::watch::Sender<bool>,
+    plans: Mutex<HashMap<PlanKey, Arc<Plan>>>,
 }
+
+/// What a [`Plan`] depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PlanKey {
+    host: Option<DomainName>,
+    host_pinned: bool,
+    tls: bool,
+    /// Only consulted without a host (passthrough by pinned name).
+    names: Vec<DomainName>,
+}
+
+/// Most plans cached per sandbox (one per distinct destination identity); beyond it the cache
+/// starts over.
+pub const MAX_CACHED_PLANS: usize = 1024;
 
 /// Most DNS queries one sandbox may have in flight; more are dropped (the client retries).
 pub const MAX_DNS_IN_FLIGHT: usize = 256;
@@ -46,6 +63,7 @@ impl Shared {
             secrets: config.secrets.clone().filter(|s| !s.is_empty()),
             upstream_tls,
             terminated: AtomicBool::new(false),
+            plans: Mutex::new(HashMap::new()),
             kill: tokio::sync::watch::Sender::new(false),
             host_addrs: host_addresses(),
             needs_sni: config.policy.has_domain_rules(),
@@ -68,6 +86,35 @@ impl Shared {
             Some(r) => r.to_string(),
             None => "default".to_owned(),
         }
+    }
+
+    /// The plan for `dest`, cached per sandbox: building one compiles several automata, and
+    /// every connection to the same destination identity shares it.
+    pub fn plan(&self, dest: &Destination<'_>) -> Arc<Plan> {
+        let key = PlanKey {
+            host: dest.host.cloned(),
+            host_pinned: dest.host_pinned,
+            tls: dest.tls,
+            names: if dest.host.is_none() {
+                dest.pinned_names.to_vec()
+            } else {
+                Vec::new()
+            },
+        };
+        if let Ok(cache) = self.plans.lock()
+            && let Some(p) = cache.get(&key)
+        {
+            return p.clone();
+        }
+        let set = self.secrets.clone().unwrap_or_default();
+        let plan = Arc::new(Plan::build(&set, dest));
+        if let Ok(mut cache) = self.plans.lock() {
+            if cache.len() >= MAX_CACHED_PLANS {
+                cache.clear();
+            }
+            cache.insert(key, plan.clone());
+        }
+        plan
     }
 
     /// Whether the sandbox was terminated (nothing more may leave).
