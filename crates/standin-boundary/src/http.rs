@@ -414,6 +414,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Shape a checked request for the upstream's HTTP version.
 fn to_version(mut req: Request<ReqBody>, h2: bool, info: &ConnInfo) -> Request<ReqBody> {
+    if !h2 && req.version() != http::Version::HTTP_2 {
+        // HTTP/1.1 to HTTP/1.1, the common case: nothing to translate.
+        *req.version_mut() = http::Version::HTTP_11;
+        return req;
+    }
     let authority = req
         .uri()
         .authority()

@@ -52,6 +52,24 @@ fn upstream_resets_mid_response_and_the_boundary_carries_on() {
 }
 
 #[test]
+fn upstream_resets_mid_request_and_the_boundary_carries_on() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &[],
+        &format!(
+            r#"head -c 4000000 /dev/zero | curl --http1.1 -sS -m 10 -H "Authorization: Bearer $OPENAI_API_KEY" --data-binary @- https://api.openai.com/reset-req >/dev/null 2>&1; echo "reset=$?"; {OK}"#
+        ),
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("reset=0"), "{}", report(&o, &net));
+    assert!(out.contains("after 200"), "{}", report(&o, &net));
+}
+
+#[test]
 fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted() {
     if !is_root() {
         return;

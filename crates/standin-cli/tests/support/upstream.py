@@ -154,6 +154,12 @@ def serve_http_conn(sock, path, local, sni):
             for k, v in headers:
                 hd.setdefault(k.lower(), v)
             body = b""
+            if target.startswith("/reset-req"):
+                # Reset while the request body is still arriving.
+                import struct
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+                return
             if hd.get("transfer-encoding", "").lower() == "chunked":
                 while True:
                     size = int(c.until(b"\r\n").split(b";")[0], 16)
