@@ -7,6 +7,7 @@
 //! checks that every request through the boundary arrived with the real value.
 
 pub mod client;
+mod nginx;
 mod upstream;
 
 use crate::demo::internet::{DNS, Internet};
@@ -88,6 +89,7 @@ struct Runner {
     exe: std::path::PathBuf,
     ca: std::path::PathBuf,
     sandbox: Sandbox,
+    nginx: Option<nginx::Nginx>,
 }
 
 impl Runner {
@@ -112,6 +114,23 @@ impl Runner {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             cpu_secs() - cpu,
         ))
+    }
+
+    /// Through nginx (which adds the credential itself), if it runs.
+    async fn nginx(&self, args: &[&str]) -> anyhow::Result<Option<String>> {
+        let Some(n) = &self.nginx else {
+            return Ok(None);
+        };
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("__bench-client").args(args).args(n.client_args());
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+        if !out.status.success() {
+            bail!(
+                "via nginx {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
     }
 
     async fn boundary(&self, args: &[&str]) -> anyhow::Result<(String, f64)> {
@@ -172,7 +191,19 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         .create()
         .await
         .context("creating the benchmark sandbox")?;
-    let r = Runner { exe, ca, sandbox };
+    let nginx = match nginx::Nginx::start("45.90.1.10:443", &ca, VALUE) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("standin bench: nginx is installed but did not start ({e:#}); skipping it");
+            None
+        }
+    };
+    let r = Runner {
+        exe,
+        ca,
+        sandbox,
+        nginx,
+    };
     println!("standin bench: direct vs through the boundary (secret substituted in every request)");
     println!(
         "(HTTPS upstream in private network namespaces; 2-second runs; this machine: {} cpus)\n",
@@ -190,6 +221,9 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         );
     };
 
+    let nginx_row = |name: &str, d: f64, n: f64| {
+        println!("{name:<46} {:>12} {:>9.1}    {:>6.2}x", "", n, n / d);
+    };
     let before = counters.requests.load(Ordering::Relaxed);
     let before_ok = counters.authorized.load(Ordering::Relaxed);
     let mut boundary_requests = 0.0;
@@ -206,6 +240,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
             true,
             target,
         );
+        if let Some(n) = r.nginx(&args).await? {
+            nginx_row(
+                "  via nginx (re-encrypting reverse proxy)",
+                field(&d, "rps"),
+                field(&n, "rps"),
+            );
+        }
         row(
             &format!("  p50 latency, c={conc} (µs)"),
             field(&d, "p50_us"),
@@ -243,6 +284,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         true,
         "≥ 0.8x",
     );
+    if let Some(n) = r.nginx(&args).await? {
+        nginx_row(
+            "  via nginx (re-encrypting reverse proxy)",
+            field(&d, "rps"),
+            field(&n, "rps"),
+        );
+    }
     let args = ["newhost", "--count", "100"];
     let (d, _) = r.direct(&args).await?;
     let (b, _) = r.boundary(&args).await?;
@@ -268,6 +316,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
             true,
             "≥ 0.5x",
         );
+        if let Some(n) = r.nginx(&args).await? {
+            nginx_row(
+                "  via nginx (re-encrypting reverse proxy)",
+                field(&d, "mb_per_s"),
+                field(&n, "mb_per_s"),
+            );
+        }
     }
     let dns_server = DNS.to_string();
     let (d, _) = r
@@ -346,7 +401,14 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
     println!(
         "\nupstream: {served} requests, {authorized} with the real value (direct runs send it themselves; {boundary_requests:.0} went through the boundary)"
     );
-    println!("nginx, mitmproxy: not measured in this run (see docs/PERFORMANCE.md)");
+    println!(
+        "nginx: {}; mitmproxy: not measured (not part of this bench)",
+        if r.nginx.is_some() {
+            "measured (\"via nginx\" rows; the ratio is to direct)"
+        } else {
+            "not installed, not measured"
+        }
+    );
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     if authorized != served {
         bail!(
