@@ -8,19 +8,27 @@
 //! every later read or write on it fail, whoever holds it.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The sockets of one connection.
 #[derive(Debug, Default)]
 pub struct Abort {
-    fds: Mutex<Vec<OwnedFd>>,
+    fds: Mutex<Vec<Arc<OwnedFd>>>,
     done: std::sync::atomic::AtomicBool,
 }
 
 impl Abort {
     /// Remember `sock` (a duplicate of its descriptor is kept).
     pub fn add(&self, sock: &impl AsFd) {
-        if let (Ok(fd), Ok(mut fds)) = (sock.as_fd().try_clone_to_owned(), self.fds.lock()) {
+        if let Ok(fd) = sock.as_fd().try_clone_to_owned() {
+            self.add_shared(Arc::new(fd));
+        }
+    }
+
+    /// Remember a duplicate that is shared with its other users (a pooled upstream
+    /// connection keeps the same one).
+    pub fn add_shared(&self, fd: Arc<OwnedFd>) {
+        if let Ok(mut fds) = self.fds.lock() {
             fds.push(fd);
         }
         if self.is_aborted() {
@@ -46,14 +54,14 @@ impl Abort {
         };
         for fd in fds {
             let _ = nix::sys::socket::setsockopt(
-                &fd,
+                &*fd,
                 nix::sys::socket::sockopt::Linger,
                 &nix::libc::linger {
                     l_onoff: 1,
                     l_linger: 0,
                 },
             );
-            let _ = rustix::net::connect_unspec(&fd);
+            let _ = rustix::net::connect_unspec(&*fd);
         }
     }
 }

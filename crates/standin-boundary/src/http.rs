@@ -216,11 +216,87 @@ impl Proto {
 
 /// The upstream connection's request sender.
 #[derive(Debug)]
-enum Upstream {
+pub enum Upstream {
     /// One request at a time, in order (HTTP/1.1).
     H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<ReqBody>>),
     /// Multiplexed (HTTP/2).
     H2(hyper::client::conn::http2::SendRequest<ReqBody>),
+}
+
+/// An upstream connection ready for requests: its sender and the task driving it.
+#[derive(Debug)]
+pub struct UpstreamConn {
+    /// The sender.
+    pub sender: Upstream,
+    /// The connection's task (aborted when the connection is let go).
+    pub driver: tokio::task::JoinHandle<()>,
+}
+
+impl UpstreamConn {
+    /// Whether the connection is idle and open, so another client connection may use it.
+    pub async fn reusable(&self) -> bool {
+        match &self.sender {
+            Upstream::H1(s) => {
+                let s = s.lock().await;
+                !s.is_closed() && s.is_ready()
+            }
+            Upstream::H2(s) => !s.is_closed() && s.is_ready(),
+        }
+    }
+}
+
+impl Drop for UpstreamConn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Handshake HTTP (`proto`) on an established upstream stream.
+pub async fn connect_upstream<U>(upstream: U, proto: Proto) -> Option<UpstreamConn>
+where
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(upstream);
+    match proto {
+        Proto::H1 => match hyper::client::conn::http1::Builder::new()
+            .preserve_header_case(true)
+            .max_buf_size(MAX_HEAD_BYTES.max(8192) * 4)
+            .handshake::<_, ReqBody>(io)
+            .await
+        {
+            Ok((s, conn)) => Some(UpstreamConn {
+                sender: Upstream::H1(tokio::sync::Mutex::new(s)),
+                driver: tokio::spawn(async move {
+                    if let Err(e) = conn.with_upgrades().await {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                }),
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream HTTP/1 handshake failed");
+                None
+            }
+        },
+        Proto::H2 => match hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .handshake::<_, ReqBody>(io)
+            .await
+        {
+            Ok((s, conn)) => Some(UpstreamConn {
+                sender: Upstream::H2(s),
+                driver: tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream h2 connection ended");
+                    }
+                }),
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "upstream HTTP/2 handshake failed");
+                None
+            }
+        },
+    }
 }
 
 /// Serve HTTP from `guest` (speaking `guest_proto`), forwarding to `upstream` (speaking
@@ -236,53 +312,30 @@ pub async fn serve<G, U>(
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(upstream);
-    let (sender, driver) = match upstream_proto {
-        Proto::H1 => match hyper::client::conn::http1::Builder::new()
-            .preserve_header_case(true)
-            .max_buf_size(MAX_HEAD_BYTES.max(8192) * 4)
-            .handshake::<_, ReqBody>(io)
-            .await
-        {
-            Ok((s, conn)) => (
-                Upstream::H1(tokio::sync::Mutex::new(s)),
-                tokio::spawn(async move {
-                    if let Err(e) = conn.with_upgrades().await {
-                        tracing::debug!(error = %e, "upstream connection ended");
-                    }
-                }),
-            ),
-            Err(e) => {
-                tracing::debug!(error = %e, "upstream HTTP/1 handshake failed");
-                return;
-            }
-        },
-        Proto::H2 => match hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .max_header_list_size(MAX_HEAD_BYTES as u32)
-            .handshake::<_, ReqBody>(io)
-            .await
-        {
-            Ok((s, conn)) => (
-                Upstream::H2(s),
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "upstream h2 connection ended");
-                    }
-                }),
-            ),
-            Err(e) => {
-                tracing::debug!(error = %e, "upstream HTTP/2 handshake failed");
-                return;
-            }
-        },
-    };
-    let upstream = Arc::new(sender);
+    if let Some(conn) = connect_upstream(upstream, upstream_proto).await {
+        let _ = serve_with(guest, guest_proto, conn, info).await;
+    }
+}
+
+/// Serve HTTP from `guest` over an upstream connection that is already set up. Gives the
+/// connection back when it can serve another client connection (the client left cleanly and
+/// the upstream is idle).
+pub async fn serve_with<G>(
+    guest: G,
+    guest_proto: Proto,
+    conn: UpstreamConn,
+    info: Arc<ConnInfo>,
+) -> Option<UpstreamConn>
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upstream = Arc::new(conn);
     let svc_info = info.clone();
+    let svc_upstream = upstream.clone();
     let service = hyper::service::service_fn(move |req| {
         let info = svc_info.clone();
-        let upstream = upstream.clone();
-        async move { forward(&info, &upstream, req).await }
+        let upstream = svc_upstream.clone();
+        async move { forward(&info, &upstream.sender, req).await }
     });
     let io = TokioIo::new(guest);
     let result = match guest_proto {
@@ -309,7 +362,12 @@ pub async fn serve<G, U>(
     if let Err(e) = result {
         tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP connection ended");
     }
-    driver.abort();
+    // The service (and its clone of the connection) is gone with the server.
+    let conn = Arc::into_inner(upstream)?;
+    if info.is_blocked() || info.shared.is_terminated() || !conn.reusable().await {
+        return None;
+    }
+    Some(conn)
 }
 
 async fn forward(

@@ -22,10 +22,11 @@ use crate::http::{self, ConnInfo, Proto};
 use crate::prefixed::Prefixed;
 use crate::relay::HELLO_TIMEOUT;
 use crate::scanned_relay;
-use crate::shared::Shared;
+use crate::shared::{Pooled, Shared};
 use rustls_pki_types::ServerName;
 use standin_policy::egress::DomainName;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -148,17 +149,22 @@ where
             }
         }
     };
-    let upstream_side = async {
+    let upstream_side = || async {
         let tcp = connect(shared, dst, &names).await?;
-        abort.add(&tcp);
+        // One duplicate of the upstream socket, shared by this connection's resets and, if
+        // the connection is pooled later, by the next user's.
+        let pool_fd = tcp.as_fd().try_clone_to_owned().ok().map(Arc::new);
+        if let Some(fd) = &pool_fd {
+            abort.add_shared(fd.clone());
+        }
         let _ = tcp.set_nodelay(true);
         let server_name: ServerName<'static> = match &sni_name {
             Some(n) => ServerName::try_from(n.to_string()).ok()?,
             None => ServerName::IpAddress(dst.ip().into()),
         };
-        let connector = tokio_rustls::TlsConnector::from(client_config);
+        let connector = tokio_rustls::TlsConnector::from(client_config.clone());
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp)).await {
-            Ok(Ok(s)) => Some(s),
+            Ok(Ok(s)) => Some((s, pool_fd)),
             Ok(Err(e)) => {
                 upstream_failed(shared, dst, sni_name.as_ref(), &names, &format!("TLS: {e}"));
                 None
@@ -175,37 +181,73 @@ where
             }
         }
     };
-    let (guest, upstream) = tokio::join!(guest_side, upstream_side);
-    let (guest, upstream) = (guest?, upstream?);
+    // An idle upstream connection from an earlier client connection to the same address,
+    // verified for the same name, saves dialing and a second handshake.
+    let mut pooled = None;
+    while let Some(p) = shared.pool_take(dst, &sni_name) {
+        if p.conn.reusable().await {
+            pooled = Some(p);
+            break;
+        }
+    }
+    let (guest, mut fresh) = if pooled.is_some() {
+        (guest_side.await, None)
+    } else {
+        let (g, u) = tokio::join!(guest_side, upstream_side());
+        (g, Some(u?))
+    };
+    let guest = guest?;
+    if let Some(p) = &pooled
+        && let Some(fd) = &p.fd
+    {
+        abort.add_shared(fd.clone());
+    }
+    let pool_key = sni_name.clone();
     let info = Arc::new(ConnInfo::new(
         shared.clone(),
         dst,
-        names,
-        sni_name,
+        names.clone(),
+        sni_name.clone(),
         true,
-        abort,
+        abort.clone(),
     ));
     let guest_proto = Proto::from_alpn(guest.get_ref().1.alpn_protocol());
-    let upstream_proto = Proto::from_alpn(upstream.get_ref().1.alpn_protocol());
-    if guest_proto == Proto::H2 {
-        http::serve(guest, Proto::H2, upstream, upstream_proto, info.clone()).await;
+    // Over HTTP/1.1 the plaintext's first bytes decide HTTP or an opaque (but scanned) stream.
+    let mut guest = guest;
+    let mut first = Vec::new();
+    let http = guest_proto == Proto::H2 || {
+        first.resize(4096, 0);
+        let n = match tokio::time::timeout(HELLO_TIMEOUT, guest.read(&mut first)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return Some(info),
+            Err(_) => 0,
+        };
+        first.truncate(n);
+        looks_like_http(&first)
+    };
+    let guest = Prefixed::new(first, guest);
+    if !http {
+        // A raw stream needs its own upstream connection.
+        if let Some(p) = pooled.take() {
+            shared.pool_put(dst, pool_key.clone(), p);
+        }
+        let (stream, _) = match fresh.take() {
+            Some(f) => f,
+            None => upstream_side().await?,
+        };
+        scanned_relay::relay(guest, stream, info.clone()).await;
         return Some(info);
     }
-    // The plaintext's first bytes decide HTTP/1.1 or an opaque (but scanned) stream.
-    let mut guest = guest;
-    let mut first = vec![0u8; 4096];
-    let n = match tokio::time::timeout(HELLO_TIMEOUT, guest.read(&mut first)).await {
-        Ok(Ok(n)) => n,
-        Ok(Err(_)) => return Some(info),
-        Err(_) => 0,
+    let (conn, fd, proto) = match (pooled, fresh) {
+        (Some(p), _) => (p.conn, p.fd, p.proto),
+        (None, Some((stream, fd))) => {
+            let proto = Proto::from_alpn(stream.get_ref().1.alpn_protocol());
+            (http::connect_upstream(stream, proto).await?, fd, proto)
+        }
+        (None, None) => return Some(info),
     };
-    first.truncate(n);
-    let http = looks_like_http(&first);
-    let guest = Prefixed::new(first, guest);
-    if http {
-        http::serve(guest, Proto::H1, upstream, upstream_proto, info.clone()).await;
-    } else {
-        scanned_relay::relay(guest, upstream, info.clone()).await;
+    if let Some(conn) = http::serve_with(guest, guest_proto, conn, info.clone()).await {
+        shared.pool_put(dst, pool_key, Pooled::new(conn, fd, proto));
     }
     Some(info)
 }

@@ -2,13 +2,17 @@
 
 use crate::BoundaryConfig;
 use crate::events::{Event, EventKind};
+use crate::http::{Proto, UpstreamConn};
 use crate::plan::Plan;
 use standin_policy::egress::{Decision, DomainName, PinTable};
 use standin_policy::secrets::{Destination, SecretSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// One sandbox's boundary state.
 #[derive(Debug)]
@@ -32,7 +36,43 @@ pub struct Shared {
     terminated: AtomicBool,
     kill: tokio::sync::watch::Sender<bool>,
     plans: Mutex<HashMap<PlanKey, Arc<Plan>>>,
+    pool: Mutex<HashMap<PoolKey, Vec<Pooled>>>,
 }
+
+/// Where a pooled connection leads: the address and the verified server name.
+type PoolKey = (SocketAddr, Option<DomainName>);
+
+/// An idle upstream connection, verified for a server name at an address.
+#[derive(Debug)]
+pub struct Pooled {
+    /// The connection.
+    pub conn: UpstreamConn,
+    /// A duplicate of its socket, so a connection that reuses it can reset it.
+    pub fd: Option<Arc<OwnedFd>>,
+    /// The HTTP version it speaks.
+    pub proto: Proto,
+    since: Instant,
+}
+
+impl Pooled {
+    /// Wrap an idle connection.
+    pub fn new(conn: UpstreamConn, fd: Option<Arc<OwnedFd>>, proto: Proto) -> Pooled {
+        Pooled {
+            conn,
+            fd,
+            proto,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// How long an idle upstream connection stays pooled (short: servers close idle keep-alive
+/// connections, some after 5 s).
+pub const POOL_IDLE: Duration = Duration::from_secs(2);
+/// Most idle upstream connections pooled per destination.
+pub const POOL_PER_KEY: usize = 16;
+/// Most idle upstream connections pooled per sandbox.
+pub const POOL_TOTAL: usize = 256;
 
 /// What a [`Plan`] depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,6 +104,7 @@ impl Shared {
             upstream_tls,
             terminated: AtomicBool::new(false),
             plans: Mutex::new(HashMap::new()),
+            pool: Mutex::new(HashMap::new()),
             kill: tokio::sync::watch::Sender::new(false),
             host_addrs: host_addresses(),
             needs_sni: config.policy.has_domain_rules(),
@@ -117,6 +158,41 @@ impl Shared {
         plan
     }
 
+    /// An idle upstream connection to `dst` verified for `sni`, if one is pooled and fresh.
+    pub fn pool_take(&self, dst: SocketAddr, sni: &Option<DomainName>) -> Option<Pooled> {
+        let mut pool = self.pool.lock().ok()?;
+        let list = pool.get_mut(&(dst, sni.clone()))?;
+        while let Some(p) = list.pop() {
+            if p.since.elapsed() < POOL_IDLE {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Keep an idle upstream connection for the next client connection to the same place.
+    pub fn pool_put(&self, dst: SocketAddr, sni: Option<DomainName>, p: Pooled) {
+        if self.is_terminated() {
+            return;
+        }
+        let Ok(mut pool) = self.pool.lock() else {
+            return;
+        };
+        let total: usize = pool.values().map(Vec::len).sum();
+        if total >= POOL_TOTAL {
+            pool.retain(|_, l| {
+                l.retain(|p| p.since.elapsed() < POOL_IDLE);
+                !l.is_empty()
+            });
+        }
+        let total: usize = pool.values().map(Vec::len).sum();
+        let list = pool.entry((dst, sni)).or_default();
+        list.retain(|p| p.since.elapsed() < POOL_IDLE);
+        if list.len() < POOL_PER_KEY && total < POOL_TOTAL {
+            list.push(p);
+        }
+    }
+
     /// Whether the sandbox was terminated (nothing more may leave).
     pub fn is_terminated(&self) -> bool {
         self.terminated.load(Ordering::Acquire)
@@ -135,6 +211,19 @@ impl Shared {
             return;
         }
         self.kill.send_replace(true);
+        // Pooled upstream connections go too, with a reset.
+        let pooled: Vec<Pooled> = self
+            .pool
+            .lock()
+            .map(|mut p| p.drain().flat_map(|(_, l)| l).collect())
+            .unwrap_or_default();
+        for p in pooled {
+            if let Some(fd) = &p.fd {
+                let abort = crate::abort::Abort::default();
+                abort.add_shared(fd.clone());
+                abort.abort();
+            }
+        }
         let mut e = self.event(EventKind::SandboxTerminated, "tcp");
         e.action = "block-and-terminate";
         e.detail = Some(why.to_owned());

@@ -835,3 +835,43 @@ fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
     }
     assert!(ev.contains("\"location\":\"dns-name\""), "{ev}");
 }
+
+#[test]
+fn upstream_connections_are_reused_only_for_the_same_verified_name() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!(
+            r#"for p in first second; do curl --http1.1 -sS -m 5 -o /dev/null -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/$p; done; \
+            curl --http1.1 -sS -m 5 -o /dev/null --resolve other.example:443:{UPSTREAM_V4} -H "X: $OPENAI_API_KEY" https://other.example/other; echo "other=$?"; \
+            curl --http1.1 -sS -m 5 -o /dev/null -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/third"#
+        ),
+    );
+    assert!(stdout(&o).contains("other="), "{}", report(&o, &net));
+    let conns = net.connections();
+    // The second client connection reused the first one's upstream connection.
+    let first = conns
+        .iter()
+        .find(|(_, d)| d.contains("GET /first "))
+        .expect("first request arrived");
+    assert!(first.1.contains("GET /second "), "{conns:?}");
+    assert_eq!(first.0, "api.openai.com");
+    // Another name on the same address never rides on it (and, not pinned, got nothing).
+    for (sni, data) in &conns {
+        if data.contains("/first") {
+            assert!(!data.contains("/other"), "{conns:?}");
+        }
+        if data.contains("/other") {
+            assert_eq!(sni, "other.example");
+        }
+    }
+    assert!(
+        !net.received().contains("/other"),
+        "an unpinned name got the request"
+    );
+    assert!(net.received().contains("GET /third "));
+}

@@ -193,6 +193,27 @@ impl FakeInternet {
         self.received_at("")
     }
 
+    /// Per upstream connection: the TLS server name it was opened with and what it received.
+    pub fn connections(&self) -> Vec<(String, String)> {
+        let mut by_conn: Vec<(u64, String, String)> = Vec::new();
+        for r in self.records() {
+            let id = r["conn"].as_u64().unwrap_or(0);
+            let data = r["data"].as_str().unwrap_or("");
+            match by_conn.iter_mut().find(|(c, _, _)| *c == id) {
+                Some((_, _, s)) => s.push_str(data),
+                None => by_conn.push((
+                    id,
+                    r["sni"].as_str().unwrap_or("-").to_owned(),
+                    data.to_owned(),
+                )),
+            }
+        }
+        by_conn
+            .into_iter()
+            .map(|(_, sni, data)| (sni, data))
+            .collect()
+    }
+
     /// What destinations whose local address starts with `addr` received.
     pub fn received_at(&self, addr: &str) -> String {
         let mut by_conn: Vec<(u64, String)> = Vec::new();
