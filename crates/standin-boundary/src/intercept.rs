@@ -5,9 +5,9 @@
 //! - a TLS ClientHello: intercept. The sandbox gets a leaf from the sandbox CA for its server
 //!   name (or for the dialed address when there is none); the boundary dials the same
 //!   address, verifies the upstream certificate for that name, and only then reads a byte of
-//!   plaintext. HTTP/1.1 inside goes to [`http1`](crate::http1), anything else to the
+//!   plaintext. HTTP inside goes to [`http`](crate::http), anything else to the
 //!   [`scanned_relay`](crate::scanned_relay);
-//! - an HTTP request line: plain HTTP, the same [`http1`](crate::http1) path without TLS
+//! - an HTTP request line: plain HTTP, the same [`http`](crate::http) path without TLS
 //!   identity (so no substitution unless a secret turns `require_tls_identity` off);
 //! - anything else, or nothing within the peek window (server-first protocols): the
 //!   [`scanned_relay`](crate::scanned_relay).

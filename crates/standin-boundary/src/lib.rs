@@ -20,9 +20,10 @@
 //! With secrets configured, every allowed connection is inspected ([`intercept`]):
 //! - [`ca`]: the per-sandbox CA and its cached leaves; [`upstream_tls`]: verified TLS to the
 //!   real destination;
-//! - [`http1`]: HTTP/1.1 on hyper: per-request identity checks, substitution in headers,
-//!   Basic credentials, query and body, violation scanning, forwarding on one upstream
-//!   connection per client connection;
+//! - [`http`]: HTTP/1.1 and HTTP/2 on hyper: per-request identity checks, substitution in
+//!   headers, Basic credentials, query and body, violation scanning, response scrubbing,
+//!   forwarding on the client connection's own upstream connection (or a pooled idle one
+//!   verified for the same name);
 //! - [`connect_proxy`]: `CONNECT` from proxies configured in the sandbox, answered by the
 //!   boundary and bound to the target;
 //! - [`ws`]: WebSocket frames after an upgrade, unmasked and scanned;

@@ -1,0 +1,265 @@
+//! Request bodies on their way upstream: prefilled and scanned, substituted as they stream.
+
+use super::*;
+
+/// The body sent upstream.
+#[derive(Debug)]
+pub enum ReqBody {
+    /// Forwarded as received (nothing to scan or rewrite).
+    Incoming(Incoming),
+    /// Rewritten whole.
+    Full(Option<Bytes>),
+    /// Scanned (and possibly rewritten) as it streams.
+    Scanned(Box<ScannedBody>),
+}
+
+/// Why a request body stopped.
+#[derive(Debug, Error)]
+pub enum BodyError {
+    /// A placeholder that may not go there.
+    #[error("request body blocked")]
+    Blocked,
+    /// The client's body failed.
+    #[error("client body: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ReqBody::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(BodyError::from))),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqBody::Scanned(s) => Pin::new(s.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Incoming(b) => b.is_end_stream(),
+            ReqBody::Full(b) => b.is_none(),
+            ReqBody::Scanned(s) => s.ended && s.queue.is_empty() && s.trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Incoming(b) => b.size_hint(),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::Scanned(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Scanning and substitution state of one body.
+#[derive(Debug)]
+pub(crate) struct BodyFilter {
+    scanner: StreamScanner,
+    subst: Option<StreamSubstituter>,
+    held: BytesMut,
+    held_start: u64,
+}
+
+impl BodyFilter {
+    pub(super) fn new(scan: Arc<Patterns>, sub: Option<Arc<Patterns>>) -> BodyFilter {
+        BodyFilter {
+            scanner: StreamScanner::new(scan),
+            subst: sub.map(StreamSubstituter::new),
+            held: BytesMut::new(),
+            held_start: 0,
+        }
+    }
+
+    fn push<'v>(
+        &mut self,
+        data: Bytes,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) -> Result<(), Hit> {
+        let safe = self.scanner.push(&data)?;
+        if self.held.is_empty() && self.subst.is_none() && safe == self.scanner.consumed() {
+            // Nothing held back and nothing to rewrite: forward the frame as it is.
+            self.held_start = safe;
+            if !data.is_empty() {
+                out.push_back(data);
+            }
+            return Ok(());
+        }
+        self.held.extend_from_slice(&data);
+        let n = usize::try_from(safe - self.held_start)
+            .unwrap_or(0)
+            .min(self.held.len());
+        let ready = self.held.split_to(n).freeze();
+        self.held_start += n as u64;
+        self.emit(ready, real, out);
+        Ok(())
+    }
+
+    fn finish<'v>(
+        &mut self,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) -> Result<(), Hit> {
+        self.scanner.finish()?;
+        let rest = self.held.split().freeze();
+        self.emit(rest, real, out);
+        if let Some(s) = self.subst.as_mut() {
+            let mut v = Vec::new();
+            s.finish(real, &mut v);
+            if !v.is_empty() {
+                out.push_back(Bytes::from(v));
+            }
+        }
+        Ok(())
+    }
+
+    fn emit<'v>(
+        &mut self,
+        ready: Bytes,
+        real: &dyn Fn(usize) -> &'v [u8],
+        out: &mut VecDeque<Bytes>,
+    ) {
+        match self.subst.as_mut() {
+            None if ready.is_empty() => {}
+            None => out.push_back(ready),
+            Some(s) => {
+                let mut v = Vec::with_capacity(ready.len());
+                s.push(&ready, real, &mut v);
+                if !v.is_empty() {
+                    out.push_back(Bytes::from(v));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ContextRef {
+    pub(super) plan: Arc<Plan>,
+    pub(super) host: String,
+}
+
+/// A request body scanned (and possibly rewritten) on its way upstream.
+#[derive(Debug)]
+pub struct ScannedBody {
+    pub(super) inner: Incoming,
+    pub(super) filter: BodyFilter,
+    pub(super) queue: VecDeque<Bytes>,
+    pub(super) queued: usize,
+    pub(super) trailers: Option<HeaderMap>,
+    pub(super) ended: bool,
+    pub(super) ctx: ContextRef,
+    pub(super) conn: Arc<ConnInfo>,
+}
+
+impl ScannedBody {
+    /// Read and scan until the body ends or `limit` bytes are queued.
+    pub(super) async fn prefill(
+        &mut self,
+        limit: usize,
+        stall: Option<std::time::Duration>,
+    ) -> Result<(), Blocked> {
+        while !self.ended && self.queued < limit {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_frame(cx));
+            let frame = match stall {
+                Some(d) => match tokio::time::timeout(d, next).await {
+                    Ok(f) => f,
+                    // The client is waiting for us: let the request go, keep scanning.
+                    Err(_) => return Ok(()),
+                },
+                None => next.await,
+            };
+            self.on_frame(frame).map_err(|_| Blocked)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    ) -> Result<(), BodyError> {
+        let info = self.conn.clone();
+        let real = info.real();
+        let host = Some(self.ctx.host.as_str());
+        match frame {
+            None => {
+                let before = self.queue.len();
+                self.filter.finish(&real, &mut self.queue).map_err(|hit| {
+                    info.violation(&self.ctx.plan, hit, host, "body");
+                    BodyError::Blocked
+                })?;
+                self.queued += self
+                    .queue
+                    .iter()
+                    .skip(before)
+                    .map(Bytes::len)
+                    .sum::<usize>();
+                self.ended = true;
+            }
+            Some(Err(e)) => return Err(BodyError::Client(e)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let before = self.queue.len();
+                    self.filter
+                        .push(data, &real, &mut self.queue)
+                        .map_err(|hit| {
+                            info.violation(&self.ctx.plan, hit, host, "body");
+                            BodyError::Blocked
+                        })?;
+                    self.queued += self
+                        .queue
+                        .iter()
+                        .skip(before)
+                        .map(Bytes::len)
+                        .sum::<usize>();
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        for (name, value) in trailers.iter() {
+                            scan_all(&self.ctx.plan.violations, name.as_str().as_bytes())
+                                .and_then(|()| {
+                                    scan_all(&self.ctx.plan.violations, value.as_bytes())
+                                })
+                                .map_err(|hit| {
+                                    info.violation(&self.ctx.plan, hit, host, "trailer");
+                                    BodyError::Blocked
+                                })?;
+                        }
+                        self.trailers = Some(trailers);
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+impl Body for ScannedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(b) = this.queue.pop_front() {
+                this.queued -= b.len();
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if this.ended {
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+            this.on_frame(frame)?;
+        }
+    }
+}

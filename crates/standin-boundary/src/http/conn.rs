@@ -1,0 +1,132 @@
+//! [`ConnInfo`]: what an inspected connection is, its plans, and how a request on it is
+//! refused or reported as a violation.
+
+use super::*;
+
+/// What the inspected connection is.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// Per-sandbox state.
+    pub shared: Arc<Shared>,
+    /// Dialed address.
+    pub dst: SocketAddr,
+    /// Names this sandbox resolved to `dst`.
+    pub names: Vec<DomainName>,
+    /// TLS server name (intercepted TLS with SNI).
+    pub sni: Option<DomainName>,
+    /// Whether this is intercepted TLS with a verified upstream.
+    pub tls: bool,
+    plan: Mutex<Option<Arc<Plan>>>,
+    blocked: AtomicBool,
+    abort: Arc<crate::abort::Abort>,
+}
+
+impl ConnInfo {
+    /// Describe a connection.
+    pub fn new(
+        shared: Arc<Shared>,
+        dst: SocketAddr,
+        names: Vec<DomainName>,
+        sni: Option<DomainName>,
+        tls: bool,
+        abort: Arc<crate::abort::Abort>,
+    ) -> ConnInfo {
+        ConnInfo {
+            shared,
+            dst,
+            names,
+            sni,
+            tls,
+            plan: Mutex::new(None),
+            blocked: AtomicBool::new(false),
+            abort,
+        }
+    }
+
+    /// Mark the connection blocked (the caller resets both sides).
+    pub fn mark_blocked(&self) {
+        self.blocked.store(true, Ordering::Release);
+        self.abort.abort();
+    }
+
+    /// Whether a request on this connection was blocked (the caller resets both sides).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// The plan for a request claiming `host` (cached for the last host seen).
+    pub fn plan(&self, host: Option<&DomainName>) -> Arc<Plan> {
+        if let Ok(cache) = self.plan.lock()
+            && let Some(p) = cache.as_ref()
+            && p.host.as_ref() == host
+        {
+            return p.clone();
+        }
+        let pinned = host.is_some_and(|h| self.names.contains(h));
+        let plan = self.shared.plan(&Destination {
+            host,
+            host_pinned: pinned,
+            pinned_names: &self.names,
+            tls: self.tls,
+        });
+        if let Ok(mut cache) = self.plan.lock() {
+            *cache = Some(plan.clone());
+        }
+        plan
+    }
+
+    fn place<'a>(&'a self, host: Option<&'a str>, location: &'static str) -> Place<'a> {
+        Place {
+            addr: self.dst,
+            sni: self.sni.as_ref().map(DomainName::as_str),
+            host,
+            name: self.names.first().map(DomainName::as_str),
+            location,
+            protocol: "http/1.1",
+        }
+    }
+
+    /// Act on a placeholder found where it may not go.
+    pub fn violation(
+        &self,
+        plan: &Plan,
+        hit: Hit,
+        host: Option<&str>,
+        location: &'static str,
+    ) -> Blocked {
+        match plan.actions.get(hit.secret).copied().flatten() {
+            Some(action) => violation::report(
+                &self.shared,
+                hit.secret,
+                hit.form,
+                action,
+                &self.place(host, location),
+            ),
+            // Only a substitutable placeholder in a body that cannot be rewritten gets here.
+            None => violation::refused(
+                &self.shared,
+                &self.place(host, location),
+                "placeholder in a body with a content encoding (cannot be rewritten safely)",
+            ),
+        }
+        self.mark_blocked();
+        Blocked
+    }
+
+    /// Refuse a request for a protocol reason.
+    pub fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
+        violation::refused(&self.shared, &self.place(host, "header"), why);
+        self.mark_blocked();
+        Blocked
+    }
+
+    pub(crate) fn real<'a>(&'a self) -> impl Fn(usize) -> &'a [u8] + 'a {
+        move |i| {
+            self.shared
+                .secrets
+                .as_ref()
+                .and_then(|s| s.entries.get(i))
+                .map_or(&[][..], |e| e.value.expose())
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Responses from hosts that may have received a value: scrubbed of it on the way back.
+
+use super::*;
+
+/// Replace echoed values by their placeholders in a response from a host that may have
+/// received them (see [`standin_policy::secrets::reflect`]).
+pub(crate) fn scrub_response(
+    info: &ConnInfo,
+    plan: &Arc<Plan>,
+    resp: Response<Incoming>,
+) -> Result<Response<RespBody>, Blocked> {
+    if plan.reflect_ids.is_empty() {
+        return Ok(resp.map(RespBody::Incoming));
+    }
+    let set = info.shared.secrets.clone().unwrap_or_default();
+    let scrubber = Scrubber::new(set, plan.reflect_ids.clone());
+    let (mut parts, body) = resp.into_parts();
+    for value in parts.headers.values_mut() {
+        if let Some(clean) = scrubber.replace_all(value.as_bytes()) {
+            *value = HeaderValue::from_bytes(&clean).map_err(|_| Blocked)?;
+        }
+    }
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if body.is_end_stream() {
+        return Ok(Response::from_parts(parts, RespBody::Incoming(body)));
+    }
+    if encoded {
+        // We asked for identity; an encoded body cannot be scanned, so it cannot be let in.
+        return Err(info.refuse(
+            plan.host.as_ref().map(DomainName::as_str),
+            "a compressed response on a connection where a secret may have been substituted",
+        ));
+    }
+    // The length may change; the body is re-framed (chunked to HTTP/1.1 clients).
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(
+        parts,
+        RespBody::Scrubbed(Box::new(ScrubBody {
+            inner: body,
+            scrubber,
+            queue: VecDeque::new(),
+            ended: false,
+            trailers: None,
+        })),
+    ))
+}
+
+/// The response body sent to the sandbox.
+#[derive(Debug)]
+pub enum RespBody {
+    /// As received.
+    Incoming(Incoming),
+    /// With echoed values replaced by placeholders.
+    Scrubbed(Box<ScrubBody>),
+}
+
+/// A response body scrubbed of real values.
+#[derive(Debug)]
+pub struct ScrubBody {
+    inner: Incoming,
+    scrubber: Scrubber,
+    queue: VecDeque<Bytes>,
+    ended: bool,
+    trailers: Option<HeaderMap>,
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let s = match self.get_mut() {
+            RespBody::Incoming(b) => return Pin::new(b).poll_frame(cx),
+            RespBody::Scrubbed(s) => s.as_mut(),
+        };
+        loop {
+            if let Some(b) = s.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if s.ended {
+                return Poll::Ready(s.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            match ready!(Pin::new(&mut s.inner).poll_frame(cx)) {
+                None => {
+                    let mut out = Vec::new();
+                    s.scrubber.finish(&mut out);
+                    if !out.is_empty() {
+                        s.queue.push_back(Bytes::from(out));
+                    }
+                    s.ended = true;
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let mut out = Vec::with_capacity(data.len());
+                        s.scrubber.push(&data, &mut out);
+                        if !out.is_empty() {
+                            s.queue.push_back(Bytes::from(out));
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(mut t) = frame.into_trailers() {
+                            for v in t.values_mut() {
+                                if let Some(clean) = s.scrubber.replace_all(v.as_bytes())
+                                    && let Ok(hv) = HeaderValue::from_bytes(&clean)
+                                {
+                                    *v = hv;
+                                }
+                            }
+                            s.trailers = Some(t);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Incoming(b) => b.is_end_stream(),
+            RespBody::Scrubbed(s) => s.ended && s.queue.is_empty() && s.trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Incoming(b) => b.size_hint(),
+            RespBody::Scrubbed(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Serving one client connection: hyper's server on the sandbox side, one request at a time
+//! (HTTP/1.1) or per stream (HTTP/2), each checked, rewritten and forwarded; WebSocket
+//! upgrades handed to [`crate::ws`].
+
+use super::*;
+
+/// Serve HTTP from `guest` (speaking `guest_proto`), forwarding to `upstream` (speaking
+/// `upstream_proto`) and translating between versions when they differ. Returns when the
+/// client side is done.
+pub async fn serve<G, U>(
+    guest: G,
+    guest_proto: Proto,
+    upstream: U,
+    upstream_proto: Proto,
+    info: Arc<ConnInfo>,
+) where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(conn) = connect_upstream(upstream, upstream_proto).await {
+        let _ = serve_with(guest, guest_proto, conn, info).await;
+    }
+}
+
+/// Serve HTTP from `guest` over an upstream connection that is already set up. Gives the
+/// connection back when it can serve another client connection (the client left cleanly and
+/// the upstream is idle).
+pub async fn serve_with<G>(
+    guest: G,
+    guest_proto: Proto,
+    conn: UpstreamConn,
+    info: Arc<ConnInfo>,
+) -> Option<UpstreamConn>
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upstream = Arc::new(conn);
+    let svc_info = info.clone();
+    let svc_upstream = upstream.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let info = svc_info.clone();
+        let upstream = svc_upstream.clone();
+        async move { forward(&info, &upstream.sender, req).await }
+    });
+    let io = TokioIo::new(guest);
+    let result = match guest_proto {
+        Proto::H1 => {
+            hyper::server::conn::http1::Builder::new()
+                .preserve_header_case(true)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(MAX_HEADERS)
+                .timer(TokioTimer::new())
+                .header_read_timeout(info.shared.config.idle_timeout.min(HEAD_TIMEOUT))
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await
+        }
+        Proto::H2 => {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(MAX_HEAD_BYTES as u32)
+                .max_concurrent_streams(MAX_STREAMS)
+                .serve_connection(io, service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP connection ended");
+    }
+    // The service (and its clone of the connection) is gone with the server.
+    let conn = Arc::into_inner(upstream)?;
+    if info.is_blocked() || info.shared.is_terminated() || !conn.reusable().await {
+        return None;
+    }
+    Some(conn)
+}
+
+async fn forward(
+    info: &Arc<ConnInfo>,
+    upstream: &Upstream,
+    mut req: Request<Incoming>,
+) -> Result<Response<RespBody>, Blocked> {
+    let guest_h2 = req.version() == http::Version::HTTP_2;
+    let upgrade = (!guest_h2 && is_upgrade(req.headers())).then(|| hyper::upgrade::on(&mut req));
+    let upstream_h2 = matches!(upstream, Upstream::H2(_));
+    if upgrade.is_some() && upstream_h2 {
+        return Err(info.refuse(
+            None,
+            "an HTTP/1.1 Upgrade (WebSocket) to an upstream that speaks only HTTP/2",
+        ));
+    }
+    if upgrade.is_some() {
+        // Compressed frames (permessage-deflate) could not be scanned: never negotiate it.
+        req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
+    let (plan, req) = prepare(info, req).await?;
+    let req = to_version(req, upstream_h2, info);
+    let mut resp = send(info, upstream, req).await?;
+    if let Some(guest_upgrade) = upgrade
+        && resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(upgraded(
+            info.clone(),
+            plan.clone(),
+            guest_upgrade,
+            upstream_upgrade,
+        ));
+        return Ok(resp.map(RespBody::Incoming));
+    }
+    let mut resp = scrub_response(info, &plan, resp)?;
+    if guest_h2 {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
+        })
+}
+
+/// After a 101: relay WebSocket frames, scanning the sandbox's (see [`crate::ws`]).
+async fn upgraded(
+    info: Arc<ConnInfo>,
+    plan: Arc<Plan>,
+    guest: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
+    let (Ok(guest), Ok(upstream)) = tokio::join!(guest, upstream) else {
+        info.mark_blocked();
+        return;
+    };
+    let host = plan.host.as_ref().map(|h| h.to_string());
+    let relay = crate::ws::relay(
+        TokioIo::new(guest),
+        TokioIo::new(upstream),
+        plan.violations.clone(),
+    );
+    tokio::select! {
+        r = relay => match r {
+            Ok(()) => {}
+            Err(crate::ws::WsError::Violation(hit)) => {
+                let _ = info.violation(&plan, hit, host.as_deref(), "websocket");
+            }
+            Err(crate::ws::WsError::Protocol(why)) => {
+                let _ = info.refuse(host.as_deref(), why);
+            }
+        },
+        _ = info.shared.terminated() => info.mark_blocked(),
+    }
+}
