@@ -5,12 +5,12 @@
 //! - a TLS ClientHello: intercept. The sandbox gets a leaf from the sandbox CA for its server
 //!   name (or for the dialed address when there is none); the boundary dials the same
 //!   address, verifies the upstream certificate for that name, and only then reads a byte of
-//!   plaintext. HTTP inside goes to [`http`](crate::http), anything else to the
-//!   [`scanned_relay`](crate::scanned_relay);
-//! - an HTTP request line: plain HTTP, the same [`http`](crate::http) path without TLS
+//!   plaintext. HTTP inside goes to [`crate::http`], anything else to the
+//!   [`crate::scanned_relay`];
+//! - an HTTP request line: plain HTTP, the same [`crate::http`] path without TLS
 //!   identity (so no substitution unless a secret turns `require_tls_identity` off);
 //! - anything else, or nothing within the peek window (server-first protocols): the
-//!   [`scanned_relay`](crate::scanned_relay).
+//!   [`crate::scanned_relay`].
 //!
 //! A blocked connection is reset on both sides; a terminated sandbox stops every connection.
 

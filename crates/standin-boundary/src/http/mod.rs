@@ -21,7 +21,7 @@
 //!
 //! A violation or refusal ends the connection with a reset on both sides.
 //!
-//! Files: [`conn`] (the connection and its verdicts), [`serve`] (the server loop, upgrades),
+//! Files: [`conn`] (the connection and its verdicts), `serve` (the server loop, upgrades),
 //! `request` (checks and rewriting), `body` (request bodies), `response` (scrubbing),
 //! `version` (HTTP/1.1 ⇄ HTTP/2), [`upstream`] (the destination side).
 
