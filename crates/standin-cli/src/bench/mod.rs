@@ -7,6 +7,7 @@
 //! checks that every request through the boundary arrived with the real value.
 
 pub mod client;
+mod mitmproxy;
 mod nginx;
 mod upstream;
 
@@ -90,6 +91,7 @@ struct Runner {
     ca: std::path::PathBuf,
     sandbox: Sandbox,
     nginx: Option<nginx::Nginx>,
+    mitm: Option<mitmproxy::Mitmproxy>,
 }
 
 impl Runner {
@@ -118,19 +120,34 @@ impl Runner {
 
     /// Through nginx (which adds the credential itself), if it runs.
     async fn nginx(&self, args: &[&str]) -> anyhow::Result<Option<String>> {
-        let Some(n) = &self.nginx else {
-            return Ok(None);
-        };
+        match &self.nginx {
+            Some(n) => self.proxied(args, n.client_args(), "nginx").await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Through mitmproxy (which adds the credential itself), if it runs.
+    async fn mitm(&self, args: &[&str]) -> anyhow::Result<Option<String>> {
+        match &self.mitm {
+            Some(m) => self
+                .proxied(args, m.client_args(), "mitmproxy")
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn proxied(&self, args: &[&str], via: Vec<String>, name: &str) -> anyhow::Result<String> {
         let mut cmd = std::process::Command::new(&self.exe);
-        cmd.arg("__bench-client").args(args).args(n.client_args());
+        cmd.arg("__bench-client").args(args).args(via);
         let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
         if !out.status.success() {
             bail!(
-                "via nginx {args:?}: {}",
+                "via {name} {args:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     async fn boundary(&self, args: &[&str]) -> anyhow::Result<(String, f64)> {
@@ -198,11 +215,21 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
             None
         }
     };
+    let mitm = match mitmproxy::Mitmproxy::start("45.90.1.10", &ca, VALUE) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "standin bench: mitmproxy is installed but did not start ({e:#}); skipping it"
+            );
+            None
+        }
+    };
     let r = Runner {
         exe,
         ca,
         sandbox,
         nginx,
+        mitm,
     };
     println!("standin bench: direct vs through the boundary (secret substituted in every request)");
     println!(
@@ -245,6 +272,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
                 "  via nginx (re-encrypting reverse proxy)",
                 field(&d, "rps"),
                 field(&n, "rps"),
+            );
+        }
+        if let Some(m) = r.mitm(&args).await? {
+            nginx_row(
+                "  via mitmproxy (reverse proxy)",
+                field(&d, "rps"),
+                field(&m, "rps"),
             );
         }
         row(
@@ -291,6 +325,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
             field(&n, "rps"),
         );
     }
+    if let Some(m) = r.mitm(&args).await? {
+        nginx_row(
+            "  via mitmproxy (reverse proxy)",
+            field(&d, "rps"),
+            field(&m, "rps"),
+        );
+    }
     let args = ["newhost", "--count", "100"];
     let (d, _) = r.direct(&args).await?;
     let (b, _) = r.boundary(&args).await?;
@@ -321,6 +362,13 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
                 "  via nginx (re-encrypting reverse proxy)",
                 field(&d, "mb_per_s"),
                 field(&n, "mb_per_s"),
+            );
+        }
+        if let Some(m) = r.mitm(&args).await? {
+            nginx_row(
+                "  via mitmproxy (reverse proxy)",
+                field(&d, "mb_per_s"),
+                field(&m, "mb_per_s"),
             );
         }
     }
@@ -402,9 +450,14 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
         "\nupstream: {served} requests, {authorized} with the real value (direct runs send it themselves; {boundary_requests:.0} went through the boundary)"
     );
     println!(
-        "nginx: {}; mitmproxy: not measured (not part of this bench)",
+        "nginx: {}; mitmproxy: {} (\"via\" rows: the ratio is to direct)",
         if r.nginx.is_some() {
-            "measured (\"via nginx\" rows; the ratio is to direct)"
+            "measured"
+        } else {
+            "not installed, not measured"
+        },
+        if r.mitm.is_some() {
+            "measured"
         } else {
             "not installed, not measured"
         }
