@@ -64,12 +64,17 @@ const EXIT_STANDIN_FAILED: i32 = 125;
 /// Exit code when a block-and-terminate secret violation killed the sandbox.
 pub const EXIT_SECRET_TERMINATED: i32 = 99;
 
-fn run(args: RunArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The async runtime every subcommand uses: two workers (the boundary's tasks are short;
+/// more threads only add wake-ups on small machines).
+pub fn new_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
+}
+
+fn run(args: RunArgs) -> i32 {
+    let runtime = match new_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("standin: cannot start the async runtime: {e}");

@@ -10,24 +10,12 @@ const VALUE: &str = "sk-real-7f3a9c";
 const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE), ("WRONG_KEY", VALUE)];
 
 fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
-    let ca = net.ca_file().display().to_string();
-    let mut a = vec![
-        "--upstream-ca",
-        ca.as_str(),
-        "--secret",
-        "OPENAI_API_KEY@api.openai.com",
-    ];
-    a.extend_from_slice(extra);
-    net.run_sh_env(&a, ENV, script)
-}
-
-fn report(o: &std::process::Output, net: &FakeInternet) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o),
-        net.received()
+    run_with_secret(
+        net,
+        Some("OPENAI_API_KEY@api.openai.com"),
+        extra,
+        ENV,
+        script,
     )
 }
 

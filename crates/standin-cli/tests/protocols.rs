@@ -11,20 +11,7 @@ const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE)];
 const SECRET: &str = "OPENAI_API_KEY@api.openai.com";
 
 fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
-    let ca = net.ca_file().display().to_string();
-    let mut a = vec!["--upstream-ca", ca.as_str(), "--secret", SECRET];
-    a.extend_from_slice(extra);
-    net.run_sh_env(&a, ENV, script)
-}
-
-fn report(o: &std::process::Output, net: &FakeInternet) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o),
-        net.received()
-    )
+    run_with_secret(net, Some(SECRET), extra, ENV, script)
 }
 
 fn python(script: &str) -> String {

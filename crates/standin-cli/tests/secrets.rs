@@ -12,19 +12,9 @@ const PH: &str = "$MSB_OPENAI_API_KEY";
 const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE)];
 
 /// `--upstream-ca` for the fixture's CA plus `extra`.
-fn args(net: &FakeInternet, extra: &[&str]) -> Vec<String> {
-    let mut v = vec![
-        "--upstream-ca".to_owned(),
-        net.ca_file().display().to_string(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
-}
-
+/// `standin run --upstream-ca <fixture CA> EXTRA -- sh -c SCRIPT`, the value in standin's env.
 fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
-    let a = args(net, extra);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    net.run_sh_env(&a, ENV, script)
+    run_with_secret(net, None, extra, ENV, script)
 }
 
 /// A config file (kept alive by the returned handle).
@@ -32,16 +22,6 @@ fn config(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
     f
-}
-
-fn report(o: &std::process::Output, net: &FakeInternet) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o),
-        net.received()
-    )
 }
 
 /// Send a last request to `url` and wait until its destination logged it, so every byte an

@@ -64,11 +64,7 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
 
 /// Entry point of the hidden subcommand.
 pub fn main(args: &[String]) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::new_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bench client: {e}");

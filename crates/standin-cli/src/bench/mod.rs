@@ -37,11 +37,7 @@ pub fn run() -> i32 {
             return 125;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::new_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("standin bench: {e}");

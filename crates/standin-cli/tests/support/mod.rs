@@ -86,6 +86,36 @@ pub const ZONE: &[(&str, &str)] = &[
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
 pub const NOT_IN_CERT: &[&str] = &["wrongcert.example"];
 
+/// What a test failure should show: the run's status and output, and what the fake
+/// internet's hosts received.
+pub fn report(o: &Output, net: &FakeInternet) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o),
+        net.received()
+    )
+}
+
+/// `standin run --upstream-ca <fixture CA> [--secret SECRET] EXTRA -- sh -c SCRIPT` with `env`
+/// in standin's own environment.
+pub fn run_with_secret(
+    net: &FakeInternet,
+    secret: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    script: &str,
+) -> Output {
+    let ca = net.ca_file().display().to_string();
+    let mut a = vec!["--upstream-ca", ca.as_str()];
+    if let Some(s) = secret {
+        a.extend_from_slice(&["--secret", s]);
+    }
+    a.extend_from_slice(extra);
+    net.run_sh_env(&a, env, script)
+}
+
 /// The fake internet of one test.
 pub struct FakeInternet {
     pub client: String,
