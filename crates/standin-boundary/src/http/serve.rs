@@ -106,7 +106,8 @@ async fn forward(
             guest_upgrade,
             upstream_upgrade,
         ));
-        return Ok(resp.map(RespBody::Incoming));
+        // A 101 has no body; its headers are scrubbed like any response's.
+        return scrub_response(info, &plan, resp);
     }
     let mut resp = scrub_response(info, &plan, resp)?;
     if guest_h2 {

@@ -12,10 +12,12 @@ use base64::Engine;
 /// Shortest encoded core worth matching (shorter ones would match innocent names).
 const MIN_CORE: usize = 8;
 
-/// The first secret whose placeholder appears in the name made of `labels`, and how.
+/// The first secret, among those `consider` accepts, whose placeholder appears in the name made
+/// of `labels`, and how.
 pub fn find_in_name<'a>(
     set: &SecretSet,
     labels: impl IntoIterator<Item = &'a [u8]>,
+    consider: &dyn Fn(usize) -> bool,
 ) -> Option<(usize, Form)> {
     let mut joined: Vec<u8> = Vec::new();
     for l in labels {
@@ -27,7 +29,7 @@ pub fn find_in_name<'a>(
         .filter(u8::is_ascii_alphanumeric)
         .collect();
     let canon_b64: Vec<u8> = joined.iter().map(|&b| canon64(b)).collect();
-    for (i, e) in set.entries.iter().enumerate() {
+    for (i, e) in set.entries.iter().enumerate().filter(|(i, _)| consider(*i)) {
         let p = e.placeholder.as_bytes();
         let lower: Vec<u8> = p.iter().map(u8::to_ascii_lowercase).collect();
         if contains(&joined, &lower) {
@@ -139,7 +141,7 @@ mod tests {
     }
 
     fn find(name: &str) -> Option<Form> {
-        find_in_name(&set(), name.split('.').map(str::as_bytes)).map(|(_, f)| f)
+        find_in_name(&set(), name.split('.').map(str::as_bytes), &|_| true).map(|(_, f)| f)
     }
 
     #[test]
@@ -176,6 +178,23 @@ mod tests {
             );
         }
         assert_eq!(find("registry.npmjs.org"), None);
+        // Only the secrets the caller considers (those for which the name is a violation).
+        let mut two = set();
+        let mut b = two.entries[0].clone();
+        b.env_var = "OTHER".into();
+        b.placeholder = "$MSB_OTHER".into();
+        two.entries.push(b);
+        let labels = ["$msb_npm_token", "$msb_other", "evil", "example"];
+        let labels = || labels.iter().map(|l| l.as_bytes());
+        assert_eq!(
+            find_in_name(&two, labels(), &|_| true),
+            Some((0, Form::Raw))
+        );
+        assert_eq!(
+            find_in_name(&two, labels(), &|i| i == 1),
+            Some((1, Form::Raw))
+        );
+        assert_eq!(find_in_name(&two, labels(), &|_| false), None);
         assert_eq!(find("www.example.com"), None);
     }
 }
