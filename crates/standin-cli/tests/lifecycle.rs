@@ -75,7 +75,11 @@ fn start_long_running() -> (Running, String) {
     let marker = format!("{}.5", unique("77"));
     let child = Command::new(standin_bin())
         .args(["run", "--", "sh", "-c"])
-        .arg(format!("sleep {marker} & echo started; wait"))
+        // `started` only once the background child has become `sleep` (before its execve
+        // completes, its /proc cmdline can read empty and the scan would miss it).
+        .arg(format!(
+            "sleep {marker} & until [ \"$(cat /proc/$!/comm 2>/dev/null)\" = sleep ]; do :; done; echo started; wait"
+        ))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
