@@ -119,22 +119,26 @@ fn run(ctrl: &OwnedFd) -> StageResult<i32> {
         Forked::Parent(pid) => pid,
     };
     drop(alive_r);
+    // init is our child and nobody else reaps it, so until we wait for it this PID is init's:
+    // the pidfd opened here is the one reference to it that cannot go stale. The supervisor
+    // gets a copy with the report.
+    let init_fd = at("opening init's pidfd", pidfd::open(init_pid))?;
     at(
         "reporting init",
-        protocol::send(ctrl.as_fd(), &FromSandbox::InitStarted { init_pid }, &[]),
+        protocol::send(
+            ctrl.as_fd(),
+            &FromSandbox::InitStarted { init_pid },
+            &[init_fd.as_fd()],
+        ),
     )?;
-    let code = supervise(ctrl, init_pid);
+    let code = supervise(ctrl, init_pid, init_fd);
     let _ = protocol::send(ctrl.as_fd(), &FromSandbox::Exited { code }, &[]);
     drop(alive_w);
     Ok(code)
 }
 
 /// Wait until init exits, or until the supervisor goes away (then kill the whole sandbox).
-fn supervise(ctrl: &OwnedFd, init_pid: i32) -> i32 {
-    let init_fd = match pidfd::open(init_pid) {
-        Ok(fd) => fd,
-        Err(_) => return wait_init(init_pid),
-    };
+fn supervise(ctrl: &OwnedFd, init_pid: i32, init_fd: OwnedFd) -> i32 {
     loop {
         let mut fds = [
             PollFd::new(init_fd.as_fd(), PollFlags::POLLIN),

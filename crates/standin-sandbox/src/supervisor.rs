@@ -118,11 +118,15 @@ impl SandboxProcess {
             // stage1 reports init's PID after forking it, and init reports Ready when the
             // sandbox is built: two processes writing to the same channel, so the two messages
             // can arrive in either order.
-            let (mut init_pid, mut ready) = (0, false);
-            while init_pid == 0 || !ready {
-                expect(&ours, |m| match m {
-                    FromSandbox::InitStarted { init_pid: p } if init_pid == 0 => {
-                        init_pid = *p;
+            // InitStarted carries init's pidfd, opened by stage1 (its parent) before init could
+            // have been reaped: a PID alone could already be stale here.
+            let (mut init_pid, mut init_pidfd, mut ready) = (0, None, false);
+            while init_pidfd.is_none() || !ready {
+                let mut started = None;
+                let have_init = init_pidfd.is_some();
+                let fds = expect(&ours, |m| match m {
+                    FromSandbox::InitStarted { init_pid: p } if !have_init => {
+                        started = Some(*p);
                         true
                     }
                     FromSandbox::Ready if !ready => {
@@ -131,11 +135,14 @@ impl SandboxProcess {
                     }
                     _ => false,
                 })?;
+                if let Some(p) = started {
+                    init_pid = p;
+                    init_pidfd = Some(fds.into_iter().next().ok_or_else(|| {
+                        SandboxError::Protocol("InitStarted without init's pidfd".into())
+                    })?);
+                }
             }
-            // init is stage1's child and is only reaped by stage1, which is still waiting for
-            // it, so this PID cannot have been reused yet.
-            let init_pidfd =
-                pidfd::open(init_pid).map_err(SandboxError::io("opening init's pidfd"))?;
+            let init_pidfd = init_pidfd.ok_or_else(|| SandboxError::Protocol("no init".into()))?;
             Ok::<_, SandboxError>((capture, init_pid, init_pidfd))
         })();
         let (capture, init_pid, init_pidfd) = match handshake {
