@@ -26,7 +26,23 @@ pub enum Command {
     Demo,
     /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
     /// through a sandbox with a secret substituted in every request (needs root; no internet).
-    Bench,
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Run only these workloads (comma-separated): keepalive, newconn, newhost, bulk, dns,
+    /// startup, idle. Default: all of them.
+    #[arg(long, value_delimiter = ',', value_name = "WORKLOAD")]
+    pub only: Vec<crate::bench::Workload>,
+
+    /// How many idle connections the memory measurement opens through the boundary.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub idle: u32,
+
+    /// Seconds each throughput run lasts.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub secs: f64,
 }
 
 #[derive(Debug, Args)]

@@ -28,13 +28,13 @@ fn main() {
             init_logging(&cli.log_level);
             run(args)
         }
-        Command::Bench => {
+        Command::Bench(args) => {
             init_logging(if cli.log_level == "warn" {
                 "error"
             } else {
                 &cli.log_level
             });
-            bench::run()
+            bench::run(&args)
         }
         Command::Demo => {
             // The demo prints the boundary's events itself; logs only on request.

@@ -20,8 +20,52 @@ use std::time::Instant;
 
 const VALUE: &str = "sk-bench-0123456789abcdef";
 
+/// A group of measurements `standin bench --only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Tiny requests on keep-alive connections, c=1 and c=32.
+    Keepalive,
+    /// A new TLS connection per request.
+    Newconn,
+    /// The first connection to a new host name (leaf generation).
+    Newhost,
+    /// 64 MiB down and up.
+    Bulk,
+    /// DNS queries through the forwarder.
+    Dns,
+    /// Sandbox create-to-exec.
+    Startup,
+    /// Memory with many idle connections.
+    Idle,
+}
+
+/// What one `standin bench` run measures.
+struct Plan {
+    only: Vec<Workload>,
+    idle: u32,
+    secs: String,
+}
+
+impl Plan {
+    fn wants(&self, w: Workload) -> bool {
+        self.only.is_empty() || self.only.contains(&w)
+    }
+}
+
 /// Run the benchmarks; returns the process exit code.
-pub fn run() -> i32 {
+pub fn run(args: &crate::cli::BenchArgs) -> i32 {
+    if !(args.secs > 0.0 && args.secs <= 600.0) {
+        eprintln!(
+            "standin bench: --secs {} is out of range; give a duration between 0 and 600 seconds",
+            args.secs
+        );
+        return 2;
+    }
+    let plan = Plan {
+        only: args.only.clone(),
+        idle: args.idle,
+        secs: args.secs.to_string(),
+    };
     // Idle connections need descriptors: raise the soft limit to the hard one.
     if let Ok((_, hard)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -44,7 +88,7 @@ pub fn run() -> i32 {
             return 125;
         }
     };
-    match runtime.block_on(bench(internet)) {
+    match runtime.block_on(bench(internet, plan)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("standin bench: {e:#}");
@@ -162,7 +206,7 @@ impl Runner {
     }
 }
 
-async fn bench(mut internet: Internet) -> anyhow::Result<()> {
+async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
     let listener = internet.serve_dns_only()?;
     let counters = Arc::new(upstream::Counters::default());
     tokio::spawn(upstream::serve(
@@ -176,7 +220,7 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
     let ca = internet.ca_file.path().to_path_buf();
     let started = Instant::now();
     let mut create_ms = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..if plan.wants(Workload::Startup) { 20 } else { 0 } {
         let t = Instant::now();
         let sb = Sandbox::builder("bench-start")
             .no_network()
@@ -229,7 +273,8 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
     };
     println!("standin bench: direct vs through the boundary (secret substituted in every request)");
     println!(
-        "(HTTPS upstream in private network namespaces; 2-second runs; this machine: {} cpus)\n",
+        "(HTTPS upstream in private network namespaces; {}-second runs; this machine: {} cpus)\n",
+        plan.secs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -250,8 +295,12 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
     let before = counters.requests.load(Ordering::Relaxed);
     let before_ok = counters.authorized.load(Ordering::Relaxed);
     let mut boundary_requests = 0.0;
+    let secs = plan.secs.as_str();
     for (conc, target) in [("1", "≥ 0.6x"), ("32", "≥ 0.5x")] {
-        let args = ["keepalive", "--conc", conc, "--secs", "2"];
+        if !plan.wants(Workload::Keepalive) {
+            break;
+        }
+        let args = ["keepalive", "--conc", conc, "--secs", secs];
         let (d, dcpu) = r.direct(&args).await?;
         let (b, bcpu) = r.boundary(&args).await?;
         boundary_requests += field(&b, "requests");
@@ -302,138 +351,157 @@ async fn bench(mut internet: Internet) -> anyhow::Result<()> {
             per_req
         );
     }
-    let args = ["newconn", "--conc", "4", "--secs", "2"];
-    let (d, _) = r.direct(&args).await?;
-    let (b, _) = r.boundary(&args).await?;
-    boundary_requests += field(&b, "requests");
-    row(
-        "new TLS connections, c=4 (conn/s)",
-        field(&d, "rps"),
-        field(&b, "rps"),
-        "",
-        true,
-        "≥ 0.8x",
-    );
-    if let Some(n) = r.nginx(&args).await? {
-        nginx_row(
-            "  via nginx (re-encrypting reverse proxy)",
-            field(&d, "rps"),
-            field(&n, "rps"),
-        );
-    }
-    if let Some(m) = r.mitm(&args).await? {
-        nginx_row(
-            "  via mitmproxy (reverse proxy)",
-            field(&d, "rps"),
-            field(&m, "rps"),
-        );
-    }
-    let args = ["newhost", "--count", "100"];
-    let (d, _) = r.direct(&args).await?;
-    let (b, _) = r.boundary(&args).await?;
-    boundary_requests += field(&b, "connections");
-    row(
-        "first connection to a new host, p50 (µs)",
-        field(&d, "p50_us"),
-        field(&b, "p50_us"),
-        "",
-        false,
-        "",
-    );
-    for mode in ["download", "upload"] {
-        let args = [mode, "--bytes", "67108864"];
+    if plan.wants(Workload::Newconn) {
+        let args = ["newconn", "--conc", "4", "--secs", secs];
         let (d, _) = r.direct(&args).await?;
         let (b, _) = r.boundary(&args).await?;
-        boundary_requests += 1.0;
+        boundary_requests += field(&b, "requests");
         row(
-            &format!("bulk {mode}, 64 MiB (MB/s)"),
-            field(&d, "mb_per_s"),
-            field(&b, "mb_per_s"),
+            "new TLS connections, c=4 (conn/s)",
+            field(&d, "rps"),
+            field(&b, "rps"),
             "",
             true,
-            "≥ 0.5x",
+            "≥ 0.8x",
+        );
+        println!(
+            "{:<46} {:>11.0}% {:>11.0}%",
+            "  TLS sessions resumed",
+            100.0 * field(&d, "resumed") / field(&d, "requests"),
+            100.0 * field(&b, "resumed") / field(&b, "requests"),
         );
         if let Some(n) = r.nginx(&args).await? {
             nginx_row(
                 "  via nginx (re-encrypting reverse proxy)",
-                field(&d, "mb_per_s"),
-                field(&n, "mb_per_s"),
+                field(&d, "rps"),
+                field(&n, "rps"),
             );
         }
         if let Some(m) = r.mitm(&args).await? {
             nginx_row(
                 "  via mitmproxy (reverse proxy)",
-                field(&d, "mb_per_s"),
-                field(&m, "mb_per_s"),
+                field(&d, "rps"),
+                field(&m, "rps"),
             );
         }
     }
-    let dns_server = DNS.to_string();
-    let (d, _) = r
-        .direct(&["dns", "--count", "500", "--server", &dns_server])
-        .await?;
-    let (b, _) = r.boundary(&["dns", "--count", "500"]).await?;
-    row(
-        "DNS query p50 (µs)",
-        field(&d, "p50_us"),
-        field(&b, "p50_us"),
-        "",
-        false,
-        "",
-    );
-    println!(
-        "{:<46} {:>25.2} ms          < 15 ms",
-        "sandbox create-to-exec p50 (no network)",
-        create_ms[create_ms.len() / 2]
-    );
-    // Memory: up to 10,000 idle connections through the boundary (each after one request).
-    // Each costs this process 5 descriptors (sandbox side, upstream side, a duplicate of each
-    // for immediate resets, and the upstream server's end), so the descriptor limit may cap it.
-    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map_or(1024, |(soft, _)| soft);
-    let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 5).min(10_000)).unwrap_or(1_000);
-    let rss_before = status_kib("VmRSS");
-    let mut child = r.sandbox.spawn(
-        [
-            "/opt/standin/standin",
-            "__bench-client",
-            "idle",
-            "--count",
-            &idle.to_string(),
-            "--secs",
-            "2",
-            "--auth-env",
-            "BENCH_KEY",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        &[],
-        standin::StdioSpec {
-            stdout: Some(std::process::Stdio::piped()),
-            ..Default::default()
-        },
-    )?;
-    let stdout = child.stdout.take().context("client stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        line
-    })
-    .await?;
-    let rss_held = status_kib("VmRSS");
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    if line.starts_with("connected") {
-        boundary_requests += f64::from(idle);
-        println!(
-            "{:<46} {:>25.1} KiB        (RSS {} → {} MiB)",
-            format!("memory per idle connection ({idle} held)"),
-            (rss_held.saturating_sub(rss_before)) as f64 / f64::from(idle),
-            rss_before / 1024,
-            rss_held / 1024
+    if plan.wants(Workload::Newhost) {
+        let args = ["newhost", "--count", "100"];
+        let (d, _) = r.direct(&args).await?;
+        let (b, _) = r.boundary(&args).await?;
+        boundary_requests += field(&b, "connections");
+        row(
+            "first connection to a new host, p50 (µs)",
+            field(&d, "p50_us"),
+            field(&b, "p50_us"),
+            "",
+            false,
+            "",
         );
-    } else {
-        println!("idle connections: the client could not hold {idle} connections ({line:?})");
+    }
+    if plan.wants(Workload::Bulk) {
+        for mode in ["download", "upload"] {
+            let args = [mode, "--bytes", "67108864"];
+            let (d, _) = r.direct(&args).await?;
+            let (b, _) = r.boundary(&args).await?;
+            boundary_requests += 1.0;
+            row(
+                &format!("bulk {mode}, 64 MiB (MB/s)"),
+                field(&d, "mb_per_s"),
+                field(&b, "mb_per_s"),
+                "",
+                true,
+                "≥ 0.5x",
+            );
+            if let Some(n) = r.nginx(&args).await? {
+                nginx_row(
+                    "  via nginx (re-encrypting reverse proxy)",
+                    field(&d, "mb_per_s"),
+                    field(&n, "mb_per_s"),
+                );
+            }
+            if let Some(m) = r.mitm(&args).await? {
+                nginx_row(
+                    "  via mitmproxy (reverse proxy)",
+                    field(&d, "mb_per_s"),
+                    field(&m, "mb_per_s"),
+                );
+            }
+        }
+    }
+    if plan.wants(Workload::Dns) {
+        let dns_server = DNS.to_string();
+        let (d, _) = r
+            .direct(&["dns", "--count", "500", "--server", &dns_server])
+            .await?;
+        let (b, _) = r.boundary(&["dns", "--count", "500"]).await?;
+        row(
+            "DNS query p50 (µs)",
+            field(&d, "p50_us"),
+            field(&b, "p50_us"),
+            "",
+            false,
+            "",
+        );
+    }
+    if plan.wants(Workload::Startup) {
+        println!(
+            "{:<46} {:>25.2} ms          < 15 ms",
+            "sandbox create-to-exec p50 (no network)",
+            create_ms[create_ms.len() / 2]
+        );
+    }
+    if plan.wants(Workload::Idle) {
+        // Memory: up to 10,000 idle connections through the boundary (each after one request).
+        // Each costs this process 5 descriptors (sandbox side, upstream side, a duplicate of each
+        // for immediate resets, and the upstream server's end), so the descriptor limit may cap it.
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft);
+        let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 5).min(u64::from(plan.idle)))
+            .unwrap_or(1_000);
+        let rss_before = status_kib("VmRSS");
+        let mut child = r.sandbox.spawn(
+            [
+                "/opt/standin/standin",
+                "__bench-client",
+                "idle",
+                "--count",
+                &idle.to_string(),
+                "--secs",
+                "2",
+                "--auth-env",
+                "BENCH_KEY",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            &[],
+            standin::StdioSpec {
+                stdout: Some(std::process::Stdio::piped()),
+                ..Default::default()
+            },
+        )?;
+        let stdout = child.stdout.take().context("client stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            line
+        })
+        .await?;
+        let rss_held = status_kib("VmRSS");
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        if line.starts_with("connected") {
+            boundary_requests += f64::from(idle);
+            println!(
+                "{:<46} {:>25.1} KiB        (RSS {} → {} MiB)",
+                format!("memory per idle connection ({idle} held)"),
+                (rss_held.saturating_sub(rss_before)) as f64 / f64::from(idle),
+                rss_before / 1024,
+                rss_held / 1024
+            );
+        } else {
+            println!("idle connections: the client could not hold {idle} connections ({line:?})");
+        }
     }
     println!(
         "{:<46} {:>25} MiB",
