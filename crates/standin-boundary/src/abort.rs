@@ -3,31 +3,32 @@
 //! A blocked request must look like a connection reset to the sandbox, and the destination
 //! must not get a clean end of a partial request. Dropping a stream is not enough: the HTTP
 //! or TLS layer above may close gracefully first (close_notify, FIN). The connection keeps a
-//! duplicate of each socket's descriptor here; [`Abort::abort`] sets a zero linger and
-//! disconnects the socket (`connect(AF_UNSPEC)`), which sends RST immediately and makes
-//! every later read or write on it fail, whoever holds it.
+//! handle on each of its sockets here ([`SharedSocket`](crate::shared_socket::SharedSocket));
+//! [`Abort::abort`] sets a zero linger and disconnects the socket (`connect(AF_UNSPEC)`),
+//! which sends RST immediately and makes every later read or write on it fail, whoever holds
+//! it. Holding the handle also keeps the socket open until the connection is done with, so
+//! a layer that dropped its end early cannot have sent a FIN instead.
 
-use std::os::fd::{AsFd, OwnedFd};
+use crate::shared_socket::SharedSocket;
 use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
 
 /// The sockets of one connection.
 #[derive(Debug, Default)]
 pub struct Abort {
-    fds: Mutex<Vec<Arc<OwnedFd>>>,
+    fds: Mutex<Vec<Arc<TcpStream>>>,
     done: std::sync::atomic::AtomicBool,
 }
 
 impl Abort {
-    /// Remember `sock` (a duplicate of its descriptor is kept).
-    pub fn add(&self, sock: &impl AsFd) {
-        if let Ok(fd) = sock.as_fd().try_clone_to_owned() {
-            self.add_shared(Arc::new(fd));
-        }
+    /// Remember `sock`.
+    pub fn add(&self, sock: &SharedSocket) {
+        self.add_shared(sock.handle());
     }
 
-    /// Remember a duplicate that is shared with its other users (a pooled upstream
-    /// connection keeps the same one).
-    pub fn add_shared(&self, fd: Arc<OwnedFd>) {
+    /// Remember a socket handle (a pooled upstream connection keeps one for whoever reuses
+    /// it).
+    pub fn add_shared(&self, fd: Arc<TcpStream>) {
         if let Ok(mut fds) = self.fds.lock() {
             fds.push(fd);
         }

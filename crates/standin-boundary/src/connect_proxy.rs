@@ -23,6 +23,7 @@ use crate::prefixed::Prefixed;
 use crate::relay::HELLO_TIMEOUT;
 use crate::scanned_relay;
 use crate::shared::Shared;
+use crate::shared_socket::SharedSocket;
 use crate::violation::{self, Place};
 use standin_policy::egress::{Action, DomainName, Flow, Protocol};
 use standin_policy::secrets::scan::scan_all;
@@ -30,12 +31,11 @@ use standin_policy::secrets::{Destination, Form, Hit, rewrite};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Handle a connection whose first bytes are a `CONNECT` request. `proxy` is the address the
 /// sandbox dialed (only used in events). `None`: refused (the caller resets).
 pub async fn handle(
-    mut client: TcpStream,
+    mut client: SharedSocket,
     proxy: SocketAddr,
     head: Vec<u8>,
     shared: &Arc<Shared>,
@@ -202,7 +202,7 @@ pub async fn handle(
             tls(client, dst, rest, sni, names, shared, abort).await
         }
         _ => {
-            let upstream = connect(shared, dst, &names).await?;
+            let upstream = SharedSocket::new(connect(shared, dst, &names).await?);
             abort.add(&upstream);
             let info = Arc::new(ConnInfo::new(
                 shared.clone(),

@@ -23,10 +23,10 @@ use crate::prefixed::Prefixed;
 use crate::relay::HELLO_TIMEOUT;
 use crate::scanned_relay;
 use crate::shared::{Pooled, Shared};
+use crate::shared_socket::SharedSocket;
 use rustls_pki_types::ServerName;
 use standin_policy::egress::DomainName;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -45,6 +45,7 @@ pub async fn handle(
     names: Vec<DomainName>,
     shared: Arc<Shared>,
 ) {
+    let client = SharedSocket::new(client);
     let abort = Arc::new(Abort::default());
     abort.add(&client);
     let shared2 = shared.clone();
@@ -59,7 +60,7 @@ pub async fn handle(
                 crate::connect_proxy::handle(client, dst, head, &shared, abort2).await
             }
             _ => {
-                let upstream = connect(&shared, dst, &names).await?;
+                let upstream = SharedSocket::new(connect(&shared, dst, &names).await?);
                 abort2.add(&upstream);
                 let _ = upstream.set_nodelay(true);
                 let _ = client.set_nodelay(true);
@@ -150,13 +151,11 @@ where
         }
     };
     let upstream_side = || async {
-        let tcp = connect(shared, dst, &names).await?;
-        // One duplicate of the upstream socket, shared by this connection's resets and, if
-        // the connection is pooled later, by the next user's.
-        let pool_fd = tcp.as_fd().try_clone_to_owned().ok().map(Arc::new);
-        if let Some(fd) = &pool_fd {
-            abort.add_shared(fd.clone());
-        }
+        let tcp = SharedSocket::new(connect(shared, dst, &names).await?);
+        // A handle on the upstream socket, for this connection's resets and, if the
+        // connection is pooled later, for the next user's.
+        let pool_fd = Some(tcp.handle());
+        abort.add(&tcp);
         let _ = tcp.set_nodelay(true);
         let server_name: ServerName<'static> = match &sni_name {
             Some(n) => ServerName::try_from(n.to_string()).ok()?,

@@ -40,10 +40,13 @@ pub mod client_hello;
 pub mod connect_proxy;
 pub mod dns;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod http;
 pub mod idle;
 pub mod intercept;
+pub mod limits;
 pub mod listeners;
 pub mod original_dst;
 pub mod plan;
@@ -51,6 +54,7 @@ pub mod prefixed;
 pub mod relay;
 pub mod scanned_relay;
 pub mod shared;
+pub mod shared_socket;
 pub mod upstream_tls;
 pub mod violation;
 pub mod ws;
@@ -115,6 +119,8 @@ pub struct BoundaryConfig {
     /// A relayed connection on which no byte moved in either direction for this long is
     /// closed.
     pub idle_timeout: Duration,
+    /// Most connections of the sandbox open at once; beyond it, a reset and an event.
+    pub max_connections: usize,
     /// Where audit events go.
     pub events: EventSink,
     /// Secrets (placeholders in the sandbox, values here). Any secret turns on inspection of
@@ -137,6 +143,7 @@ impl Default for BoundaryConfig {
             dns_upstreams: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(15 * 60),
+            max_connections: shared::DEFAULT_MAX_CONNECTIONS,
             events: EventSink::default(),
             secrets: None,
             ca: None,

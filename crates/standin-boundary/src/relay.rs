@@ -28,7 +28,7 @@ pub async fn serve(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>
                     e.rule = Some("guard".into());
                     e.detail = Some(format!(
                         "more than {} connections open at once",
-                        crate::shared::MAX_CONNECTIONS
+                        shared.config.max_connections
                     ));
                     shared.config.events.emit(e);
                     reset(stream);

@@ -9,7 +9,6 @@ use standin_policy::secrets::{Destination, SecretSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -47,8 +46,8 @@ type PoolKey = (SocketAddr, Option<DomainName>);
 pub struct Pooled {
     /// The connection.
     pub conn: UpstreamConn,
-    /// A duplicate of its socket, so a connection that reuses it can reset it.
-    pub fd: Option<Arc<OwnedFd>>,
+    /// A handle on its socket, so a connection that reuses it can reset it.
+    pub fd: Option<Arc<tokio::net::TcpStream>>,
     /// The HTTP version it speaks.
     pub proto: Proto,
     since: Instant,
@@ -56,7 +55,7 @@ pub struct Pooled {
 
 impl Pooled {
     /// Wrap an idle connection.
-    pub fn new(conn: UpstreamConn, fd: Option<Arc<OwnedFd>>, proto: Proto) -> Pooled {
+    pub fn new(conn: UpstreamConn, fd: Option<Arc<tokio::net::TcpStream>>, proto: Proto) -> Pooled {
         Pooled {
             conn,
             fd,
@@ -90,9 +89,12 @@ pub const MAX_CACHED_PLANS: usize = 1024;
 
 /// Most DNS queries one sandbox may have in flight; more are dropped (the client retries).
 pub const MAX_DNS_IN_FLIGHT: usize = 256;
-/// Most TCP connections one sandbox may have open through the boundary at once; more are
-/// reset. An inspected connection holds about 4 descriptors and 100 KiB on the host side.
-pub const MAX_CONNECTIONS: usize = 8192;
+/// Default for the most TCP connections one sandbox may have open through the boundary at
+/// once ([`BoundaryConfig::max_connections`](crate::BoundaryConfig)); more are reset. An
+/// inspected connection holds two descriptors and about 100 KiB on the host side.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+/// Largest accepted [`BoundaryConfig::max_connections`](crate::BoundaryConfig).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 
 impl Shared {
     pub(crate) fn new(
@@ -109,7 +111,9 @@ impl Shared {
             host_addrs: host_addresses(),
             needs_sni: config.policy.has_domain_rules(),
             dns_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DNS_IN_FLIGHT)),
-            conn_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            conn_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.max_connections.clamp(1, MAX_CONNECTIONS_LIMIT),
+            )),
             config,
             pins: RwLock::new(PinTable::new()),
         }

@@ -94,6 +94,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: Option<u64>,
 
+    /// Reset new connections beyond N open at once through the boundary (default: 8192).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_connections: Option<u64>,
+
     /// Append audit events (denied connections and queries, rebind blocks, upstream
     /// failures) to FILE, one JSON object per line.
     #[arg(long, value_name = "FILE")]

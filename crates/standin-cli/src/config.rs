@@ -15,6 +15,7 @@
 //! dns_upstreams = ["192.0.2.53", "[2001:db8::53]:5353"]     # --dns-upstream (repeatable)
 //! rebind_protection = true
 //! idle_timeout_secs = 900                                   # --idle-timeout
+//! max_connections = 8192                                    # --max-connections
 //! events = "/var/log/standin-events.jsonl"                  # --events
 //!
 //! [secrets]
@@ -122,6 +123,7 @@ pub struct NetworkSection {
     pub dns_upstreams: Vec<String>,
     pub rebind_protection: Option<bool>,
     pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<u64>,
     pub events: Option<PathBuf>,
 }
 

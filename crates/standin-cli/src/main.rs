@@ -26,6 +26,10 @@ fn main() {
         Command::Run(args) => {
             let args = *args;
             init_logging(&cli.log_level);
+            // Each connection through the boundary holds two descriptors here.
+            if let Err(e) = standin::raise_descriptor_limit() {
+                tracing::warn!(error = %e, "cannot raise the descriptor limit");
+            }
             run(args)
         }
         Command::Bench(args) => {
@@ -117,6 +121,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     let default = args.net_default.or(net.default);
     let events = args.events.clone().or(net.events.clone());
     let idle_timeout = args.idle_timeout.or(net.idle_timeout_secs);
+    let max_connections = args.max_connections.or(net.max_connections);
     builder = builder.network(|mut n| {
         n = n.enabled(enabled);
         for r in net.rules.iter().chain(&args.net_rule) {
@@ -133,6 +138,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         }
         if let Some(secs) = idle_timeout {
             n = n.idle_timeout(std::time::Duration::from_secs(secs));
+        }
+        if let Some(max) = max_connections {
+            n = n.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
         }
         if let Some(on) = net.rebind_protection {
             n = n.rebind_protection(on);

@@ -32,6 +32,7 @@ pub use secret::{
     SecretBuilder, SecretEntry, SecretInjection, SecretValue, ViolationAction,
     ViolationActionBuilder, ViolationPolicy,
 };
+pub use standin_boundary::limits::raise_descriptor_limit;
 pub use standin_boundary::{Event, EventKind};
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};

@@ -20,6 +20,7 @@ pub struct NetworkBuilder {
     default: Action,
     rebind_protection: bool,
     pub(crate) idle_timeout: Option<std::time::Duration>,
+    pub(crate) max_connections: Option<usize>,
     pub(crate) dns_upstreams: Vec<SocketAddr>,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) events_file: Option<PathBuf>,
@@ -54,6 +55,7 @@ impl Default for NetworkBuilder {
             default: Action::Deny,
             rebind_protection: true,
             idle_timeout: None,
+            max_connections: None,
             dns_upstreams: Vec::new(),
             listeners: Vec::new(),
             events_file: None,
@@ -102,6 +104,22 @@ impl NetworkBuilder {
                 .push("idle_timeout(0): give a positive duration".into());
         } else {
             self.idle_timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// Most connections the sandbox may have open through the boundary at once (default:
+    /// 8192); beyond it a new connection is reset and an event says why. Each open
+    /// connection costs the host process two descriptors (see
+    /// [`raise_descriptor_limit`](crate::raise_descriptor_limit)) and about 100 KiB.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        let limit = standin_boundary::shared::MAX_CONNECTIONS_LIMIT;
+        if n == 0 || n > limit {
+            self.errors.push(format!(
+                "max_connections({n}): give a number from 1 to {limit}"
+            ));
+        } else {
+            self.max_connections = Some(n);
         }
         self
     }

@@ -132,6 +132,10 @@ impl Sandbox {
                             .network
                             .idle_timeout
                             .unwrap_or(BoundaryConfig::default().idle_timeout),
+                        max_connections: b
+                            .network
+                            .max_connections
+                            .unwrap_or(BoundaryConfig::default().max_connections),
                         ..BoundaryConfig::default()
                     },
                 )?)

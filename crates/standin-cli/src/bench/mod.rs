@@ -66,12 +66,17 @@ pub fn run(args: &crate::cli::BenchArgs) -> i32 {
         idle: args.idle,
         secs: args.secs.to_string(),
     };
-    // Idle connections need descriptors: raise the soft limit to the hard one.
-    if let Ok((_, hard)) =
-        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        && let Err(e) =
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
+    // Idle connections need descriptors (three each here: the boundary's two and the
+    // upstream server's end). As root the hard limit can go up too; otherwise the soft one
+    // goes to the hard one.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = 4 * u64::from(args.idle) + 4_096;
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && hard < want
     {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want, want);
+    }
+    if let Err(e) = standin::raise_descriptor_limit() {
         eprintln!("standin bench: cannot raise the descriptor limit: {e}");
     }
     let internet = match Internet::build() {
@@ -244,7 +249,11 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             "{}:/opt/standin:ro",
             dir.display()
         ))?)
-        .network(|n| n.dns_upstream(DNS).upstream_ca(&ca))
+        .network(|n| {
+            n.dns_upstream(DNS)
+                .upstream_ca(&ca)
+                .max_connections(plan.idle as usize + 1_024)
+        })
         .create()
         .await
         .context("creating the benchmark sandbox")?;
@@ -452,12 +461,12 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
         );
     }
     if plan.wants(Workload::Idle) {
-        // Memory: up to 10,000 idle connections through the boundary (each after one request).
-        // Each costs this process 5 descriptors (sandbox side, upstream side, a duplicate of each
-        // for immediate resets, and the upstream server's end), so the descriptor limit may cap it.
+        // Memory: idle connections through the boundary (each after one request). Each costs
+        // this process 3 descriptors (sandbox side, upstream side, and the upstream server's
+        // end), so the descriptor limit may cap it.
         let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map_or(1024, |(soft, _)| soft);
-        let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 5).min(u64::from(plan.idle)))
+        let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 3).min(u64::from(plan.idle)))
             .unwrap_or(1_000);
         let rss_before = status_kib("VmRSS");
         let mut child = r.sandbox.spawn(

@@ -172,6 +172,21 @@ impl FakeInternet {
         FakeInternet::build_full(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
     }
 
+    /// Like [`FakeInternet::with_http`], plus UDP on `udp_ports` that counts datagrams and
+    /// never answers (a resolver that times out, when the port is 53).
+    pub fn with_http_udp(
+        http_ports: &[u16],
+        https_ports: &[u16],
+        udp_ports: &[u16],
+    ) -> FakeInternet {
+        FakeInternet::build_full(
+            &[],
+            udp_ports,
+            &[],
+            (http_ports.to_vec(), https_ports.to_vec()),
+        )
+    }
+
     /// Like [`FakeInternet::with_http`], plus an HTTP/2-only HTTPS server (python h2) on
     /// `h2_ports` and a gRPC server (grpcio, TLS) on `grpc_ports`, both logging what they
     /// receive.

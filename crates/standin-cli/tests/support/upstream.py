@@ -18,6 +18,8 @@ def bind_tcp(port):
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    # Shares the port with dnsmasq's own address when it is 53.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("::", port))
     s.listen(256)
     return s
@@ -63,6 +65,8 @@ def fmt(addr):
 def bind_udp(port):
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    # Shares the port with dnsmasq's own address when it is 53.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("::", port))
     return s
 
@@ -193,6 +197,9 @@ def serve_http_conn(sock, path, local, sni):
                     "headers": headers, "body": body.decode("latin-1"), "sni": sni}
             if target.startswith("/reflect"):
                 echo["reflected"] = hd.get("authorization", "")
+            if target.startswith("/udp-count"):
+                with lock:
+                    echo["udp"] = udp_count
             out = json.dumps(echo).encode() + b"\n"
             close = hd.get("connection", "").lower() == "close"
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
