@@ -26,7 +26,7 @@ use crate::shared::Shared;
 use crate::shared_socket::SharedSocket;
 use crate::violation::{self, Place};
 use standin_policy::egress::{Action, DomainName, Flow, Protocol};
-use standin_policy::secrets::scan::scan_all;
+use standin_policy::secrets::scan::{scan_all, scan_name};
 use standin_policy::secrets::{Destination, Form, Hit, rewrite};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -91,7 +91,7 @@ pub async fn handle(
             if found.is_some() {
                 break;
             }
-            if let Err(hit) = scan_all(&plan.violations, h.name.as_bytes())
+            if let Err(hit) = scan_name(&plan.violations, h.name.as_bytes())
                 .and_then(|()| scan_all(&plan.violations, h.value))
             {
                 found = Some((hit, "connect"));

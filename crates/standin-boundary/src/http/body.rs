@@ -200,7 +200,7 @@ impl ScannedBody {
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         for (name, value) in trailers.iter() {
-                            scan_all(&self.ctx.plan.violations, name.as_str().as_bytes())
+                            scan_name(&self.ctx.plan.violations, name.as_str().as_bytes())
                                 .and_then(|()| {
                                     scan_all(&self.ctx.plan.violations, value.as_bytes())
                                 })

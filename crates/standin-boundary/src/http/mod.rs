@@ -64,7 +64,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use standin_policy::egress::DomainName;
-use standin_policy::secrets::scan::scan_all;
+use standin_policy::secrets::scan::{scan_all, scan_name};
 use standin_policy::secrets::{
     Destination, Form, Hit, Patterns, Scrubber, StreamScanner, StreamSubstituter, rewrite,
 };

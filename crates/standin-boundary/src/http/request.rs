@@ -50,7 +50,7 @@ pub(crate) async fn prepare(
     // Headers.
     for (name, value) in parts.headers.iter_mut() {
         let v = value.as_bytes();
-        scan_all(&plan.violations, name.as_str().as_bytes())
+        scan_name(&plan.violations, name.as_str().as_bytes())
             .and_then(|()| scan_all(&plan.violations, v))
             .map_err(|hit| info.violation(&plan, hit, host_ref, "header"))?;
         let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;

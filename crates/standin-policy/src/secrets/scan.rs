@@ -17,6 +17,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Patterns {
     ac: Option<AhoCorasick>,
+    /// The same, ignoring ASCII case (for header names, which HTTP treats that way).
+    ac_nocase: Option<AhoCorasick>,
     pats: Vec<Vec<u8>>,
     ids: Vec<usize>,
     first: [bool; 256],
@@ -45,16 +47,20 @@ impl Patterns {
             pats.push(p.to_vec());
             ids.push(id);
         }
-        let ac = if pats.is_empty() {
-            None
-        } else {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(&pats)
-                .ok()
+        let build = |nocase: bool| {
+            if pats.is_empty() {
+                None
+            } else {
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .ascii_case_insensitive(nocase)
+                    .build(&pats)
+                    .ok()
+            }
         };
         Patterns {
-            ac,
+            ac: build(false),
+            ac_nocase: build(true),
             pats,
             ids,
             first,
@@ -285,6 +291,36 @@ fn scan_decoded(
     Ok(())
 }
 
+/// One-shot scan of a header name, ignoring ASCII case: HTTP stacks lower-case names when
+/// parsing (so the name seen here may differ in case from the bytes forwarded) and peers
+/// compare them case-insensitively. Raw and percent-encoded forms (the only escapes a header
+/// name's characters allow).
+pub fn scan_name(pats: &Patterns, name: &[u8]) -> Result<(), Hit> {
+    let Some(ac) = &pats.ac_nocase else {
+        return Ok(());
+    };
+    if let Some(m) = ac.find(name) {
+        return Err(Hit {
+            secret: pats.ids[m.pattern().as_usize()],
+            form: Form::Raw,
+        });
+    }
+    if name.contains(&b'%') {
+        let mut dec = Decoder::Percent(PercentDecoder::default());
+        let mut out = Vec::with_capacity(name.len());
+        dec.push(name, 0, &mut out);
+        dec.finish(&mut out);
+        let decoded: Vec<u8> = out.iter().map(|d| d.0).collect();
+        if let Some(m) = ac.find(&decoded[..]) {
+            return Err(Hit {
+                secret: pats.ids[m.pattern().as_usize()],
+                form: Form::Percent,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// One-shot scan of a complete value.
 pub fn scan_all(pats: &Patterns, bytes: &[u8]) -> Result<(), Hit> {
     if pats.is_empty() {
@@ -411,6 +447,18 @@ impl StreamSubstituter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_scanned_ignoring_case() {
+        let pats = Patterns::new([(3, &b"$MSB_KEY"[..])]);
+        let hit = scan_name(&pats, b"tran$msb_key!fer-encoding").unwrap_err();
+        assert_eq!((hit.secret, hit.form), (3, Form::Raw));
+        let hit = scan_name(&pats, b"x-%24msb_key").unwrap_err();
+        assert_eq!(hit.form, Form::Percent);
+        assert!(scan_name(&pats, b"x-msb-key").is_ok());
+        // A value keeps its case: only names are folded.
+        assert!(scan_all(&pats, b"$msb_key").is_ok());
+    }
     use proptest::prelude::*;
 
     fn pats() -> Patterns {
