@@ -37,6 +37,13 @@ impl Abort {
         }
     }
 
+    /// Forget a socket handle (it moved on to another connection).
+    pub fn remove(&self, fd: &Arc<TcpStream>) {
+        if let Ok(mut fds) = self.fds.lock() {
+            fds.retain(|f| !Arc::ptr_eq(f, fd));
+        }
+    }
+
     /// Whether [`abort`](Self::abort) was called.
     pub fn is_aborted(&self) -> bool {
         self.done.load(std::sync::atomic::Ordering::Acquire)

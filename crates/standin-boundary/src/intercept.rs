@@ -151,34 +151,9 @@ where
         }
     };
     let upstream_side = || async {
-        let tcp = SharedSocket::new(connect(shared, dst, &names).await?);
-        // A handle on the upstream socket, for this connection's resets and, if the
-        // connection is pooled later, for the next user's.
-        let pool_fd = Some(tcp.handle());
-        abort.add(&tcp);
-        let _ = tcp.set_nodelay(true);
-        let server_name: ServerName<'static> = match &sni_name {
-            Some(n) => ServerName::try_from(n.to_string()).ok()?,
-            None => ServerName::IpAddress(dst.ip().into()),
-        };
-        let connector = tokio_rustls::TlsConnector::from(client_config.clone());
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp)).await {
-            Ok(Ok(s)) => Some((s, pool_fd)),
-            Ok(Err(e)) => {
-                upstream_failed(shared, dst, sni_name.as_ref(), &names, &format!("TLS: {e}"));
-                None
-            }
-            Err(_) => {
-                upstream_failed(
-                    shared,
-                    dst,
-                    sni_name.as_ref(),
-                    &names,
-                    "TLS handshake timed out",
-                );
-                None
-            }
-        }
+        let (s, fd) = dial_tls(shared, &client_config, dst, &names, sni_name.as_ref()).await?;
+        abort.add_shared(fd.clone());
+        Some((s, Some(fd)))
     };
     // An idle upstream connection from an earlier client connection to the same address,
     // verified for the same name, saves dialing and a second handshake.
@@ -245,10 +220,60 @@ where
         }
         (None, None) => return Some(info),
     };
-    if let Some(conn) = http::serve_with(guest, guest_proto, conn, info.clone()).await {
-        shared.pool_put(dst, pool_key, Pooled::new(conn, fd, proto));
+    // After an idle spell the connection's upstream goes back to the pool; the next request
+    // takes one from there or dials again, with the same identity.
+    let redial: http::slot::Redial = {
+        let (shared, names, sni) = (shared.clone(), names.clone(), sni_name.clone());
+        Box::new(move || {
+            let (shared, names, sni) = (shared.clone(), names.clone(), sni.clone());
+            let client_config = client_config.clone();
+            Box::pin(async move {
+                let (s, fd) = dial_tls(&shared, &client_config, dst, &names, sni.as_ref()).await?;
+                let proto = Proto::from_alpn(s.get_ref().1.alpn_protocol());
+                let conn = http::connect_upstream(s, proto).await?;
+                Some(Pooled::new(conn, Some(fd), proto))
+            })
+        })
+    };
+    let slot = http::UpstreamSlot::new(Pooled::new(conn, fd, proto), Some(redial));
+    if let Some(p) = http::serve_with(guest, guest_proto, slot, info.clone()).await {
+        shared.pool_put(dst, pool_key, p);
     }
     Some(info)
+}
+
+/// Dial `dst` and set up TLS verified for `sni` (or the address without one). Failures are
+/// reported as upstream-failed events. Returns the stream and a handle on its socket.
+async fn dial_tls(
+    shared: &Shared,
+    client_config: &Arc<rustls::ClientConfig>,
+    dst: SocketAddr,
+    names: &[DomainName],
+    sni: Option<&DomainName>,
+) -> Option<(
+    tokio_rustls::client::TlsStream<SharedSocket>,
+    Arc<TcpStream>,
+)> {
+    let tcp = SharedSocket::new(connect(shared, dst, names).await?);
+    // A handle on the upstream socket, for resets by whichever client connection uses it.
+    let fd = tcp.handle();
+    let _ = tcp.set_nodelay(true);
+    let server_name: ServerName<'static> = match sni {
+        Some(n) => ServerName::try_from(n.to_string()).ok()?,
+        None => ServerName::IpAddress(dst.ip().into()),
+    };
+    let connector = tokio_rustls::TlsConnector::from(client_config.clone());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp)).await {
+        Ok(Ok(s)) => Some((s, fd)),
+        Ok(Err(e)) => {
+            upstream_failed(shared, dst, sni, names, &format!("TLS: {e}"));
+            None
+        }
+        Err(_) => {
+            upstream_failed(shared, dst, sni, names, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 pub(crate) async fn connect(

@@ -11,7 +11,8 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// One sandbox's boundary state.
 #[derive(Debug)]
@@ -175,7 +176,8 @@ impl Shared {
     }
 
     /// Keep an idle upstream connection for the next client connection to the same place.
-    pub fn pool_put(&self, dst: SocketAddr, sni: Option<DomainName>, p: Pooled) {
+    pub fn pool_put(&self, dst: SocketAddr, sni: Option<DomainName>, mut p: Pooled) {
+        p.since = Instant::now();
         if self.is_terminated() {
             return;
         }
@@ -195,6 +197,14 @@ impl Shared {
         if list.len() < POOL_PER_KEY && total < POOL_TOTAL {
             list.push(p);
         }
+    }
+
+    /// Connections of the sandbox open through the boundary now.
+    pub fn open_connections(&self) -> usize {
+        self.config
+            .max_connections
+            .clamp(1, MAX_CONNECTIONS_LIMIT)
+            .saturating_sub(self.conn_slots.available_permits())
     }
 
     /// Whether the sandbox was terminated (nothing more may leave).

@@ -43,6 +43,11 @@ impl ConnInfo {
         }
     }
 
+    /// The connection's sockets, for resets.
+    pub fn abort(&self) -> &crate::abort::Abort {
+        &self.abort
+    }
+
     /// Mark the connection blocked (the caller resets both sides).
     pub fn mark_blocked(&self) {
         self.blocked.store(true, Ordering::Release);

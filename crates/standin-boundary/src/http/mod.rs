@@ -30,6 +30,7 @@ pub mod conn;
 mod request;
 mod response;
 pub mod serve;
+pub mod slot;
 pub mod upstream;
 mod version;
 
@@ -37,6 +38,7 @@ pub use body::{BodyError, ReqBody, ScannedBody};
 pub use conn::ConnInfo;
 pub use response::{RespBody, ScrubBody};
 pub use serve::{serve, serve_with};
+pub use slot::UpstreamSlot;
 pub use upstream::{Proto, Upstream, UpstreamConn, connect_upstream};
 
 // The submodules share one vocabulary: each does `use super::*`, which brings in the items

@@ -47,6 +47,16 @@ pub(crate) async fn prepare(
     }
     let real = info.real();
 
+    // Method (any token is a valid method) and scheme (HTTP/2's `:scheme` is free text).
+    scan_all(&plan.violations, parts.method.as_str().as_bytes())
+        .and_then(|()| {
+            scan_all(
+                &plan.violations,
+                parts.uri.scheme_str().unwrap_or("").as_bytes(),
+            )
+        })
+        .map_err(|hit| info.violation(&plan, hit, host_ref, "method"))?;
+
     // Headers.
     for (name, value) in parts.headers.iter_mut() {
         let v = value.as_bytes();

@@ -18,61 +18,74 @@ pub async fn serve<G, U>(
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(conn) = connect_upstream(upstream, upstream_proto).await {
-        let _ = serve_with(guest, guest_proto, conn, info).await;
+        let slot = UpstreamSlot::new(crate::shared::Pooled::new(conn, None, upstream_proto), None);
+        let _ = serve_with(guest, guest_proto, slot, info).await;
     }
 }
 
-/// Serve HTTP from `guest` over an upstream connection that is already set up. Gives the
-/// connection back when it can serve another client connection (the client left cleanly and
-/// the upstream is idle).
+/// Serve HTTP from `guest` over the upstream connections of `slot` (released while the
+/// client is idle, see [`UpstreamSlot`]). Gives the connection held at the end back when it
+/// can serve another client connection (the client left cleanly and the upstream is idle).
 pub async fn serve_with<G>(
     guest: G,
     guest_proto: Proto,
-    conn: UpstreamConn,
+    slot: Arc<UpstreamSlot>,
     info: Arc<ConnInfo>,
-) -> Option<UpstreamConn>
+) -> Option<crate::shared::Pooled>
 where
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let upstream = Arc::new(conn);
     let svc_info = info.clone();
-    let svc_upstream = upstream.clone();
+    let svc_slot = slot.clone();
     let service = hyper::service::service_fn(move |req| {
         let info = svc_info.clone();
-        let upstream = svc_upstream.clone();
-        async move { forward(&info, &upstream.sender, req).await }
+        let slot = svc_slot.clone();
+        async move {
+            let busy = slot.busy();
+            let Some(upstream) = slot.acquire(&info).await else {
+                info.mark_blocked();
+                return Err(Blocked);
+            };
+            let resp = forward(&info, &upstream.conn.sender, req).await?;
+            Ok::<_, Blocked>(resp.map(|b| slot::InFlightBody::new(b, busy)))
+        }
     });
     let io = TokioIo::new(guest);
-    let result = match guest_proto {
-        Proto::H1 => {
-            hyper::server::conn::http1::Builder::new()
-                .preserve_header_case(true)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .max_headers(MAX_HEADERS)
-                .timer(TokioTimer::new())
-                .header_read_timeout(info.shared.config.idle_timeout.min(HEAD_TIMEOUT))
-                .serve_connection(io, service)
-                .with_upgrades()
-                .await
+    let server = async {
+        match guest_proto {
+            Proto::H1 => {
+                hyper::server::conn::http1::Builder::new()
+                    .preserve_header_case(true)
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .max_headers(MAX_HEADERS)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(info.shared.config.idle_timeout.min(HEAD_TIMEOUT))
+                    .serve_connection(io, service)
+                    .with_upgrades()
+                    .await
+            }
+            Proto::H2 => {
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(MAX_HEAD_BYTES as u32)
+                    .max_concurrent_streams(MAX_STREAMS)
+                    .serve_connection(io, service)
+                    .await
+            }
         }
-        Proto::H2 => {
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(MAX_HEAD_BYTES as u32)
-                .max_concurrent_streams(MAX_STREAMS)
-                .serve_connection(io, service)
-                .await
-        }
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = slot.release_when_idle(&info) => return None,
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP connection ended");
     }
-    // The service (and its clone of the connection) is gone with the server.
-    let conn = Arc::into_inner(upstream)?;
-    if info.is_blocked() || info.shared.is_terminated() || !conn.reusable().await {
+    if info.is_blocked() || info.shared.is_terminated() {
         return None;
     }
-    Some(conn)
+    // The service (and its requests' hold on the connection) is gone with the server.
+    slot.take_reusable(&info).await
 }
 
 async fn forward(

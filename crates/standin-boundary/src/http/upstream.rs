@@ -42,6 +42,14 @@ pub struct UpstreamConn {
 }
 
 impl UpstreamConn {
+    /// Whether the destination (or an error) closed the connection.
+    pub fn is_closed(&self) -> bool {
+        match &self.sender {
+            Upstream::H1(s) => s.try_lock().is_ok_and(|s| s.is_closed()),
+            Upstream::H2(s) => s.is_closed(),
+        }
+    }
+
     /// Whether the connection is idle and open, so another client connection may use it.
     pub async fn reusable(&self) -> bool {
         match &self.sender {

@@ -461,13 +461,14 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
         );
     }
     if plan.wants(Workload::Idle) {
-        // Memory: idle connections through the boundary (each after one request). Each costs
-        // this process 3 descriptors (sandbox side, upstream side, and the upstream server's
-        // end), so the descriptor limit may cap it.
+        // Memory: idle connections through the boundary (each after one request). While busy
+        // each costs this process 3 descriptors (sandbox side, upstream side, the upstream
+        // server's end), once idle one (the upstream goes back to the pool), so the
+        // descriptor limit may cap how many are held.
         let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map_or(1024, |(soft, _)| soft);
-        let idle: u32 = u32::try_from((limit.saturating_sub(2_000) / 3).min(u64::from(plan.idle)))
-            .unwrap_or(1_000);
+        let idle: u32 =
+            u32::try_from(limit.saturating_sub(4_000).min(u64::from(plan.idle))).unwrap_or(1_000);
         let rss_before = status_kib("VmRSS");
         let mut child = r.sandbox.spawn(
             [
@@ -477,7 +478,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
                 "--count",
                 &idle.to_string(),
                 "--secs",
-                "2",
+                "6",
                 "--auth-env",
                 "BENCH_KEY",
             ]
@@ -497,16 +498,27 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             line
         })
         .await?;
+        // Idle client connections give their upstream connections back after a while.
+        let settle = standin_boundary::http::slot::RELEASE_AFTER_BUSY * 3;
+        let rss_fresh = status_kib("VmRSS");
+        tokio::time::sleep(settle).await;
         let rss_held = status_kib("VmRSS");
+        let fds_held = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         if line.starts_with("connected") {
             boundary_requests += f64::from(idle);
             println!(
-                "{:<46} {:>25.1} KiB        (RSS {} → {} MiB)",
+                "{:<46} {:>25.1} KiB        (RSS {} → {} MiB, {} MiB just after connecting)",
                 format!("memory per idle connection ({idle} held)"),
                 (rss_held.saturating_sub(rss_before)) as f64 / f64::from(idle),
                 rss_before / 1024,
-                rss_held / 1024
+                rss_held / 1024,
+                rss_fresh / 1024
+            );
+            println!(
+                "{:<46} {:>25.2}",
+                "  descriptors per idle connection",
+                fds_held as f64 / f64::from(idle)
             );
         } else {
             println!("idle connections: the client could not hold {idle} connections ({line:?})");
