@@ -277,6 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn connection_limit() {
+        let n = NetworkBuilder::default().max_connections(20_000);
+        assert!(n.errors.is_empty(), "{:?}", n.errors);
+        assert_eq!(n.max_connections, Some(20_000));
+        let n = NetworkBuilder::default()
+            .max_connections(0)
+            .max_connections(2_000_000);
+        assert_eq!(n.errors.len(), 2, "{:?}", n.errors);
+        assert!(n.errors[0].contains("max_connections(0): give a number from 1 to"));
+        assert_eq!(n.max_connections, None);
+    }
+
+    #[test]
     fn parses_resolvers() {
         assert_eq!(
             parse_resolver("192.0.2.1"),
