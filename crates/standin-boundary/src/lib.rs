@@ -52,6 +52,7 @@ pub mod original_dst;
 pub mod plan;
 pub mod prefixed;
 pub mod relay;
+pub mod scan_gate;
 pub mod scanned_relay;
 pub mod shared;
 pub mod shared_socket;

@@ -7,8 +7,10 @@
 
 use crate::http::ConnInfo;
 use crate::idle::{Activity, Tracked, until_idle};
+use crate::scan_gate::ScanGate;
 use crate::violation::{self, Place};
-use standin_policy::secrets::{Hit, StreamScanner};
+use bytes::BytesMut;
+use standin_policy::secrets::Hit;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -30,31 +32,22 @@ where
     let (mut ur, mut uw) = tokio::io::split(upstream);
     let patterns = plan.violations.clone();
     let up = async move {
-        let mut scanner = StreamScanner::new(patterns);
-        let mut held: Vec<u8> = Vec::new();
-        let mut held_start = 0u64;
-        let mut buf = vec![0u8; CHUNK];
+        let mut gate = ScanGate::new(patterns);
+        let mut buf = BytesMut::with_capacity(CHUNK);
         loop {
-            let n = match gr.read(&mut buf).await {
+            buf.reserve(CHUNK);
+            match gr.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => {
-                    scanner.finish()?;
-                    let _ = uw.write_all(&held).await;
+                    let rest = gate.finish()?;
+                    let _ = uw.write_all(&rest).await;
                     let _ = uw.shutdown().await;
                     return Ok::<(), Hit>(());
                 }
-                Ok(n) => n,
-            };
-            let safe = scanner.push(&buf[..n])?;
-            held.extend_from_slice(&buf[..n]);
-            let ready = usize::try_from(safe - held_start)
-                .unwrap_or(0)
-                .min(held.len());
-            if ready > 0 {
-                if uw.write_all(&held[..ready]).await.is_err() {
-                    return Ok(());
-                }
-                held.drain(..ready);
-                held_start += ready as u64;
+                Ok(_) => {}
+            }
+            let ready = gate.push(buf.split().freeze())?;
+            if !ready.is_empty() && uw.write_all(&ready).await.is_err() {
+                return Ok(());
             }
         }
     };

@@ -61,19 +61,15 @@ impl Body for ReqBody {
 /// Scanning and substitution state of one body.
 #[derive(Debug)]
 pub(crate) struct BodyFilter {
-    scanner: StreamScanner,
+    gate: crate::scan_gate::ScanGate,
     subst: Option<StreamSubstituter>,
-    held: BytesMut,
-    held_start: u64,
 }
 
 impl BodyFilter {
     pub(super) fn new(scan: Arc<Patterns>, sub: Option<Arc<Patterns>>) -> BodyFilter {
         BodyFilter {
-            scanner: StreamScanner::new(scan),
+            gate: crate::scan_gate::ScanGate::new(scan),
             subst: sub.map(StreamSubstituter::new),
-            held: BytesMut::new(),
-            held_start: 0,
         }
     }
 
@@ -83,21 +79,8 @@ impl BodyFilter {
         real: &dyn Fn(usize) -> &'v [u8],
         out: &mut VecDeque<Bytes>,
     ) -> Result<(), Hit> {
-        let safe = self.scanner.push(&data)?;
-        if self.held.is_empty() && self.subst.is_none() && safe == self.scanner.consumed() {
-            // Nothing held back and nothing to rewrite: forward the frame as it is.
-            self.held_start = safe;
-            if !data.is_empty() {
-                out.push_back(data);
-            }
-            return Ok(());
-        }
-        self.held.extend_from_slice(&data);
-        let n = usize::try_from(safe - self.held_start)
-            .unwrap_or(0)
-            .min(self.held.len());
-        let ready = self.held.split_to(n).freeze();
-        self.held_start += n as u64;
+        // Nothing held back and nothing to rewrite: the frame goes on as it is.
+        let ready = self.gate.push(data)?;
         self.emit(ready, real, out);
         Ok(())
     }
@@ -107,8 +90,7 @@ impl BodyFilter {
         real: &dyn Fn(usize) -> &'v [u8],
         out: &mut VecDeque<Bytes>,
     ) -> Result<(), Hit> {
-        self.scanner.finish()?;
-        let rest = self.held.split().freeze();
+        let rest = self.gate.finish()?;
         self.emit(rest, real, out);
         if let Some(s) = self.subst.as_mut() {
             let mut v = Vec::new();
