@@ -197,3 +197,50 @@ fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_
         report(&o, &net)
     );
 }
+
+#[test]
+fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    // Body injection on: a Content-Length body is read whole to be rewritten, up to 16 MiB.
+    let mut cfg = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut cfg,
+        b"[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { body = true }\n",
+    )
+    .unwrap();
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let script = format!(
+        "printf 'key=%s&pad=' \"$OPENAI_API_KEY\" > /tmp/big; head -c 17000000 /dev/zero | tr '\\\\0' a >> /tmp/big; \
+         curl --http1.1 -sS -m 20 -o /dev/null --data-binary @/tmp/big https://api.openai.com/oversized; echo \"big=$?\"; {OK}"
+    );
+    let o = run_with_secret(
+        &net,
+        None,
+        &[
+            "--config",
+            cfg.path().to_str().unwrap(),
+            "--events",
+            events.path().to_str().unwrap(),
+        ],
+        ENV,
+        &script,
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("big=") && !out.contains("big=0"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(out.contains("after 200"), "{}", report(&o, &net));
+    let got = net.received();
+    assert!(!got.contains("/oversized"), "a byte of it left: {got}");
+    let log = std::fs::read_to_string(events.path()).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"request-blocked\"") && l.contains("over 16 MiB")),
+        "no event says why:\n{log}"
+    );
+}
