@@ -18,7 +18,7 @@
 use super::*;
 use crate::shared::Pooled;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -38,12 +38,19 @@ pub type Redial =
 
 /// The upstream connection of one client connection.
 pub struct UpstreamSlot {
-    current: tokio::sync::Mutex<Option<Arc<Pooled>>>,
+    /// The connection held. Locked only to look or swap (never across an await), so a
+    /// request that finds one pays an uncontended lock and an `Arc` clone.
+    current: Mutex<Option<Arc<Pooled>>>,
+    /// Serialises getting a replacement (pool or dial), so concurrent HTTP/2 streams do not
+    /// each dial one.
+    replacing: tokio::sync::Mutex<()>,
     /// `None`: the connection cannot be replaced (plain HTTP, CONNECT), so it is never
     /// released.
     redial: Option<Redial>,
     in_flight: AtomicUsize,
-    last_active: Mutex<Instant>,
+    /// When the last request finished, in milliseconds since `created`.
+    last_active_ms: AtomicU64,
+    created: Instant,
     held: tokio::sync::Notify,
 }
 
@@ -62,9 +69,8 @@ pub struct Busy(Arc<UpstreamSlot>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Ok(mut t) = self.0.last_active.lock() {
-            *t = Instant::now();
-        }
+        let ms = u64::try_from(self.0.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_active_ms.store(ms, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -73,10 +79,12 @@ impl UpstreamSlot {
     /// A slot holding `first`; `redial` makes a replacement after a release.
     pub fn new(first: Pooled, redial: Option<Redial>) -> Arc<UpstreamSlot> {
         let slot = Arc::new(UpstreamSlot {
-            current: tokio::sync::Mutex::new(Some(Arc::new(first))),
+            current: Mutex::new(Some(Arc::new(first))),
+            replacing: tokio::sync::Mutex::new(()),
             redial,
             in_flight: AtomicUsize::new(0),
-            last_active: Mutex::new(Instant::now()),
+            last_active_ms: AtomicU64::new(0),
+            created: Instant::now(),
             held: tokio::sync::Notify::new(),
         });
         slot.held.notify_one();
@@ -91,18 +99,20 @@ impl UpstreamSlot {
 
     /// The connection to send on: the one held, else one from the pool or a new dial.
     pub async fn acquire(&self, info: &ConnInfo) -> Option<Arc<Pooled>> {
-        let mut current = self.current.lock().await;
-        if let Some(p) = current.as_ref() {
-            // One the destination closed while the client was idle is replaced, if it can be.
-            if !(p.conn.is_closed() && self.redial.is_some()) {
-                return Some(p.clone());
-            }
-            if let Some(fd) = &p.fd {
-                info.abort().remove(fd);
-            }
-            *current = None;
+        if let Some(p) = self.usable() {
+            return Some(p);
         }
         let redial = self.redial.as_ref()?;
+        let _replacing = self.replacing.lock().await;
+        // Another stream may have replaced it meanwhile.
+        if let Some(p) = self.usable() {
+            return Some(p);
+        }
+        if let Some(old) = self.lock_current().take()
+            && let Some(fd) = &old.fd
+        {
+            info.abort().remove(fd);
+        }
         let mut fresh = None;
         while let Some(p) = info.shared.pool_take(info.dst, &info.sni) {
             if p.conn.reusable().await {
@@ -118,21 +128,42 @@ impl UpstreamSlot {
             info.abort().add_shared(fd.clone());
         }
         let p = Arc::new(fresh);
-        *current = Some(p.clone());
+        *self.lock_current() = Some(p.clone());
         self.held.notify_one();
         Some(p)
     }
 
+    /// The connection held, unless the destination closed it while the client was idle and
+    /// it can be replaced.
+    fn usable(&self) -> Option<Arc<Pooled>> {
+        let current = self.lock_current();
+        let p = current.as_ref()?;
+        (!(p.conn.is_closed() && self.redial.is_some())).then(|| p.clone())
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Arc<Pooled>>> {
+        // Nothing panics while holding it; recover the value if something ever did.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock_current().is_none()
+    }
+
     /// Take the connection out for pooling, if it is idle and reusable.
     pub async fn take_reusable(&self, info: &ConnInfo) -> Option<Pooled> {
-        let mut current = self.current.lock().await;
-        if self.in_flight.load(Ordering::Acquire) > 0
-            || current.as_ref().is_none_or(|p| Arc::strong_count(p) > 1)
-        {
-            return None;
-        }
-        // Only one reference and the lock is held (no `acquire` can clone it meanwhile).
-        let p = Arc::try_unwrap(current.take()?).ok()?;
+        let p = {
+            let mut current = self.lock_current();
+            if self.in_flight.load(Ordering::Acquire) > 0
+                || current.as_ref().is_none_or(|p| Arc::strong_count(p) > 1)
+            {
+                return None;
+            }
+            // Only one reference and the lock is held (no `acquire` can clone it meanwhile).
+            Arc::try_unwrap(current.take()?).ok()?
+        };
         if let Some(fd) = &p.fd {
             info.abort().remove(fd);
         }
@@ -151,9 +182,8 @@ impl UpstreamSlot {
                 let idle = if self.in_flight.load(Ordering::Acquire) > 0 {
                     Duration::ZERO
                 } else {
-                    self.last_active
-                        .lock()
-                        .map_or(Duration::ZERO, |t| t.elapsed())
+                    let last = Duration::from_millis(self.last_active_ms.load(Ordering::Acquire));
+                    self.created.elapsed().saturating_sub(last)
                 };
                 let after = if info.shared.open_connections() > RELEASE_PRESSURE {
                     RELEASE_AFTER_BUSY
@@ -164,14 +194,14 @@ impl UpstreamSlot {
                     tokio::time::sleep(after - idle).await;
                     continue;
                 }
-                if self.current.lock().await.is_none() {
+                if self.is_empty() {
                     break;
                 }
                 if let Some(p) = self.take_reusable(info).await {
                     info.shared.pool_put(info.dst, info.sni.clone(), p);
                     break;
                 }
-                if self.current.lock().await.is_none() {
+                if self.is_empty() {
                     // Taken but not reusable (closed by the destination): let it go.
                     break;
                 }
@@ -300,10 +330,10 @@ mod tests {
         let server = tokio::spawn(serve_with(guest, Proto::H1, slot.clone(), info.clone()));
 
         assert!(get(&mut client).await.contains("200 OK"));
-        assert!(slot.current.lock().await.is_some());
+        assert!(!slot.is_empty());
         // Idle past the release delay: the connection is in the pool, the slot is empty.
         tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(100)).await;
-        assert!(slot.current.lock().await.is_none());
+        assert!(slot.is_empty());
         let pooled = shared.pool_take(dst, &name).expect("released to the pool");
         shared.pool_put(dst, name.clone(), pooled);
         // The next request takes it back: no new dial.
