@@ -195,6 +195,26 @@ impl Runner {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The same workload through nginx and mitmproxy (those that run): one row each with
+    /// its `key` figure and the ratio to `direct`'s.
+    async fn peer_rows(&self, args: &[&str], direct: &str, key: &str) -> anyhow::Result<()> {
+        let d = field(direct, key);
+        let peers = [
+            (
+                "  via nginx (re-encrypting reverse proxy)",
+                self.nginx(args).await?,
+            ),
+            ("  via mitmproxy (reverse proxy)", self.mitm(args).await?),
+        ];
+        for (name, out) in peers {
+            if let Some(out) = out {
+                let v = field(&out, key);
+                println!("{name:<46} {:>12} {v:>9.1}    {:>6.2}x", "", v / d);
+            }
+        }
+        Ok(())
+    }
+
     async fn boundary(&self, args: &[&str]) -> anyhow::Result<(String, f64)> {
         let cpu = cpu_secs();
         let mut argv = vec!["__bench-client"];
@@ -303,9 +323,6 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
         );
     };
 
-    let nginx_row = |name: &str, d: f64, n: f64| {
-        println!("{name:<46} {:>12} {:>9.1}    {:>6.2}x", "", n, n / d);
-    };
     let before = counters.requests.load(Ordering::Relaxed);
     let before_ok = counters.authorized.load(Ordering::Relaxed);
     let mut boundary_requests = 0.0;
@@ -326,20 +343,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             true,
             target,
         );
-        if let Some(n) = r.nginx(&args).await? {
-            nginx_row(
-                "  via nginx (re-encrypting reverse proxy)",
-                field(&d, "rps"),
-                field(&n, "rps"),
-            );
-        }
-        if let Some(m) = r.mitm(&args).await? {
-            nginx_row(
-                "  via mitmproxy (reverse proxy)",
-                field(&d, "rps"),
-                field(&m, "rps"),
-            );
-        }
+        r.peer_rows(&args, &d, "rps").await?;
         row(
             &format!("  p50 latency, c={conc} (µs)"),
             field(&d, "p50_us"),
@@ -384,20 +388,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             100.0 * field(&d, "resumed") / field(&d, "requests"),
             100.0 * field(&b, "resumed") / field(&b, "requests"),
         );
-        if let Some(n) = r.nginx(&args).await? {
-            nginx_row(
-                "  via nginx (re-encrypting reverse proxy)",
-                field(&d, "rps"),
-                field(&n, "rps"),
-            );
-        }
-        if let Some(m) = r.mitm(&args).await? {
-            nginx_row(
-                "  via mitmproxy (reverse proxy)",
-                field(&d, "rps"),
-                field(&m, "rps"),
-            );
-        }
+        r.peer_rows(&args, &d, "rps").await?;
     }
     if plan.wants(Workload::Newhost) {
         let args = ["newhost", "--count", "100"];
@@ -427,20 +418,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
                 true,
                 "≥ 0.5x",
             );
-            if let Some(n) = r.nginx(&args).await? {
-                nginx_row(
-                    "  via nginx (re-encrypting reverse proxy)",
-                    field(&d, "mb_per_s"),
-                    field(&n, "mb_per_s"),
-                );
-            }
-            if let Some(m) = r.mitm(&args).await? {
-                nginx_row(
-                    "  via mitmproxy (reverse proxy)",
-                    field(&d, "mb_per_s"),
-                    field(&m, "mb_per_s"),
-                );
-            }
+            r.peer_rows(&args, &d, "mb_per_s").await?;
         }
     }
     if plan.wants(Workload::Dns) {
