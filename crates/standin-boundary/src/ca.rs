@@ -152,11 +152,17 @@ impl SandboxCa {
         let leaf = params.signed_by(&self.leaf_key, &self.issuer)?;
         let chain = vec![leaf.der().clone(), self.issuer.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
-        let mut config = ServerConfig::builder_with_provider(crate::upstream_tls::provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+        let mut config =
+            ServerConfig::builder_with_provider(crate::upstream_tls::sandbox_provider())
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_single_cert(chain, key)?;
         config.alpn_protocols = self.alpn.clone();
+        // Our order, not the client's: the SHA-256 suites make the handshake (which the
+        // sandbox pays on every new connection) cheaper than AES-256/SHA-384, which clients
+        // such as rustls list first; this is the sandbox's link to its own host, the
+        // destination gets its own negotiation.
+        config.ignore_client_order = true;
         Ok(config)
     }
 }
@@ -178,5 +184,39 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         ca.server_config(&LeafName::Ip("192.0.2.1".parse().unwrap()))
             .unwrap();
+    }
+
+    #[test]
+    fn sandbox_side_prefers_sha256_suites() {
+        let ca = SandboxCa::generate("t").unwrap();
+        let server = ca
+            .server_config(&LeafName::Dns("api.example.com".into()))
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der().clone()).unwrap();
+        // A client preferring AES-256 (rustls's own default order).
+        let client = rustls::ClientConfig::builder_with_provider(crate::upstream_tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("api.example.com").unwrap();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = rustls::ServerConnection::new(server).unwrap();
+        let mut wire = Vec::new();
+        while c.is_handshaking() || s.is_handshaking() {
+            wire.clear();
+            c.write_tls(&mut wire).unwrap();
+            s.read_tls(&mut &wire[..]).unwrap();
+            s.process_new_packets().unwrap();
+            wire.clear();
+            s.write_tls(&mut wire).unwrap();
+            c.read_tls(&mut &wire[..]).unwrap();
+            c.process_new_packets().unwrap();
+        }
+        assert_eq!(
+            s.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
     }
 }

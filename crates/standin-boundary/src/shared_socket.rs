@@ -7,11 +7,12 @@
 //! what an open connection costs in descriptors (the limit that decides how many
 //! connections one host process can hold).
 
+use rustix::net::RecvFlags;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TCP stream with shared ownership; reads and writes go through tokio's readiness API.
@@ -45,17 +46,36 @@ impl AsyncRead for SharedSocket {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.0.poll_read_ready(cx))?;
-            // `try_read` clears the readiness when the socket turns out to be empty, so the
-            // next `poll_read_ready` registers the waker again. (Zeroing the unfilled part
-            // first keeps this crate free of `unsafe`; TLS reads come with initialised
-            // buffers, so it costs nothing there.)
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
+            // (Zeroing the unfilled part first keeps this crate free of `unsafe`; TLS reads
+            // come with initialised buffers, so it costs nothing there.)
+            let unfilled = buf.initialize_unfilled();
+            let len = unfilled.len();
+            let mut short = None;
+            // `try_io` clears the readiness when the closure reports `WouldBlock`, with the
+            // readiness observed before the read (so an event that arrives during the read is
+            // not lost). A short read also drained the socket (epoll is edge-triggered), so it
+            // clears the readiness too, as tokio's own stream does: the next read waits for
+            // an event instead of spending a `recv` to learn `EAGAIN` (one per message on
+            // request/response traffic).
+            let r = self.0.try_io(Interest::READABLE, || {
+                let (n, _) = rustix::net::recv(&*self.0, &mut *unfilled, RecvFlags::empty())?;
+                if 0 < n && n < len {
+                    short = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (r, short) {
+                (_, Some(n)) | (Ok(n), None) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                (Err(e), None)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                (Err(e), None) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -106,5 +126,54 @@ impl AsyncWrite for SharedSocket {
             Err(rustix::io::Errno::NOTCONN) => Ok(()),
             Err(e) => Err(e.into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Fails the test instead of hanging it if a wake-up is lost.
+    async fn read_some(s: &mut SharedSocket, buf: &mut [u8]) -> usize {
+        tokio::time::timeout(Duration::from_secs(10), s.read(buf))
+            .await
+            .expect("a read never woke up")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn short_reads_lose_neither_data_nor_end_of_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (peer, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let mut peer = peer.unwrap();
+        let mut ours = SharedSocket::new(accepted.unwrap().0);
+        let mut buf = [0u8; 64];
+        for round in 0..50u8 {
+            // Each message is shorter than the buffer: every read is short and clears the
+            // readiness; the next message must still wake the reader.
+            let msg = [round; 10];
+            peer.write_all(&msg).await.unwrap();
+            let mut got = 0;
+            while got < msg.len() {
+                got += read_some(&mut ours, &mut buf[got..]).await;
+            }
+            assert_eq!(&buf[..10], &msg);
+        }
+        // Data and end of stream back to back: the data, then EOF.
+        peer.write_all(b"last").await.unwrap();
+        peer.shutdown().await.unwrap();
+        let mut tail = Vec::new();
+        loop {
+            let n = read_some(&mut ours, &mut buf).await;
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(tail, b"last");
     }
 }
