@@ -57,7 +57,12 @@ pub async fn handle(
                 tls(client, dst, head, sni, names, &shared, abort2).await
             }
             _ if head.starts_with(b"CONNECT ") => {
-                crate::connect_proxy::handle(client, dst, head, &shared, abort2).await
+                // Boxed: rare, and its state (another interception inside) would otherwise
+                // size every connection's task.
+                Box::pin(crate::connect_proxy::handle(
+                    client, dst, head, &shared, abort2,
+                ))
+                .await
             }
             _ => {
                 let upstream = SharedSocket::new(connect(&shared, dst, &names).await?);
@@ -126,56 +131,25 @@ where
             return None;
         }
     };
-    // Both handshakes at once: the sandbox-side one, and dialing and verifying the upstream
-    // (no byte from the sandbox goes upstream before both are done).
-    let guest_side = async {
-        let acceptor = tokio_rustls::LazyConfigAcceptor::new(
-            rustls::server::Acceptor::default(),
-            Prefixed::new(head, client),
-        );
-        let guest = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            let start = acceptor.await?;
-            start.into_stream(server_config).await
-        })
-        .await;
-        match guest {
-            Ok(Ok(s)) => Some(s),
-            Ok(Err(e)) => {
-                tracing::debug!(%dst, error = %e, "sandbox-side TLS handshake failed");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(%dst, "sandbox-side TLS handshake timed out");
-                None
-            }
-        }
-    };
-    let upstream_side = || async {
-        let (s, fd) = dial_tls(shared, &client_config, dst, &names, sni_name.as_ref()).await?;
-        abort.add_shared(fd.clone());
-        Some((s, Some(fd)))
-    };
-    // An idle upstream connection from an earlier client connection to the same address,
-    // verified for the same name, saves dialing and a second handshake.
-    let mut pooled = None;
-    while let Some(p) = shared.pool_take(dst, &sni_name) {
-        if p.conn.reusable().await {
-            pooled = Some(p);
-            break;
-        }
-    }
-    let (guest, mut fresh) = if pooled.is_some() {
-        (guest_side.await, None)
-    } else {
-        let (g, u) = tokio::join!(guest_side, upstream_side());
-        (g, Some(u?))
-    };
-    let guest = guest?;
-    if let Some(p) = &pooled
-        && let Some(fd) = &p.fd
-    {
-        abort.add_shared(fd.clone());
-    }
+    // The handshakes' state (both TLS handshakes at once, the dial) is several times the size
+    // of what the connection keeps afterwards: on the heap while it lasts, so the
+    // connection's task stays small for its whole life.
+    let Handshaken {
+        guest,
+        mut pooled,
+        mut fresh,
+    } = Box::pin(handshakes(
+        client,
+        head,
+        server_config,
+        &client_config,
+        dst,
+        &names,
+        sni_name.as_ref(),
+        shared,
+        &abort,
+    ))
+    .await?;
     let pool_key = sni_name.clone();
     let info = Arc::new(ConnInfo::new(
         shared.clone(),
@@ -207,7 +181,17 @@ where
         }
         let (stream, _) = match fresh.take() {
             Some(f) => f,
-            None => upstream_side().await?,
+            None => {
+                Box::pin(dial_registered(
+                    shared,
+                    &client_config,
+                    dst,
+                    &names,
+                    sni_name.as_ref(),
+                    &abort,
+                ))
+                .await?
+            }
         };
         scanned_relay::relay(guest, stream, info.clone()).await;
         return Some(info);
@@ -216,7 +200,11 @@ where
         (Some(p), _) => (p.conn, p.fd, p.proto),
         (None, Some((stream, fd))) => {
             let proto = Proto::from_alpn(stream.get_ref().1.alpn_protocol());
-            (http::connect_upstream(stream, proto).await?, fd, proto)
+            (
+                Box::pin(http::connect_upstream(stream, proto)).await?,
+                fd,
+                proto,
+            )
         }
         (None, None) => return Some(info),
     };
@@ -230,7 +218,7 @@ where
             Box::pin(async move {
                 let (s, fd) = dial_tls(&shared, &client_config, dst, &names, sni.as_ref()).await?;
                 let proto = Proto::from_alpn(s.get_ref().1.alpn_protocol());
-                let conn = http::connect_upstream(s, proto).await?;
+                let conn = http::connect_upstream(Box::new(s), proto).await?;
                 Some(Pooled::new(conn, Some(fd), proto))
             })
         })
@@ -240,6 +228,105 @@ where
         shared.pool_put(dst, pool_key, p);
     }
     Some(info)
+}
+
+/// The upstream side of an intercepted connection: a fresh verified connection, or an idle
+/// one from the pool.
+/// The streams are boxed: they are moved a few times before they settle, and a moved-from
+/// value keeps its room in an async function's state.
+type Fresh = (
+    Box<tokio_rustls::client::TlsStream<SharedSocket>>,
+    Option<Arc<TcpStream>>,
+);
+
+/// What the handshake phase of an intercepted connection produced.
+struct Handshaken<G> {
+    guest: Box<tokio_rustls::server::TlsStream<Prefixed<G>>>,
+    pooled: Option<Pooled>,
+    fresh: Option<Fresh>,
+}
+
+/// The sandbox-side TLS handshake, and at the same time the upstream connection: an idle one
+/// from the pool (an earlier client connection to the same address, verified for the same
+/// name: no dial, no second handshake), else dialed and verified. No byte from the sandbox
+/// goes upstream before both are done. The upstream sockets are registered with `abort`.
+#[allow(clippy::too_many_arguments)]
+async fn handshakes<G>(
+    client: G,
+    head: Vec<u8>,
+    server_config: Arc<rustls::ServerConfig>,
+    client_config: &Arc<rustls::ClientConfig>,
+    dst: SocketAddr,
+    names: &[DomainName],
+    sni: Option<&DomainName>,
+    shared: &Arc<Shared>,
+    abort: &Arc<Abort>,
+) -> Option<Handshaken<G>>
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let guest_side = async {
+        let acceptor = tokio_rustls::LazyConfigAcceptor::new(
+            rustls::server::Acceptor::default(),
+            Prefixed::new(head, client),
+        );
+        let guest = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            let start = acceptor.await?;
+            start.into_stream(server_config).await
+        })
+        .await;
+        match guest {
+            Ok(Ok(s)) => Some(Box::new(s)),
+            Ok(Err(e)) => {
+                tracing::debug!(%dst, error = %e, "sandbox-side TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%dst, "sandbox-side TLS handshake timed out");
+                None
+            }
+        }
+    };
+    let sni_key = sni.cloned();
+    let mut pooled = None;
+    while let Some(p) = shared.pool_take(dst, &sni_key) {
+        if p.conn.reusable().await {
+            pooled = Some(p);
+            break;
+        }
+    }
+    let (guest, fresh) = if pooled.is_some() {
+        (guest_side.await, None)
+    } else {
+        let upstream_side = dial_registered(shared, client_config, dst, names, sni, abort);
+        let (g, u) = tokio::join!(guest_side, upstream_side);
+        (g, Some(u?))
+    };
+    let guest = guest?;
+    if let Some(p) = &pooled
+        && let Some(fd) = &p.fd
+    {
+        abort.add_shared(fd.clone());
+    }
+    Some(Handshaken {
+        guest,
+        pooled,
+        fresh,
+    })
+}
+
+/// [`dial_tls`], with the socket registered with `abort`.
+async fn dial_registered(
+    shared: &Shared,
+    client_config: &Arc<rustls::ClientConfig>,
+    dst: SocketAddr,
+    names: &[DomainName],
+    sni: Option<&DomainName>,
+    abort: &Abort,
+) -> Option<Fresh> {
+    let (s, fd) = dial_tls(shared, client_config, dst, names, sni).await?;
+    abort.add_shared(fd.clone());
+    Some((Box::new(s), Some(fd)))
 }
 
 /// Dial `dst` and set up TLS verified for `sni` (or the address without one). Failures are

@@ -164,10 +164,11 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_millis(250);
 async fn read_hello(client: &mut TcpStream) -> (Vec<u8>, Peeked) {
     let mut buf = Vec::new();
     let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    let mut chunk = [0u8; 4096];
     loop {
-        let n = match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => n,
+        // Straight into `buf` (no chunk buffer in the connection's future).
+        buf.reserve(4096);
+        match tokio::time::timeout_at(deadline, client.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
             _ => {
                 let state = if buf.is_empty() {
                     Peeked::NotTls
@@ -176,8 +177,7 @@ async fn read_hello(client: &mut TcpStream) -> (Vec<u8>, Peeked) {
                 };
                 return (buf, state);
             }
-        };
-        buf.extend_from_slice(&chunk[..n]);
+        }
         match peek(&buf) {
             Peeked::NeedMore if buf.len() < MAX_RECORD => continue,
             Peeked::NeedMore => return (buf, Peeked::MalformedTls),
