@@ -178,6 +178,49 @@ except Exception as e:
 }
 
 #[test]
+fn websocket_frames_from_the_server_are_scrubbed() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_peers(&[80], &[443], &[], &[], &[8765]);
+    let o = run(
+        &net,
+        &[],
+        &python(
+            r#"
+import os, websockets.sync.client as c
+ph = os.environ["OPENAI_API_KEY"]
+def what(r):
+    return "placeholder" if r == "Bearer " + ph else "other: " + r
+with c.connect("wss://api.openai.com:8765/echo", additional_headers={"Authorization": "Bearer " + ph}, open_timeout=5) as ws:
+    ws.send("whoami")
+    print("whoami", what(ws.recv(timeout=5)))
+    ws.send("whoami-split")
+    print("whoami-split", what(ws.recv(timeout=5)))
+    ws.send("still open")
+    print("echo", ws.recv(timeout=5))
+"#,
+        ),
+    );
+    let out = stdout(&o);
+    // The server received the real value (it was substituted in the handshake) and sent it
+    // back, whole and cut across two fragments: the sandbox gets the placeholder both times.
+    let got = net.received();
+    assert!(
+        got.contains(&format!("Authorization: Bearer {VALUE}")),
+        "{got}"
+    );
+    assert!(out.contains("whoami placeholder"), "{}", report(&o, &net));
+    assert!(
+        out.contains("whoami-split placeholder"),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(out.contains("echo still open"), "{}", report(&o, &net));
+    assert!(!out.contains(VALUE), "{}", report(&o, &net));
+}
+
+#[test]
 fn proxies_inside_the_sandbox_are_answered_by_the_boundary() {
     if !is_root() {
         return;

@@ -112,10 +112,11 @@ impl Body for RespBody {
                     Err(frame) => {
                         if let Ok(mut t) = frame.into_trailers() {
                             for v in t.values_mut() {
-                                if let Some(clean) = s.scrubber.replace_all(v.as_bytes())
-                                    && let Ok(hv) = HeaderValue::from_bytes(&clean)
-                                {
-                                    *v = hv;
+                                if let Some(clean) = s.scrubber.replace_all(v.as_bytes()) {
+                                    // Never keep the original: a value that cannot be
+                                    // rebuilt is emptied.
+                                    *v = HeaderValue::from_bytes(&clean)
+                                        .unwrap_or_else(|_| HeaderValue::from_static(""));
                                 }
                             }
                             s.trailers = Some(t);

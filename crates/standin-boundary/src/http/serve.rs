@@ -149,10 +149,17 @@ async fn upgraded(
         return;
     };
     let host = plan.host.as_ref().map(|h| h.to_string());
+    // Frames from a server that may have received a value are scrubbed of it, like response
+    // bodies.
+    let scrubber = (!plan.reflect_ids.is_empty()).then(|| {
+        let set = info.shared.secrets.clone().unwrap_or_default();
+        Scrubber::new(set, plan.reflect_ids.clone())
+    });
     let relay = crate::ws::relay(
         TokioIo::new(guest),
         TokioIo::new(upstream),
         plan.violations.clone(),
+        scrubber,
     );
     tokio::select! {
         r = relay => match r {

@@ -313,17 +313,25 @@ def serve_grpc(port, path, cert, key):
 
 def serve_ws(port, path, cert, key):
     """A WebSocket echo server (python websockets, TLS): logs the handshake headers and every
-    message it receives."""
+    message it receives. "whoami" is answered with the Authorization header of the handshake,
+    "whoami-split" with the same in two fragments cut inside the credential."""
     from websockets.sync.server import serve
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     def handler(ws):
         head = "".join(f"{k}: {v}\r\n" for k, v in ws.request.headers.raw_items())
         log_bytes(path, 0, f"ws:{port}", "-", ("WS " + ws.request.path + "\r\n" + head).encode("latin-1"))
+        auth = ws.request.headers.get("Authorization", "")
         for msg in ws:
             data = msg.encode() if isinstance(msg, str) else msg
             log_bytes(path, 0, f"ws:{port}", "-", b"WSMSG " + data + b"\r\n")
-            ws.send(msg)
+            if msg == "whoami":
+                ws.send(auth)
+            elif msg == "whoami-split":
+                cut = len("Bearer ") + 4
+                ws.send([auth[:cut], auth[cut:]])
+            else:
+                ws.send(msg)
     server = serve(handler, sock=bind_tcp(port), ssl=ctx)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
