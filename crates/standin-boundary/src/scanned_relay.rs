@@ -4,21 +4,51 @@
 //! a violation (SSH, SMTP, a database protocol, or TLS plaintext that is not HTTP). Bytes flow
 //! as they come; only a suffix that could be the start of a placeholder is held back until
 //! the next read decides it, so interactive protocols are not delayed.
+//!
+//! From a destination that may receive a value (over HTTP, on another connection), the
+//! stream back is scrubbed of it like a response body: values become placeholders, and only a
+//! suffix that could be the start of a value waits for the next read.
 
 use crate::http::ConnInfo;
 use crate::idle::{Activity, Tracked, until_idle};
 use crate::scan_gate::ScanGate;
 use crate::violation::{self, Place};
 use bytes::BytesMut;
-use standin_policy::secrets::Hit;
+use standin_policy::secrets::{Hit, Scrubber};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 /// Read buffer size of the scanned direction.
 const CHUNK: usize = 16 * 1024;
 
-/// Relay `guest` ⇄ `upstream`, scanning guest → upstream. Returns when both directions are
-/// done, on a violation (the connection is then marked blocked), or at the idle timeout.
+/// Copy `from` to `to` with every value replaced by its placeholder, until `from` ends (what
+/// is still held then is flushed, scrubbed) or `to` fails.
+async fn scrub_copy<R, W>(from: &mut R, to: &mut W, mut scrubber: Scrubber)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // What was read may hold a value: zeroized when freed.
+    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+    let mut out = Vec::with_capacity(CHUNK);
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        out.clear();
+        if n == 0 {
+            scrubber.finish(&mut out);
+            let _ = to.write_all(&out).await;
+            return;
+        }
+        scrubber.push(&buf[..n], &mut out);
+        if !out.is_empty() && to.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Relay `guest` ⇄ `upstream`, scanning guest → upstream and scrubbing upstream → guest when
+/// the destination may have received a value. Returns when both directions are done, on a violation (the connection is then marked blocked), or at the idle timeout.
 pub async fn relay<G, U>(guest: G, upstream: U, info: Arc<ConnInfo>)
 where
     G: AsyncRead + AsyncWrite + Unpin + Send,
@@ -51,8 +81,17 @@ where
             }
         }
     };
+    let scrubber = (!plan.reflect_ids.is_empty()).then(|| {
+        let set = info.shared.secrets.clone().unwrap_or_default();
+        Scrubber::new(set, plan.reflect_ids.clone())
+    });
     let down = async move {
-        let _ = tokio::io::copy(&mut ur, &mut gw).await;
+        match scrubber {
+            Some(s) => scrub_copy(&mut ur, &mut gw, s).await,
+            None => {
+                let _ = tokio::io::copy(&mut ur, &mut gw).await;
+            }
+        }
         let _ = gw.shutdown().await;
     };
     tokio::pin!(up, down);
@@ -86,5 +125,45 @@ where
             _ = &mut down, if !down_done => down_done = true,
             _ = until_idle(&activity, info.shared.config.idle_timeout) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use standin_policy::egress::DomainName;
+    use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
+
+    #[tokio::test]
+    async fn a_value_sent_back_in_pieces_arrives_as_its_placeholder() {
+        let entry = SecretEntry {
+            env_var: "KEY".into(),
+            value: SecretValue::new("sk-real-value"),
+            placeholder: "$MSB_KEY".into(),
+            allowed_hosts: vec![DomainName::parse("api.example.com").unwrap()],
+            allowed_host_patterns: vec![],
+            allow_any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+        };
+        let set = Arc::new(SecretSet {
+            entries: vec![entry],
+            ..Default::default()
+        });
+        let (mut server, mut from) = tokio::io::duplex(64);
+        let (mut to, mut client) = tokio::io::duplex(1024);
+        let copy = tokio::spawn(async move {
+            scrub_copy(&mut from, &mut to, Scrubber::new(set, Arc::new(vec![0]))).await;
+        });
+        for piece in [&b"key: sk-re"[..], b"al-va", b"lue\nbye sk-"] {
+            server.write_all(piece).await.unwrap();
+            server.flush().await.unwrap();
+        }
+        drop(server);
+        copy.await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"key: $MSB_KEY\nbye sk-");
     }
 }

@@ -554,6 +554,48 @@ fn block_and_terminate_kills_the_whole_sandbox() {
 }
 
 #[test]
+fn values_sent_back_on_non_http_streams_are_scrubbed() {
+    if !is_root() {
+        return;
+    }
+    // The allowed host gets the value over HTTP, then sends it back on a TLS stream that is
+    // not HTTP (relayed as a scanned stream): the sandbox reads the placeholder.
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let py = r#"
+import os, socket, ssl
+ph = os.environ["OPENAI_API_KEY"].encode()
+ctx = ssl.create_default_context()
+s = ctx.wrap_socket(socket.create_connection(("api.openai.com", 443), timeout=5), server_hostname="api.openai.com")
+s.sendall(b"WHOAMI\r\n\r\n")
+got = b""
+while not got.endswith(b"\n"):
+    chunk = s.recv(100)
+    if not chunk:
+        break
+    got += chunk
+print("whoami", "placeholder" if got == b"Bearer " + ph + b"\n" else got)
+"#;
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!(
+            "curl -sS -m 5 -o /dev/null -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/remember; python3 -c '{}'",
+            py.replace('\'', "'\\''")
+        ),
+    );
+    let out = stdout(&o);
+    assert!(
+        net.received()
+            .to_ascii_lowercase()
+            .contains(&format!("authorization: bearer {VALUE}")),
+        "{}",
+        report(&o, &net)
+    );
+    assert!(out.contains("whoami placeholder"), "{}", report(&o, &net));
+    assert!(!out.contains(VALUE), "{}", report(&o, &net));
+}
+
+#[test]
 fn secrets_on_non_http_streams_are_scanned() {
     if !is_root() {
         return;

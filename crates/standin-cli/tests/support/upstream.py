@@ -8,10 +8,13 @@ counts datagrams. `GET /udp-count` returns that count. Prints "ready" once bound
 that appends every byte it receives, as it receives it, to --log (one JSON line per read:
 connection id, local address, SNI, bytes as latin-1), and answers each request with a JSON
 echo of what it parsed. The tests read that log to see what a destination actually got.
+A bare `WHOAMI` line (not HTTP) is answered, unframed, with the last Authorization header
+any request carried.
 """
 import base64, json, socket, ssl, sys, threading
 
 udp_count = 0
+last_auth = ""
 lock = threading.Lock()
 
 def bind_tcp(port):
@@ -157,6 +160,12 @@ def serve_http_conn(sock, path, local, sni):
             hd = {}
             for k, v in headers:
                 hd.setdefault(k.lower(), v)
+            global last_auth
+            if method == "WHOAMI" and target == "":
+                sock.sendall(last_auth.encode("latin-1") + b"\n")
+                continue
+            if "authorization" in hd:
+                last_auth = hd["authorization"]
             body = b""
             if target.startswith("/reset-req"):
                 # Reset while the request body is still arriving.
