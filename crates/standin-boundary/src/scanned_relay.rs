@@ -5,9 +5,10 @@
 //! as they come; only a suffix that could be the start of a placeholder is held back until
 //! the next read decides it, so interactive protocols are not delayed.
 //!
-//! From a destination that may receive a value (over HTTP, on another connection), the
-//! stream back is scrubbed of it like a response body: values become placeholders, and only a
-//! suffix that could be the start of a value waits for the next read.
+//! From a destination that may hold a value (it is allowed to receive it, over HTTPS on another
+//! connection if not on this one), the stream back is scrubbed of it like a response body:
+//! values become placeholders, and only a suffix that could be the start of a value waits for
+//! the next read.
 
 use crate::http::ConnInfo;
 use crate::idle::{Activity, Tracked, until_idle};
@@ -81,9 +82,10 @@ where
             }
         }
     };
-    let scrubber = (!plan.reflect_ids.is_empty()).then(|| {
+    let held = info.values_held(&plan);
+    let scrubber = (!held.is_empty()).then(|| {
         let set = info.shared.secrets.clone().unwrap_or_default();
-        Scrubber::new(set, plan.reflect_ids.clone())
+        Scrubber::new(set, held)
     });
     let down = async move {
         match scrubber {

@@ -558,22 +558,26 @@ fn values_sent_back_on_non_http_streams_are_scrubbed() {
     if !is_root() {
         return;
     }
-    // The allowed host gets the value over HTTP, then sends it back on a TLS stream that is
-    // not HTTP (relayed as a scanned stream): the sandbox reads the placeholder.
+    // The allowed host gets the value over HTTPS, then sends it back on a TLS stream that is
+    // not HTTP and on a plain TCP stream (both relayed as scanned streams): the sandbox reads
+    // the placeholder.
     let net = FakeInternet::with_http(&[80], &[443]);
     let py = r#"
 import os, socket, ssl
 ph = os.environ["OPENAI_API_KEY"].encode()
 ctx = ssl.create_default_context()
 s = ctx.wrap_socket(socket.create_connection(("api.openai.com", 443), timeout=5), server_hostname="api.openai.com")
-s.sendall(b"WHOAMI\r\n\r\n")
-got = b""
-while not got.endswith(b"\n"):
-    chunk = s.recv(100)
-    if not chunk:
-        break
-    got += chunk
-print("whoami", "placeholder" if got == b"Bearer " + ph + b"\n" else got)
+def whoami(s):
+    s.sendall(b"WHOAMI\r\n\r\n")
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    return "placeholder" if got == b"Bearer " + ph + b"\n" else got
+print("tls-whoami", whoami(s))
+print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), timeout=5)))
 "#;
     let o = run(
         &net,
@@ -591,7 +595,17 @@ print("whoami", "placeholder" if got == b"Bearer " + ph + b"\n" else got)
         "{}",
         report(&o, &net)
     );
-    assert!(out.contains("whoami placeholder"), "{}", report(&o, &net));
+    assert!(
+        out.contains("tls-whoami placeholder"),
+        "{}",
+        report(&o, &net)
+    );
+    // A plain stream to the same address: the host may hold the value all the same.
+    assert!(
+        out.contains("plain-whoami placeholder"),
+        "{}",
+        report(&o, &net)
+    );
     assert!(!out.contains(VALUE), "{}", report(&o, &net));
 }
 

@@ -17,6 +17,9 @@ pub struct ConnInfo {
     /// Whether this is intercepted TLS with a verified upstream.
     pub tls: bool,
     plan: Mutex<Option<Arc<Plan>>>,
+    /// The secrets a verified TLS connection to one of `names` may carry (see
+    /// [`values_held`](Self::values_held)).
+    pinned_values: std::sync::OnceLock<Arc<Vec<usize>>>,
     blocked: AtomicBool,
     abort: Arc<crate::abort::Abort>,
 }
@@ -38,6 +41,7 @@ impl ConnInfo {
             sni,
             tls,
             plan: Mutex::new(None),
+            pinned_values: std::sync::OnceLock::new(),
             blocked: AtomicBool::new(false),
             abort,
         }
@@ -78,6 +82,37 @@ impl ConnInfo {
             *cache = Some(plan.clone());
         }
         plan
+    }
+
+    /// The secrets whose values the destination may hold, to scrub from what comes back:
+    /// those `plan` substitutes, and those a verified TLS connection to any name this sandbox
+    /// resolved to the address may carry (the host may have received them on another
+    /// connection, and echo them on this one: plain HTTP, a stream that is not HTTP).
+    pub fn values_held(&self, plan: &Plan) -> Arc<Vec<usize>> {
+        let pinned = self.pinned_values.get_or_init(|| {
+            let mut ids = Vec::new();
+            for name in &self.names {
+                let p = self.shared.plan(&Destination {
+                    host: Some(name),
+                    host_pinned: true,
+                    pinned_names: &self.names,
+                    tls: true,
+                });
+                ids.extend_from_slice(&p.reflect_ids);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            Arc::new(ids)
+        });
+        // Usually the same set (HTTPS to a pinned name): no allocation.
+        if pinned.iter().all(|i| plan.reflect_ids.contains(i)) {
+            return plan.reflect_ids.clone();
+        }
+        let mut ids = plan.reflect_ids.to_vec();
+        ids.extend_from_slice(pinned);
+        ids.sort_unstable();
+        ids.dedup();
+        Arc::new(ids)
     }
 
     fn place<'a>(&'a self, host: Option<&'a str>, location: &'static str) -> Place<'a> {

@@ -35,10 +35,11 @@ pub(crate) async fn prepare(
         claim
     };
     let plan = info.plan(claim.as_ref());
-    if plan.is_inert() {
+    let scrubbed = !info.values_held(&plan).is_empty();
+    if plan.is_inert() && !scrubbed {
         return Ok((plan, Request::from_parts(parts, ReqBody::Incoming(body))));
     }
-    if !plan.reflect_ids.is_empty() {
+    if scrubbed {
         // Responses will be scrubbed of real values: they must be readable.
         parts.headers.insert(
             header::ACCEPT_ENCODING,

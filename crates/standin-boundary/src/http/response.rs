@@ -9,11 +9,12 @@ pub(crate) fn scrub_response(
     plan: &Arc<Plan>,
     resp: Response<Incoming>,
 ) -> Result<Response<RespBody>, Blocked> {
-    if plan.reflect_ids.is_empty() {
+    let held = info.values_held(plan);
+    if held.is_empty() {
         return Ok(resp.map(RespBody::Incoming));
     }
     let set = info.shared.secrets.clone().unwrap_or_default();
-    let scrubber = Scrubber::new(set, plan.reflect_ids.clone());
+    let scrubber = Scrubber::new(set, held);
     let (mut parts, body) = resp.into_parts();
     for value in parts.headers.values_mut() {
         if let Some(clean) = scrubber.replace_all(value.as_bytes()) {

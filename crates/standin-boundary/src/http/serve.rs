@@ -151,9 +151,10 @@ async fn upgraded(
     let host = plan.host.as_ref().map(|h| h.to_string());
     // Frames from a server that may have received a value are scrubbed of it, like response
     // bodies.
-    let scrubber = (!plan.reflect_ids.is_empty()).then(|| {
+    let held = info.values_held(&plan);
+    let scrubber = (!held.is_empty()).then(|| {
         let set = info.shared.secrets.clone().unwrap_or_default();
-        Scrubber::new(set, plan.reflect_ids.clone())
+        Scrubber::new(set, held)
     });
     let relay = crate::ws::relay(
         TokioIo::new(guest),
