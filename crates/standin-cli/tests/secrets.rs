@@ -559,8 +559,8 @@ fn values_sent_back_on_non_http_streams_are_scrubbed() {
         return;
     }
     // The allowed host gets the value over HTTPS, then sends it back on a TLS stream that is
-    // not HTTP and on a plain TCP stream (both relayed as scanned streams): the sandbox reads
-    // the placeholder.
+    // not HTTP, on a plain TCP stream (both relayed as scanned streams) and in a plain HTTP
+    // response: the sandbox reads the placeholder each time.
     let net = FakeInternet::with_http(&[80], &[443]);
     let py = r#"
 import os, socket, ssl
@@ -583,7 +583,7 @@ print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), ti
         &net,
         &["--secret", ONE],
         &format!(
-            "curl -sS -m 5 -o /dev/null -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/remember; python3 -c '{}'",
+            "curl -sS -m 5 -o /dev/null -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/remember; python3 -c '{}'; curl -sS -m 5 http://api.openai.com/last-auth",
             py.replace('\'', "'\\''")
         ),
     );
@@ -603,6 +603,12 @@ print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), ti
     // A plain stream to the same address: the host may hold the value all the same.
     assert!(
         out.contains("plain-whoami placeholder"),
+        "{}",
+        report(&o, &net)
+    );
+    // And over plain HTTP, in a response body.
+    assert!(
+        out.contains("\"last_auth\": \"Bearer $MSB_OPENAI_API_KEY\""),
         "{}",
         report(&o, &net)
     );

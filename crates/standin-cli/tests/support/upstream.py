@@ -9,7 +9,7 @@ that appends every byte it receives, as it receives it, to --log (one JSON line 
 connection id, local address, SNI, bytes as latin-1), and answers each request with a JSON
 echo of what it parsed. The tests read that log to see what a destination actually got.
 A bare `WHOAMI` line (not HTTP) is answered, unframed, with the last Authorization header
-any request carried.
+any request carried (and `GET /last-auth` with the same in its JSON echo).
 """
 import base64, json, socket, ssl, sys, threading
 
@@ -206,6 +206,8 @@ def serve_http_conn(sock, path, local, sni):
                     "headers": headers, "body": body.decode("latin-1"), "sni": sni}
             if target.startswith("/reflect"):
                 echo["reflected"] = hd.get("authorization", "")
+            if target.startswith("/last-auth"):
+                echo["last_auth"] = last_auth
             if target.startswith("/udp-count"):
                 with lock:
                     echo["udp"] = udp_count
