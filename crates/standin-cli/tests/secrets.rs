@@ -841,6 +841,45 @@ fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
 }
 
 #[test]
+fn a_host_that_echoes_substituted_basic_credentials_does_not_deliver_the_value() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    // Basic credentials are substituted inside their base64: an echo of the header carries
+    // the real value base64-encoded. The sandbox decodes what it got back: the value's middle
+    // is starred out, whatever its alignment in the base64 (user names of 1, 2, 3 bytes).
+    let py = r#"
+import base64, json, os, re, urllib.request as u
+ph = os.environ["OPENAI_API_KEY"]
+for user in ["u", "us", "use"]:
+    auth = "Basic " + base64.b64encode((user + ":" + ph).encode()).decode()
+    r = u.Request("https://api.openai.com/reflect", headers={"Authorization": auth})
+    body = u.urlopen(r, timeout=5).read().decode()
+    sent = json.loads(body)["reflected"]
+    decoded = base64.b64decode(sent.split(" ", 1)[1] + "==").decode("latin-1")
+    print(user, "starred" if "*" * 9 in decoded else "other", repr(decoded))
+"#;
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
+    );
+    let out = stdout(&o);
+    for user in ["u", "us", "use"] {
+        assert!(
+            out.contains(&format!("{user} starred")),
+            "{}",
+            report(&o, &net)
+        );
+    }
+    assert!(!out.contains(VALUE), "{}", report(&o, &net));
+    let got = net.received_at(UPSTREAM_V4);
+    assert_eq!(got.matches("Authorization: Basic ").count(), 3, "{got}");
+    assert!(!got.contains(PH), "substituted: {got}");
+}
+
+#[test]
 fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
     if !is_root() {
         return;

@@ -1,12 +1,19 @@
 //! [`Scrubber`]: the reverse substitution. An allowed host that echoes a real value back
 //! (an error message quoting the `Authorization` header, a debug endpoint) must not deliver
 //! it into the sandbox: responses are scanned and every value is replaced by its placeholder.
+//! Base64 forms are caught too (an echo of substituted Basic credentials carries the value
+//! base64-encoded): wherever the value sits in a base64 blob, one of its cores appears, and
+//! is replaced by characters that decode to asterisks (the blob stays decodable; at most two
+//! bytes at each end of the value, encoded together with their neighbours, are not covered).
 //!
 //! Values are searched with `memchr::memmem` directly in the secret set's zeroizing storage:
 //! no long-lived copy of a value (an automaton, a finder) is built. Carried bytes that may be
 //! the start of a value are held in zeroizing buffers.
 
+use super::entry::SecretEntry;
 use super::set::SecretSet;
+#[cfg(doc)]
+use super::value::Base64Core;
 use memchr::memmem;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -32,51 +39,55 @@ impl Scrubber {
         }
     }
 
-    fn value(&self, id: usize) -> &[u8] {
-        self.set
-            .entries
-            .get(id)
-            .map_or(&[][..], |e| e.value.expose())
+    fn entry(&self, id: usize) -> Option<&SecretEntry> {
+        self.set.entries.get(id)
     }
 
-    fn placeholder(&self, id: usize) -> &[u8] {
-        self.set
-            .entries
-            .get(id)
-            .map_or(&[][..], |e| e.placeholder.as_bytes())
+    /// Every form searched for, with what replaces it: each value (by its placeholder) and
+    /// each of its base64 cores (by its filler, see [`Base64Core`]).
+    fn forms(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.ids
+            .iter()
+            .filter_map(|&id| self.entry(id))
+            .flat_map(|e| {
+                std::iter::once((e.value.expose(), e.placeholder.as_bytes())).chain(
+                    e.value
+                        .base64_cores()
+                        .iter()
+                        .map(|c| (c.text(), c.filler())),
+                )
+            })
     }
 
-    /// Earliest (then longest) value occurrence at or after `from`.
-    fn next_match(&self, hay: &[u8], from: usize) -> Option<(usize, usize, usize)> {
-        let mut best: Option<(usize, usize, usize)> = None;
-        for &id in self.ids.iter() {
-            let v = self.value(id);
-            if v.is_empty() {
+    /// Earliest (then longest) occurrence of a form at or after `from`: start, end and the
+    /// replacement.
+    fn next_match(&self, hay: &[u8], from: usize) -> Option<(usize, usize, &[u8])> {
+        let mut best: Option<(usize, usize, &[u8])> = None;
+        for (form, replacement) in self.forms() {
+            if form.is_empty() {
                 continue;
             }
-            if let Some(i) = memmem::find(&hay[from..], v) {
+            if let Some(i) = memmem::find(&hay[from..], form) {
                 let start = from + i;
                 let better = match best {
                     None => true,
-                    Some((s, e, _)) => start < s || (start == s && start + v.len() > e),
+                    Some((s, e, _)) => start < s || (start == s && start + form.len() > e),
                 };
                 if better {
-                    best = Some((start, start + v.len(), id));
+                    best = Some((start, start + form.len(), replacement));
                 }
             }
         }
         best
     }
 
-    /// Start of the longest suffix of `hay` that is a proper prefix of some value.
+    /// Start of the longest suffix of `hay` that is a proper prefix of some form.
     fn partial_start(&self, hay: &[u8]) -> Option<usize> {
-        let longest = self.ids.iter().map(|&i| self.value(i).len()).max()?;
+        let longest = self.forms().map(|(f, _)| f.len()).max()?;
         let from = hay.len().saturating_sub(longest.saturating_sub(1));
         (from..hay.len()).find(|&i| {
-            self.ids.iter().any(|&id| {
-                let v = self.value(id);
-                v.len() > hay.len() - i && v.starts_with(&hay[i..])
-            })
+            self.forms()
+                .any(|(f, _)| f.len() > hay.len() - i && f.starts_with(&hay[i..]))
         })
     }
 
@@ -90,9 +101,9 @@ impl Scrubber {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut any = false;
-        while let Some((s, e, id)) = self.next_match(hay, pos) {
+        while let Some((s, e, replacement)) = self.next_match(hay, pos) {
             out.extend_from_slice(&hay[pos..s]);
-            out.extend_from_slice(self.placeholder(id));
+            out.extend_from_slice(replacement);
             pos = e;
             any = true;
         }
@@ -113,12 +124,12 @@ impl Scrubber {
         buf.extend_from_slice(chunk);
         let hold = self.partial_start(&buf).unwrap_or(buf.len());
         let mut pos = 0;
-        while let Some((s, e, id)) = self.next_match(&buf, pos) {
+        while let Some((s, e, replacement)) = self.next_match(&buf, pos) {
             if s >= hold {
                 break;
             }
             out.extend_from_slice(&buf[pos..s]);
-            out.extend_from_slice(self.placeholder(id));
+            out.extend_from_slice(replacement);
             self.replaced += 1;
             pos = e;
         }
