@@ -1,5 +1,6 @@
-//! Differential: the response scrubber (value → placeholder) gives the one-shot answer on any
-//! chunking, and its output never contains a value.
+//! Differential: the response scrubber (value → placeholder, base64 forms → asterisks) gives
+//! the one-shot answer on any chunking, and its output never contains a value or one of its
+//! base64 forms.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use standin_policy::egress::DomainName;
@@ -22,10 +23,16 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
         on_violation: None,
     };
     let set = Arc::new(SecretSet {
-        entries: vec![e("A", "sk-1"), e("B", "sk-12"), e("C", "xyzzy")],
+        // D is long enough for its base64 forms to be scrubbed too.
+        entries: vec![
+            e("A", "sk-1"),
+            e("B", "sk-12"),
+            e("C", "xyzzy"),
+            e("D", "sk-long-value-1"),
+        ],
         ..Default::default()
     });
-    let ids = Arc::new(vec![0, 1, 2]);
+    let ids = Arc::new(vec![0, 1, 2, 3]);
     let one = Scrubber::new(set.clone(), ids.clone());
     let expected = one.replace_all(&data).unwrap_or_else(|| data.clone());
     let mut points: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % (data.len() + 1)).collect();
