@@ -10,7 +10,7 @@
 //! values become placeholders, and only a suffix that could be the start of a value waits for
 //! the next read.
 
-use crate::http::ConnInfo;
+use crate::http::{ConnInfo, SCRUB_STALL};
 use crate::idle::{Activity, Tracked, until_idle};
 use crate::scan_gate::ScanGate;
 use crate::violation::{self, Place};
@@ -34,8 +34,22 @@ where
     let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
     let mut out = Vec::with_capacity(CHUNK);
     loop {
-        let n = from.read(&mut buf).await.unwrap_or(0);
         out.clear();
+        let n = if scrubber.is_holding() {
+            match tokio::time::timeout(SCRUB_STALL, from.read(&mut buf)).await {
+                Ok(r) => r.unwrap_or(0),
+                Err(_) => {
+                    // The destination paused: let the held bytes go (see `SCRUB_STALL`).
+                    scrubber.finish(&mut out);
+                    if to.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            from.read(&mut buf).await.unwrap_or(0)
+        };
         if n == 0 {
             scrubber.finish(&mut out);
             let _ = to.write_all(&out).await;
@@ -135,6 +149,7 @@ mod tests {
     use super::*;
     use standin_policy::egress::DomainName;
     use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_value_sent_back_in_pieces_arrives_as_its_placeholder() {
@@ -167,5 +182,49 @@ mod tests {
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"key: $MSB_KEY\nbye sk-");
+    }
+
+    #[tokio::test]
+    async fn bytes_held_back_go_when_the_destination_pauses() {
+        let entry = SecretEntry {
+            env_var: "KEY".into(),
+            value: SecretValue::new("sk-real-value"),
+            placeholder: "$MSB_KEY".into(),
+            allowed_hosts: vec![DomainName::parse("api.example.com").unwrap()],
+            allowed_host_patterns: vec![],
+            allow_any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+        };
+        let set = Arc::new(SecretSet {
+            entries: vec![entry],
+            ..Default::default()
+        });
+        let (mut server, mut from) = tokio::io::duplex(64);
+        let (mut to, mut client) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            scrub_copy(&mut from, &mut to, Scrubber::new(set, Arc::new(vec![0]))).await;
+        });
+        // An interactive peer: a message ending like the start of the value, then it waits
+        // for an answer. The message must arrive whole without more bytes or the end.
+        server.write_all(b"ready? s").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 8 {
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+                .await
+                .expect("held back for good")
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"ready? s");
+        // Scrubbing goes on after the pause.
+        server.write_all(b" sk-real-value!").await.unwrap();
+        drop(server);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b" $MSB_KEY!");
     }
 }

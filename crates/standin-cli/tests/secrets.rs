@@ -880,6 +880,34 @@ for user in ["u", "us", "use"]:
 }
 
 #[test]
+fn a_scrubbed_stream_that_pauses_is_not_held_back() {
+    if !is_root() {
+        return;
+    }
+    let net = FakeInternet::with_http(&[80], &[443]);
+    // The body's first piece ends with "s", the start of the value; the upstream then waits
+    // 3 s. Scrubbing may hold the "s" back briefly, not until the next piece.
+    let py = r#"
+import http.client, os, ssl, socket
+c = http.client.HTTPSConnection("api.openai.com", timeout=5, context=ssl.create_default_context())
+c.request("GET", "/pause-after-s", headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+r = c.getresponse()
+r.fp.raw._sock.settimeout(1.5)
+try:
+    print("first", repr(r.read(7)))
+except (socket.timeout, TimeoutError):
+    print("first timed out")
+"#;
+    let o = run(
+        &net,
+        &["--secret", ONE],
+        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
+    );
+    let out = stdout(&o);
+    assert!(out.contains("first b'data: s'"), "{}", report(&o, &net));
+}
+
+#[test]
 fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
     if !is_root() {
         return;

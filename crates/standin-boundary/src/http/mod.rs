@@ -91,6 +91,13 @@ pub const MAX_STREAMS: u32 = 256;
 /// How long prefilling a body waits for its next piece before letting the request go (a
 /// streaming client, gRPC for one, may wait for a response before sending more).
 pub const PREFILL_STALL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long bytes from a destination that may start a real value are held back waiting for
+/// the rest, when the destination has stopped sending. Then they go as they are: an
+/// interactive stream (gRPC, a database protocol) whose message happens to end like the start
+/// of a value must not stall until the next message. (Scrubbing protects against values
+/// echoed by accident; a destination that pauses in the middle of one on purpose could leak
+/// it in any encoding anyway.)
+pub const SCRUB_STALL: std::time::Duration = std::time::Duration::from_millis(50);
 /// Body bytes read and scanned before a request is sent upstream at all.
 pub const PREFILL_BYTES: usize = 1024 * 1024;
 /// Largest `Content-Length` body that can be rewritten (it is read whole to fix the length).

@@ -50,6 +50,7 @@ pub(crate) fn scrub_response(
             queue: VecDeque::new(),
             ended: false,
             trailers: None,
+            stall: None,
         })),
     ))
 }
@@ -71,6 +72,8 @@ pub struct ScrubBody {
     queue: VecDeque<Bytes>,
     ended: bool,
     trailers: Option<HeaderMap>,
+    /// Armed while the scrubber holds bytes back and the destination sends nothing.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body for RespBody {
@@ -92,7 +95,24 @@ impl Body for RespBody {
             if s.ended {
                 return Poll::Ready(s.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
-            match ready!(Pin::new(&mut s.inner).poll_frame(cx)) {
+            let polled = Pin::new(&mut s.inner).poll_frame(cx);
+            let Poll::Ready(polled) = polled else {
+                if !s.scrubber.is_holding() {
+                    return Poll::Pending;
+                }
+                let stall = s
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(SCRUB_STALL)));
+                ready!(stall.as_mut().poll(cx));
+                // The destination paused: let the held bytes go (see `SCRUB_STALL`).
+                s.stall = None;
+                let mut out = Vec::new();
+                s.scrubber.finish(&mut out);
+                s.queue.push_back(Bytes::from(out));
+                continue;
+            };
+            s.stall = None;
+            match polled {
                 None => {
                     let mut out = Vec::new();
                     s.scrubber.finish(&mut out);

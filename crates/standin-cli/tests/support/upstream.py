@@ -193,6 +193,14 @@ def serve_http_conn(sock, path, local, sni):
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raw.close()
                 return
+            if target.startswith("/pause-after-s"):
+                # A streamed body whose first piece ends like the start of a value, then a
+                # pause (an interactive stream waiting for its client).
+                sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: s\r\n")
+                import time
+                time.sleep(3)
+                sock.sendall(b"2\r\n!\n\r\n0\r\n\r\n")
+                continue
             if target.startswith("/big"):
                 size = int(target.split("=", 1)[1]) if "=" in target else 1 << 24
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)

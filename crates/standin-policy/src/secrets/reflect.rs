@@ -138,7 +138,14 @@ impl Scrubber {
         self.carry.extend_from_slice(&buf[emit_to..]);
     }
 
-    /// End of stream: flush the carry, replaced.
+    /// Whether bytes that may start a value are held back.
+    pub fn is_holding(&self) -> bool {
+        !self.carry.is_empty()
+    }
+
+    /// End of stream, or the stream paused: flush the carry, replaced. The scrubber can be fed
+    /// again afterwards (a value cut by the flush is then not recognised: callers flush only
+    /// when the peer has stopped sending, see the boundary's `SCRUB_STALL`).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let carry = Zeroizing::new(std::mem::take(&mut *self.carry));
         match self.replace_all(&carry) {
