@@ -5,8 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::{
-    Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue,
+    Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue, SentForm,
 };
+use zeroize::Zeroizing;
 use std::sync::Arc;
 
 fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
@@ -33,12 +34,17 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
         ..Default::default()
     });
     let ids = Arc::new(vec![0, 1, 2, 3]);
-    let one = Scrubber::new(set.clone(), ids.clone());
+    // A form the boundary sent (base64 of "u:sk-long-value-1"), given back as written.
+    let sent = Arc::new(vec![SentForm {
+        text: Zeroizing::new(b"dTpzay1sb25nLXZhbHVlLTE=".to_vec()),
+        original: b"dTokTVNCX0Q=".to_vec(),
+    }]);
+    let one = Scrubber::new(set.clone(), ids.clone()).with_sent(sent.clone());
     let expected = one.replace_all(&data).unwrap_or_else(|| data.clone());
     let mut points: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % (data.len() + 1)).collect();
     points.sort_unstable();
     points.push(data.len());
-    let mut s = Scrubber::new(set, ids);
+    let mut s = Scrubber::new(set, ids).with_sent(sent);
     let mut out = Vec::new();
     let mut prev = 0;
     for &p in &points {

@@ -97,10 +97,7 @@ where
         }
     };
     let held = info.values_held(&plan);
-    let scrubber = (!held.is_empty()).then(|| {
-        let set = info.shared.secrets.clone().unwrap_or_default();
-        Scrubber::new(set, held)
-    });
+    let scrubber = (!held.is_empty()).then(|| info.scrubber(held));
     let down = async move {
         match scrubber {
             Some(s) => scrub_copy(&mut ur, &mut gw, s).await,

@@ -847,18 +847,23 @@ fn a_host_that_echoes_substituted_basic_credentials_does_not_deliver_the_value()
     }
     let net = FakeInternet::with_http(&[80], &[443]);
     // Basic credentials are substituted inside their base64: an echo of the header carries
-    // the real value base64-encoded. The sandbox decodes what it got back: the value's middle
-    // is starred out, whatever its alignment in the base64 (user names of 1, 2, 3 bytes).
+    // the real value base64-encoded. The sandbox decodes what it got back. On the connection
+    // that sent them, the echo comes back exactly as the sandbox wrote it; from another
+    // connection, the value's middle is starred out, whatever its alignment in the base64
+    // (user names of 1, 2, 3 bytes).
     let py = r#"
-import base64, json, os, re, urllib.request as u
+import base64, json, os, urllib.request as u
 ph = os.environ["OPENAI_API_KEY"]
+def decode(auth):
+    return base64.b64decode(auth.split(" ", 1)[1] + "==").decode("latin-1")
 for user in ["u", "us", "use"]:
     auth = "Basic " + base64.b64encode((user + ":" + ph).encode()).decode()
     r = u.Request("https://api.openai.com/reflect", headers={"Authorization": auth})
-    body = u.urlopen(r, timeout=5).read().decode()
-    sent = json.loads(body)["reflected"]
-    decoded = base64.b64decode(sent.split(" ", 1)[1] + "==").decode("latin-1")
-    print(user, "starred" if "*" * 9 in decoded else "other", repr(decoded))
+    same = decode(json.loads(u.urlopen(r, timeout=5).read())["reflected"])
+    print(user, "same", "placeholder" if same == user + ":" + ph else "other", repr(same))
+    r = u.Request("https://api.openai.com/last-auth")
+    other = decode(json.loads(u.urlopen(r, timeout=5).read())["last_auth"])
+    print(user, "other", "starred" if "*" * 9 in other else "not starred", repr(other))
 "#;
     let o = run(
         &net,
@@ -868,7 +873,12 @@ for user in ["u", "us", "use"]:
     let out = stdout(&o);
     for user in ["u", "us", "use"] {
         assert!(
-            out.contains(&format!("{user} starred")),
+            out.contains(&format!("{user} same placeholder")),
+            "{}",
+            report(&o, &net)
+        );
+        assert!(
+            out.contains(&format!("{user} other starred")),
             "{}",
             report(&o, &net)
         );

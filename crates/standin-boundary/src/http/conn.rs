@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Most [`SentForm`]s a connection keeps.
+pub const MAX_SENT_FORMS: usize = 8;
+
 /// What the inspected connection is.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -20,6 +23,9 @@ pub struct ConnInfo {
     /// The secrets a verified TLS connection to one of `names` may carry (see
     /// [`values_held`](Self::values_held)).
     pinned_values: std::sync::OnceLock<Arc<Vec<usize>>>,
+    /// Forms of values this connection sent that the sandbox wrote differently (see
+    /// [`remember_sent`](Self::remember_sent)).
+    sent: Mutex<Arc<Vec<SentForm>>>,
     blocked: AtomicBool,
     abort: Arc<crate::abort::Abort>,
 }
@@ -42,6 +48,7 @@ impl ConnInfo {
             tls,
             plan: Mutex::new(None),
             pinned_values: std::sync::OnceLock::new(),
+            sent: Mutex::new(Arc::default()),
             blocked: AtomicBool::new(false),
             abort,
         }
@@ -113,6 +120,38 @@ impl ConnInfo {
         ids.sort_unstable();
         ids.dedup();
         Arc::new(ids)
+    }
+
+    /// Remember that this connection sent `text` (carrying a value) where the sandbox wrote
+    /// `original`: an echo on this connection is given back as `original`. The last
+    /// [`MAX_SENT_FORMS`] are kept.
+    pub fn remember_sent(&self, text: &[u8], original: &[u8]) {
+        let Ok(mut sent) = self.sent.lock() else {
+            return;
+        };
+        if sent.iter().any(|f| *f.text == text) {
+            return;
+        }
+        let mut list: Vec<SentForm> = sent.iter().cloned().collect();
+        if list.len() >= MAX_SENT_FORMS {
+            list.remove(0);
+        }
+        list.push(SentForm {
+            text: zeroize::Zeroizing::new(text.to_vec()),
+            original: original.to_vec(),
+        });
+        *sent = Arc::new(list);
+    }
+
+    /// The forms [`remember_sent`](Self::remember_sent) keeps.
+    pub fn sent_forms(&self) -> Arc<Vec<SentForm>> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A scrubber for what comes back from a destination that may hold `held`.
+    pub fn scrubber(&self, held: Arc<Vec<usize>>) -> Scrubber {
+        let set = self.shared.secrets.clone().unwrap_or_default();
+        Scrubber::new(set, held).with_sent(self.sent_forms())
     }
 
     fn place<'a>(&'a self, host: Option<&'a str>, location: &'static str) -> Place<'a> {

@@ -68,7 +68,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::scan::{scan_all, scan_name};
 use standin_policy::secrets::{
-    Destination, Form, Hit, Patterns, Scrubber, StreamSubstituter, rewrite,
+    Destination, Form, Hit, Patterns, Scrubber, SentForm, StreamSubstituter, rewrite,
 };
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -82,6 +82,14 @@ pub(crate) async fn prepare(
         let mut new = None;
         if is_auth && !plan.sub_basic.is_empty() {
             new = rewrite::basic_auth(&plan.sub_basic, v, &real);
+            // The value goes out inside base64: remember that form, so an echo of it comes
+            // back as the sandbox wrote it (the scrubber would not see the raw value).
+            if let Some(n) = &new
+                && let (Some(sent), Some(original)) =
+                    (rewrite::basic_token(n), rewrite::basic_token(v))
+            {
+                info.remember_sent(sent, original);
+            }
         }
         if new.is_none() && !plan.sub_headers.is_empty() {
             new = rewrite::header_value(&plan.sub_headers, v, &real);

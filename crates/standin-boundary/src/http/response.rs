@@ -13,8 +13,7 @@ pub(crate) fn scrub_response(
     if held.is_empty() {
         return Ok(resp.map(RespBody::Incoming));
     }
-    let set = info.shared.secrets.clone().unwrap_or_default();
-    let scrubber = Scrubber::new(set, held);
+    let scrubber = info.scrubber(held);
     let (mut parts, body) = resp.into_parts();
     for value in parts.headers.values_mut() {
         if let Some(clean) = scrubber.replace_all(value.as_bytes()) {

@@ -152,10 +152,7 @@ async fn upgraded(
     // Frames from a server that may have received a value are scrubbed of it, like response
     // bodies.
     let held = info.values_held(&plan);
-    let scrubber = (!held.is_empty()).then(|| {
-        let set = info.shared.secrets.clone().unwrap_or_default();
-        Scrubber::new(set, held)
-    });
+    let scrubber = (!held.is_empty()).then(|| info.scrubber(held));
     let relay = crate::ws::relay(
         TokioIo::new(guest),
         TokioIo::new(upstream),

@@ -27,7 +27,7 @@ pub use entry::{
     MAX_PLACEHOLDER_BYTES, SecretEntry, SecretError, SecretInjection, default_placeholder,
     validate_env_name,
 };
-pub use reflect::Scrubber;
+pub use reflect::{Scrubber, SentForm};
 pub use scan::{Hit, Patterns, StreamScanner, StreamSubstituter};
 pub use set::{Destination, Role, SecretSet};
 pub use value::SecretValue;

@@ -18,11 +18,29 @@ use memchr::memmem;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// Something the boundary wrote that carries a value in a form of its own (the base64 of
+/// substituted Basic credentials), and what the sandbox had written in its place: an echo of
+/// `text` is given back as `original`, exactly as the sandbox sent it.
+#[derive(Clone)]
+pub struct SentForm {
+    /// What was sent (as secret as the value).
+    pub text: Zeroizing<Vec<u8>>,
+    /// What the sandbox wrote.
+    pub original: Vec<u8>,
+}
+
+impl std::fmt::Debug for SentForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SentForm(<redacted, {} bytes>)", self.text.len())
+    }
+}
+
 /// Streaming value → placeholder replacement for a chosen set of secrets.
 #[derive(Debug)]
 pub struct Scrubber {
     set: Arc<SecretSet>,
     ids: Arc<Vec<usize>>,
+    sent: Arc<Vec<SentForm>>,
     carry: Zeroizing<Vec<u8>>,
     /// How many values were replaced.
     pub replaced: usize,
@@ -34,29 +52,44 @@ impl Scrubber {
         Scrubber {
             set,
             ids,
+            sent: Arc::default(),
             carry: Zeroizing::new(Vec::new()),
             replaced: 0,
         }
+    }
+
+    /// Also give back `sent` forms as the sandbox wrote them (an echo of substituted Basic
+    /// credentials then decodes to the placeholder again).
+    pub fn with_sent(mut self, sent: Arc<Vec<SentForm>>) -> Scrubber {
+        self.sent = sent;
+        self
     }
 
     fn entry(&self, id: usize) -> Option<&SecretEntry> {
         self.set.entries.get(id)
     }
 
-    /// Every form searched for, with what replaces it: each value (by its placeholder) and
-    /// each of its base64 cores (by its filler, see [`Base64Core`]).
+    /// Every form searched for, with what replaces it: the forms the boundary sent (by what
+    /// the sandbox wrote), each value (by its placeholder) and each of its base64 cores (by
+    /// its filler, see [`Base64Core`]).
     fn forms(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.ids
+        let sent = self
+            .sent
             .iter()
-            .filter_map(|&id| self.entry(id))
-            .flat_map(|e| {
-                std::iter::once((e.value.expose(), e.placeholder.as_bytes())).chain(
-                    e.value
-                        .base64_cores()
-                        .iter()
-                        .map(|c| (c.text(), c.filler())),
-                )
-            })
+            .map(|f| (f.text.as_slice(), f.original.as_slice()));
+        sent.chain(
+            self.ids
+                .iter()
+                .filter_map(|&id| self.entry(id))
+                .flat_map(|e| {
+                    std::iter::once((e.value.expose(), e.placeholder.as_bytes())).chain(
+                        e.value
+                            .base64_cores()
+                            .iter()
+                            .map(|c| (c.text(), c.filler())),
+                    )
+                }),
+        )
     }
 
     /// Earliest (then longest) occurrence of a form at or after `from`: start, end and the

@@ -16,13 +16,18 @@ pub fn header_value<'v>(
     replace_all(pats, value, real)
 }
 
-/// The decoded `user:password` of an `Authorization: Basic …` value, if it is one.
-pub fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+/// The base64 part of an `Authorization: Basic …` value, if it is one.
+pub fn basic_token(value: &[u8]) -> Option<&[u8]> {
     let value = trim(value);
     if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
         return None;
     }
-    let b64 = trim(&value[6..]);
+    Some(trim(&value[6..]))
+}
+
+/// The decoded `user:password` of an `Authorization: Basic …` value, if it is one.
+pub fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    let b64 = basic_token(value)?;
     STANDARD
         .decode(b64)
         .or_else(|_| STANDARD_NO_PAD.decode(b64))
