@@ -148,8 +148,8 @@ mod tests {
     use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn a_value_sent_back_in_pieces_arrives_as_its_placeholder() {
+    /// One secret, `sk-real-value` as `$MSB_KEY`.
+    fn set() -> Arc<SecretSet> {
         let entry = SecretEntry {
             env_var: "KEY".into(),
             value: SecretValue::new("sk-real-value"),
@@ -161,10 +161,15 @@ mod tests {
             injection: SecretInjection::default(),
             on_violation: None,
         };
-        let set = Arc::new(SecretSet {
+        Arc::new(SecretSet {
             entries: vec![entry],
             ..Default::default()
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn a_value_sent_back_in_pieces_arrives_as_its_placeholder() {
+        let set = set();
         let (mut server, mut from) = tokio::io::duplex(64);
         let (mut to, mut client) = tokio::io::duplex(1024);
         let copy = tokio::spawn(async move {
@@ -183,21 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_held_back_go_when_the_destination_pauses() {
-        let entry = SecretEntry {
-            env_var: "KEY".into(),
-            value: SecretValue::new("sk-real-value"),
-            placeholder: "$MSB_KEY".into(),
-            allowed_hosts: vec![DomainName::parse("api.example.com").unwrap()],
-            allowed_host_patterns: vec![],
-            allow_any_host: false,
-            require_tls_identity: true,
-            injection: SecretInjection::default(),
-            on_violation: None,
-        };
-        let set = Arc::new(SecretSet {
-            entries: vec![entry],
-            ..Default::default()
-        });
+        let set = set();
         let (mut server, mut from) = tokio::io::duplex(64);
         let (mut to, mut client) = tokio::io::duplex(1024);
         tokio::spawn(async move {
