@@ -92,10 +92,15 @@ impl ConnInfo {
     }
 
     /// The secrets whose values the destination may hold, to scrub from what comes back:
-    /// those `plan` substitutes, and those a verified TLS connection to any name this sandbox
-    /// resolved to the address may carry (the host may have received them on another
-    /// connection, and echo them on this one: plain HTTP, a stream that is not HTTP).
+    /// those `plan` substitutes, and, on a connection without a verified server name (plain
+    /// HTTP, a plain stream, TLS without SNI), those a verified TLS connection to any name
+    /// this sandbox resolved to the address may carry (the host may have received them on
+    /// another connection, and echo them on this one). A verified name is a host of its own:
+    /// another site behind the same address did not receive them.
     pub fn values_held(&self, plan: &Plan) -> Arc<Vec<usize>> {
+        if self.tls && self.sni.is_some() {
+            return plan.reflect_ids.clone();
+        }
         let pinned = self.pinned_values.get_or_init(|| {
             let mut ids = Vec::new();
             for name in &self.names {
