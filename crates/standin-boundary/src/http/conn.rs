@@ -1,5 +1,5 @@
-//! [`ConnInfo`]: what an inspected connection is, its plans, and how a request on it is
-//! refused or reported as a violation.
+//! [`ConnInfo`]: what an inspected connection is, its plans, which values what comes back on
+//! it is scrubbed of, and how a request on it is refused or reported as a violation.
 
 use super::*;
 
