@@ -1,6 +1,6 @@
-//! Differential: the response scrubber (value → placeholder, base64 forms → asterisks) gives
-//! the one-shot answer on any chunking, and its output never contains a value or one of its
-//! base64 forms.
+//! Differential: the response scrubber (value and its percent-encoded forms → placeholder,
+//! base64 forms → asterisks, forms the boundary sent → what the sandbox wrote) gives the
+//! one-shot answer on any chunking, and its output contains none of those forms.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use standin_policy::egress::DomainName;
@@ -30,10 +30,12 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
             e("B", "sk-12"),
             e("C", "xyzzy"),
             e("D", "sk-long-value-1"),
+            // E has percent-encoded forms as well.
+            e("E", "pc/+=value"),
         ],
         ..Default::default()
     });
-    let ids = Arc::new(vec![0, 1, 2, 3]);
+    let ids = Arc::new(vec![0, 1, 2, 3, 4]);
     // A form the boundary sent (base64 of "u:sk-long-value-1"), given back as written.
     let sent = Arc::new(vec![SentForm {
         text: Zeroizing::new(b"dTpzay1sb25nLXZhbHVlLTE=".to_vec()),

@@ -70,8 +70,8 @@ impl Scrubber {
     }
 
     /// Every form searched for, with what replaces it: the forms the boundary sent (by what
-    /// the sandbox wrote), each value (by its placeholder) and each of its base64 cores (by
-    /// its filler, see [`Base64Core`]).
+    /// the sandbox wrote), each value and its percent-encoded forms (by its placeholder) and
+    /// each of its base64 cores (by its filler, see [`Base64Core`]).
     fn forms(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let sent = self
             .sent
@@ -82,12 +82,20 @@ impl Scrubber {
                 .iter()
                 .filter_map(|&id| self.entry(id))
                 .flat_map(|e| {
-                    std::iter::once((e.value.expose(), e.placeholder.as_bytes())).chain(
-                        e.value
-                            .base64_cores()
-                            .iter()
-                            .map(|c| (c.text(), c.filler())),
-                    )
+                    let placeholder = e.placeholder.as_bytes();
+                    std::iter::once((e.value.expose(), placeholder))
+                        .chain(
+                            e.value
+                                .percent_forms()
+                                .iter()
+                                .map(move |p| (p.as_slice(), placeholder)),
+                        )
+                        .chain(
+                            e.value
+                                .base64_cores()
+                                .iter()
+                                .map(|c| (c.text(), c.filler())),
+                        )
                 }),
         )
     }
@@ -252,5 +260,31 @@ mod tests {
             s.finish(&mut out);
             prop_assert_eq!(out, expected);
         }
+    }
+
+    #[test]
+    fn percent_encoded_echoes_become_the_placeholder() {
+        let e = SecretEntry {
+            env_var: "K".into(),
+            value: SecretValue::new("s3cr3t/+=tail"),
+            placeholder: "$MSB_K".into(),
+            allowed_hosts: vec![DomainName::parse("a.example").unwrap()],
+            allowed_host_patterns: vec![],
+            allow_any_host: false,
+            require_tls_identity: true,
+            injection: SecretInjection::default(),
+            on_violation: None,
+        };
+        let set = Arc::new(SecretSet {
+            entries: vec![e],
+            ..Default::default()
+        });
+        let s = Scrubber::new(set, Arc::new(vec![0]));
+        // As the boundary wrote it into a query, and as a server re-encoding in lower case.
+        assert_eq!(
+            s.replace_all(b"url=/q?key=s3cr3t%2F%2B%3Dtail&x=s3cr3t%2f%2b%3dtail")
+                .unwrap(),
+            b"url=/q?key=$MSB_K&x=$MSB_K"
+        );
     }
 }

@@ -18,6 +18,7 @@ pub const MIN_ENCODED_LEN: usize = 8;
 pub struct SecretValue {
     bytes: Zeroizing<Vec<u8>>,
     cores: Vec<Base64Core>,
+    percent: Vec<Zeroizing<Vec<u8>>>,
 }
 
 /// The part of a value's base64 encoding that does not depend on the bytes around it, at one
@@ -64,7 +65,38 @@ impl SecretValue {
                 }
             }
         }
-        SecretValue { bytes, cores }
+        // Percent-encoded as the boundary writes it into a query (upper-case hex), and with
+        // lower-case hex (as some servers re-encode): only where it differs from the value.
+        let mut percent: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut upper = Zeroizing::new(Vec::new());
+        super::rewrite::percent_encode_into(&bytes, &mut upper);
+        if *upper != *bytes {
+            let mut lower = Zeroizing::new(Vec::with_capacity(upper.len()));
+            let mut hex_left = 0;
+            for &b in upper.iter() {
+                if hex_left > 0 {
+                    lower.push(b.to_ascii_lowercase());
+                    hex_left -= 1;
+                } else {
+                    hex_left = if b == b'%' { 2 } else { 0 };
+                    lower.push(b);
+                }
+            }
+            if *lower != *upper {
+                percent.push(lower);
+            }
+            percent.push(upper);
+        }
+        SecretValue {
+            bytes,
+            cores,
+            percent,
+        }
+    }
+
+    /// The value percent-encoded (upper- and lower-case hex), where that differs from it.
+    pub fn percent_forms(&self) -> &[Zeroizing<Vec<u8>>] {
+        &self.percent
     }
 
     /// The bytes, for substitution. Never log them.
