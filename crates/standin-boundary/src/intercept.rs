@@ -202,7 +202,7 @@ where
             let proto = Proto::from_alpn(stream.get_ref().1.alpn_protocol());
             (
                 Box::pin(http::connect_upstream(stream, proto)).await?,
-                fd,
+                Some(fd),
                 proto,
             )
         }
@@ -230,13 +230,12 @@ where
     Some(info)
 }
 
-/// The upstream side of an intercepted connection: a fresh verified connection, or an idle
-/// one from the pool.
-/// The streams are boxed: they are moved a few times before they settle, and a moved-from
-/// value keeps its room in an async function's state.
+/// A freshly dialed, verified upstream connection and a handle on its socket (for resets).
+/// The stream is boxed: it is moved a few times before it settles, and a moved-from value
+/// keeps its room in an async function's state.
 type Fresh = (
     Box<tokio_rustls::client::TlsStream<SharedSocket>>,
-    Option<Arc<TcpStream>>,
+    Arc<TcpStream>,
 );
 
 /// What the handshake phase of an intercepted connection produced.
@@ -326,7 +325,7 @@ async fn dial_registered(
 ) -> Option<Fresh> {
     let (s, fd) = dial_tls(shared, client_config, dst, names, sni).await?;
     abort.add_shared(fd.clone());
-    Some((Box::new(s), Some(fd)))
+    Some((Box::new(s), fd))
 }
 
 /// Dial `dst` and set up TLS verified for `sni` (or the address without one). Failures are

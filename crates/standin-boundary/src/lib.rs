@@ -56,6 +56,8 @@ pub mod scan_gate;
 pub mod scanned_relay;
 pub mod shared;
 pub mod shared_socket;
+#[cfg(test)]
+mod test_secrets;
 pub mod upstream_tls;
 pub mod violation;
 pub mod ws;

@@ -63,7 +63,8 @@ where
 }
 
 /// Relay `guest` ⇄ `upstream`, scanning guest → upstream and scrubbing upstream → guest when
-/// the destination may have received a value. Returns when both directions are done, on a violation (the connection is then marked blocked), or at the idle timeout.
+/// the destination may hold a value. Returns when both directions are done, on a violation
+/// (the connection is then marked blocked), or at the idle timeout.
 pub async fn relay<G, U>(guest: G, upstream: U, info: Arc<ConnInfo>)
 where
     G: AsyncRead + AsyncWrite + Unpin + Send,
@@ -144,32 +145,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use standin_policy::egress::DomainName;
-    use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
+    use crate::test_secrets::one_secret;
     use std::time::Duration;
-
-    /// One secret, `sk-real-value` as `$MSB_KEY`.
-    fn set() -> Arc<SecretSet> {
-        let entry = SecretEntry {
-            env_var: "KEY".into(),
-            value: SecretValue::new("sk-real-value"),
-            placeholder: "$MSB_KEY".into(),
-            allowed_hosts: vec![DomainName::parse("api.example.com").unwrap()],
-            allowed_host_patterns: vec![],
-            allow_any_host: false,
-            require_tls_identity: true,
-            injection: SecretInjection::default(),
-            on_violation: None,
-        };
-        Arc::new(SecretSet {
-            entries: vec![entry],
-            ..Default::default()
-        })
-    }
 
     #[tokio::test]
     async fn a_value_sent_back_in_pieces_arrives_as_its_placeholder() {
-        let set = set();
+        let set = one_secret("KEY", b"sk-real-value");
         let (mut server, mut from) = tokio::io::duplex(64);
         let (mut to, mut client) = tokio::io::duplex(1024);
         let copy = tokio::spawn(async move {
@@ -188,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_held_back_go_when_the_destination_pauses() {
-        let set = set();
+        let set = one_secret("KEY", b"sk-real-value");
         let (mut server, mut from) = tokio::io::duplex(64);
         let (mut to, mut client) = tokio::io::duplex(1024);
         tokio::spawn(async move {

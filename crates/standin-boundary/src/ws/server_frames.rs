@@ -111,33 +111,14 @@ fn one_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_secrets::one_secret;
     use crate::ws::frame::{OP_BINARY, OP_CONTINUATION, OP_TEXT, write_unmasked};
-    use standin_policy::egress::DomainName;
-    use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
     use std::sync::Arc;
 
     const VALUE: &[u8] = b"sk-real-value-0123";
 
-    fn set(env: &str, value: &[u8]) -> Arc<SecretSet> {
-        let entry = SecretEntry {
-            env_var: env.into(),
-            value: SecretValue::new(value),
-            placeholder: format!("$MSB_{env}"),
-            allowed_hosts: vec![DomainName::parse("api.example.com").unwrap()],
-            allowed_host_patterns: vec![],
-            allow_any_host: false,
-            require_tls_identity: true,
-            injection: SecretInjection::default(),
-            on_violation: None,
-        };
-        Arc::new(SecretSet {
-            entries: vec![entry],
-            ..Default::default()
-        })
-    }
-
     fn scrubber() -> Scrubber {
-        Scrubber::new(set("KEY", VALUE), Arc::new(vec![0]))
+        Scrubber::new(one_secret("KEY", VALUE), Arc::new(vec![0]))
     }
 
     fn frames(list: &[(bool, u8, &[u8])]) -> Vec<u8> {
@@ -225,7 +206,7 @@ mod tests {
         let got = run(&frames(&[(true, 0x8, &[b"\x03\xe8", VALUE].concat())]), 100).unwrap();
         assert_eq!(got[0].2, b"\x03\xe8$MSB_KEY");
         // A placeholder longer than its value can push a full control frame over 125 bytes.
-        let set = set("A_RATHER_LONG_SECRET_NAME", b"short1");
+        let set = one_secret("A_RATHER_LONG_SECRET_NAME", b"short1");
         let mut p = ServerFrames::new(Scrubber::new(set, Arc::new(vec![0])));
         let ping = [b"short1".as_slice(); 20].concat();
         assert!(matches!(

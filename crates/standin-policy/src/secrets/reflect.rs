@@ -206,10 +206,10 @@ mod tests {
     use crate::secrets::{SecretEntry, SecretInjection, SecretValue};
     use proptest::prelude::*;
 
-    fn set() -> Arc<SecretSet> {
-        let e = |env: &str, v: &str| SecretEntry {
+    fn entry(env: &str, value: &str) -> SecretEntry {
+        SecretEntry {
             env_var: env.into(),
-            value: SecretValue::new(v),
+            value: SecretValue::new(value),
             placeholder: format!("$MSB_{env}"),
             allowed_hosts: vec![DomainName::parse("a.example").unwrap()],
             allowed_host_patterns: vec![],
@@ -217,9 +217,12 @@ mod tests {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
-        };
+        }
+    }
+
+    fn set() -> Arc<SecretSet> {
         Arc::new(SecretSet {
-            entries: vec![e("A", "sk-123"), e("B", "sk-123456")],
+            entries: vec![entry("A", "sk-123"), entry("B", "sk-123456")],
             ..Default::default()
         })
     }
@@ -264,19 +267,8 @@ mod tests {
 
     #[test]
     fn percent_encoded_echoes_become_the_placeholder() {
-        let e = SecretEntry {
-            env_var: "K".into(),
-            value: SecretValue::new("s3cr3t/+=tail"),
-            placeholder: "$MSB_K".into(),
-            allowed_hosts: vec![DomainName::parse("a.example").unwrap()],
-            allowed_host_patterns: vec![],
-            allow_any_host: false,
-            require_tls_identity: true,
-            injection: SecretInjection::default(),
-            on_violation: None,
-        };
         let set = Arc::new(SecretSet {
-            entries: vec![e],
+            entries: vec![entry("K", "s3cr3t/+=tail")],
             ..Default::default()
         });
         let s = Scrubber::new(set, Arc::new(vec![0]));

@@ -12,8 +12,9 @@ pub const MIN_ENCODED_LEN: usize = 8;
 /// A real secret value. Zeroized when dropped; `Debug` and `Display` never show it.
 ///
 /// The bytes are reachable only through [`SecretValue::expose`], which the boundary calls at
-/// the one place it writes a substitution, and through [`SecretValue::base64_cores`], which
-/// the response scrubber searches for.
+/// the one place it writes a substitution, and, encoded, through
+/// [`SecretValue::percent_forms`] and [`SecretValue::base64_cores`], which the response
+/// scrubber searches for.
 #[derive(Clone)]
 pub struct SecretValue {
     bytes: Zeroizing<Vec<u8>>,
