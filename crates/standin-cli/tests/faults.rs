@@ -119,7 +119,7 @@ print("slow-closed", got[:12], time.time() - t < 14)
     let o = run(
         &net,
         &["--idle-timeout", "2"],
-        &format!("python3 -c '{}'; {OK}", py.replace('\'', "'\\''")),
+        &format!("{}; {OK}", python(py)),
     );
     let out = stdout(&o);
     assert!(

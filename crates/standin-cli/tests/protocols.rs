@@ -14,10 +14,6 @@ fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output
     run_with_secret(net, Some(SECRET), extra, ENV, script)
 }
 
-fn python(script: &str) -> String {
-    format!("python3 -c '{}'", script.replace('\'', "'\\''"))
-}
-
 #[test]
 fn curl_http2_is_substituted_against_h1_only_and_h2_only_upstreams() {
     if !is_root() {

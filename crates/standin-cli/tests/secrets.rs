@@ -313,11 +313,7 @@ s.sendall(a + b)
 r = read_all(s)
 print("pipelined", r.count(b"200 OK"), r.count(b"HTTP/1.1"))
 "#;
-    let o = run(
-        &net,
-        &["--secret", ONE],
-        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
-    );
+    let o = run(&net, &["--secret", ONE], &python(py));
     let out = stdout(&o);
     assert!(out.contains("split True"), "{}", report(&o, &net));
     // The first response arrives, the second request is refused and the connection ends.
@@ -583,8 +579,8 @@ print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), ti
         &net,
         &["--secret", ONE],
         &format!(
-            "curl -sS -m 5 -o /dev/null -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/remember; python3 -c '{}'; curl -sS -m 5 http://api.openai.com/last-auth",
-            py.replace('\'', "'\\''")
+            "curl -sS -m 5 -o /dev/null -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/remember; {}; curl -sS -m 5 http://api.openai.com/last-auth",
+            python(py)
         ),
     );
     let out = stdout(&o);
@@ -642,7 +638,7 @@ print("tls", attempt(s, b"\x00\x01binary " + ph))
     let o = run(
         &net,
         &["--secret", ONE],
-        &format!("python3 -c '{}'; {SENTINEL}", py.replace('\'', "'\\''")),
+        &format!("{}; {SENTINEL}", python(py)),
     );
     let out = stdout(&o);
     // The boundary resets both; Python reports a reset, or an empty read for TLS (its
@@ -865,11 +861,7 @@ for user in ["u", "us", "use"]:
     other = decode(json.loads(u.urlopen(r, timeout=5).read())["last_auth"])
     print(user, "other", "starred" if "*" * 9 in other else "not starred", repr(other))
 "#;
-    let o = run(
-        &net,
-        &["--secret", ONE],
-        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
-    );
+    let o = run(&net, &["--secret", ONE], &python(py));
     let out = stdout(&o);
     for user in ["u", "us", "use"] {
         assert!(
@@ -908,11 +900,7 @@ try:
 except (socket.timeout, TimeoutError):
     print("first timed out")
 "#;
-    let o = run(
-        &net,
-        &["--secret", ONE],
-        &format!("python3 -c '{}'", py.replace('\'', "'\\''")),
-    );
+    let o = run(&net, &["--secret", ONE], &python(py));
     let out = stdout(&o);
     assert!(out.contains("first b'data: s'"), "{}", report(&o, &net));
 }

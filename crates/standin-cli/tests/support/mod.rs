@@ -26,6 +26,11 @@ pub fn run_sh(args: &[&str], script: &str) -> Output {
     cmd.output().expect("run standin")
 }
 
+/// `python3 -c SCRIPT` as one shell word (single quotes escaped).
+pub fn python(script: &str) -> String {
+    format!("python3 -c '{}'", script.replace('\'', "'\\''"))
+}
+
 /// stdout as a string.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
