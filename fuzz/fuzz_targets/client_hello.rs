@@ -1,7 +1,7 @@
 //! The bounded ClientHello / SNI reader never panics, on any bytes, whole or growing.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use standin_boundary::client_hello::peek;
+use standin_boundary::fuzzing::peek;
 
 fuzz_target!(|data: &[u8]| {
     let whole = peek(data);

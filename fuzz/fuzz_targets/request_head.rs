@@ -1,7 +1,7 @@
 //! Request heads and CONNECT lines from the sandbox: sniffing and parsing never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use standin_boundary::intercept::looks_like_http;
+use standin_boundary::fuzzing::looks_like_http;
 
 fuzz_target!(|data: &[u8]| {
     let _ = looks_like_http(data);
@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let mut req = httparse::Request::new(&mut headers);
     if let Ok(httparse::Status::Complete(_)) = req.parse(data) {
         if let Some(path) = req.path {
-            let _ = standin_boundary::connect_proxy::split_authority(path);
+            let _ = standin_boundary::fuzzing::split_authority(path);
         }
     }
 });

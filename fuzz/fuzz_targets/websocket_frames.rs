@@ -1,7 +1,7 @@
 //! WebSocket client frames: the parser never panics, and a clean stream passes unchanged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use standin_boundary::ws::ClientFrames;
+use standin_boundary::fuzzing::ClientFrames;
 use standin_policy::secrets::Patterns;
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! answer on any chunking, and no message or control frame it writes contains a value.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use standin_boundary::ws::ServerFrames;
+use standin_boundary::fuzzing::ServerFrames;
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::{Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue};
 use std::sync::Arc;

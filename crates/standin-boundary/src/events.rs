@@ -5,6 +5,7 @@
 //! secret value.
 
 use serde::Serialize;
+use standin_policy::secrets::{Form, ViolationAction};
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,78 @@ pub enum EventKind {
     SandboxTerminated,
 }
 
+// The vocabulary enums are exhaustive on purpose: the SDK maps each to its own
+// (non-exhaustive) type, and a new variant here must fail its build until it is mapped.
+
+/// Which protocol an event concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventProtocol {
+    /// A TCP connection (or a non-HTTP stream on one).
+    Tcp,
+    /// A DNS query.
+    Dns,
+    /// An HTTP request on an inspected connection (either HTTP version).
+    #[serde(rename = "http/1.1")]
+    Http,
+}
+
+/// What the boundary did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventAction {
+    /// Refused by policy, by the fixed guard, or because the upstream failed.
+    Deny,
+    /// A request blocked (the connection reset).
+    Block,
+    /// A secret violation, blocked and logged.
+    BlockAndLog,
+    /// A secret violation: blocked, and the sandbox terminated.
+    BlockAndTerminate,
+}
+
+impl From<ViolationAction> for EventAction {
+    fn from(action: ViolationAction) -> EventAction {
+        match action {
+            ViolationAction::BlockAndLog => EventAction::BlockAndLog,
+            ViolationAction::BlockAndTerminate => EventAction::BlockAndTerminate,
+            // Neither emits an event; a passthrough that got here was blocked.
+            ViolationAction::Block | ViolationAction::Passthrough => EventAction::Block,
+        }
+    }
+}
+
+/// Where in what the sandbox sent a placeholder (or a refused part) was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Location {
+    /// The HTTP method or scheme.
+    Method,
+    /// A header name or value.
+    Header,
+    /// Basic credentials (decoded from base64).
+    BasicAuth,
+    /// The request path.
+    Path,
+    /// The query string.
+    Query,
+    /// The request body.
+    Body,
+    /// A trailer.
+    Trailer,
+    /// A WebSocket frame.
+    Websocket,
+    /// The bytes of a non-HTTP stream.
+    Stream,
+    /// A `CONNECT` request to a proxy address inside the sandbox.
+    Connect,
+    /// A DNS query name.
+    DnsName,
+}
+
 /// One audit event.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// RFC 3339 UTC timestamp with milliseconds.
     pub ts: String,
@@ -48,15 +119,14 @@ pub struct Event {
     /// Destination address (`ip:port`, or `ip` for DNS answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
-    /// `tcp`, `udp` or `dns`.
-    pub protocol: &'static str,
+    /// The protocol concerned.
+    pub protocol: EventProtocol,
     /// The rule that decided (`default` for the policy's default, `guard` for the fixed
     /// refusals, `rebind-protection`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// `deny` for policy refusals and failures; the violation action (`block`,
-    /// `block-and-log`, `block-and-terminate`) for secret events.
-    pub action: &'static str,
+    /// What the boundary did.
+    pub action: EventAction,
     /// The secret concerned, by env name (never its value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -66,13 +136,12 @@ pub struct Event {
     /// The HTTP `Host` of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Where in the request: `header`, `basic-auth`, `query`, `path`, `body`, `trailer`,
-    /// `stream` (non-HTTP bytes).
+    /// Where in the request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<&'static str>,
-    /// How the placeholder was written: `raw`, `percent`, `json`, `base64`.
+    pub location: Option<Location>,
+    /// How the placeholder was written (`raw`, `percent`, `json`, `base64`, `hex`, `base32`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub form: Option<&'static str>,
+    pub form: Option<Form>,
     /// Free-form detail (error text, refusal reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -80,7 +149,7 @@ pub struct Event {
 
 impl Event {
     /// A new event stamped now.
-    pub fn new(sandbox: &str, kind: EventKind, protocol: &'static str) -> Event {
+    pub fn new(sandbox: &str, kind: EventKind, protocol: EventProtocol) -> Event {
         Event {
             ts: rfc3339_now(),
             sandbox: sandbox.to_owned(),
@@ -89,7 +158,7 @@ impl Event {
             addr: None,
             protocol,
             rule: None,
-            action: "deny",
+            action: EventAction::Deny,
             detail: None,
             secret: None,
             sni: None,
@@ -100,12 +169,13 @@ impl Event {
     }
 }
 
-type Listener = Box<dyn Fn(&Event) + Send + Sync>;
+/// A callback that receives every event.
+pub type EventListener = Box<dyn Fn(&Event) + Send + Sync>;
 
 /// Where events go. Cheap to clone; empty by default.
 #[derive(Clone, Default)]
 pub struct EventSink {
-    listeners: Arc<Vec<Listener>>,
+    listeners: Arc<Vec<EventListener>>,
 }
 
 impl fmt::Debug for EventSink {
@@ -116,7 +186,7 @@ impl fmt::Debug for EventSink {
 
 impl EventSink {
     /// A sink that calls each of `listeners`.
-    pub fn new(listeners: Vec<Listener>) -> EventSink {
+    pub fn new(listeners: Vec<EventListener>) -> EventSink {
         EventSink {
             listeners: Arc::new(listeners),
         }
@@ -124,7 +194,7 @@ impl EventSink {
 
     /// A listener appending JSON lines to `file` (flushed per event: events are rare, and an
     /// audit trail should survive a crash).
-    pub fn jsonl_file(file: std::fs::File) -> Listener {
+    pub fn jsonl_file(file: std::fs::File) -> EventListener {
         let file = Mutex::new(file);
         Box::new(move |e: &Event| {
             if let (Ok(mut line), Ok(mut f)) = (serde_json::to_vec(e), file.lock()) {
@@ -144,7 +214,7 @@ impl EventSink {
 }
 
 /// Current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -185,7 +255,7 @@ mod tests {
 
     #[test]
     fn serializes_without_empty_fields() {
-        let mut e = Event::new("sb1", EventKind::DnsDenied, "dns");
+        let mut e = Event::new("sb1", EventKind::DnsDenied, EventProtocol::Dns);
         e.name = Some("evil.example".into());
         e.rule = Some("deny@evil.example".into());
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
@@ -193,5 +263,20 @@ mod tests {
         assert_eq!(v["name"], "evil.example");
         assert_eq!(v["action"], "deny");
         assert!(v.get("addr").is_none());
+    }
+
+    #[test]
+    fn vocabulary_serializes_as_before() {
+        let mut e = Event::new("sb1", EventKind::SecretViolation, EventProtocol::Http);
+        e.action = ViolationAction::BlockAndTerminate.into();
+        e.location = Some(Location::BasicAuth);
+        e.form = Some(Form::Base64);
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["protocol"], "http/1.1");
+        assert_eq!(v["action"], "block-and-terminate");
+        assert_eq!(v["location"], "basic-auth");
+        assert_eq!(v["form"], "base64");
+        e.location = Some(Location::DnsName);
+        assert_eq!(serde_json::to_value(&e).unwrap()["location"], "dns-name");
     }
 }

@@ -4,11 +4,17 @@
 //! the sandbox side, our checks, rewriting and body scanning, hyper's client towards the
 //! destination) over in-memory streams, so a fuzzer drives every byte of request framing,
 //! HTTP/2 frames and HPACK as the sandbox would, and sees what the destination received.
+//! The parsers the other targets drive are re-exported here.
 
-use crate::BoundaryConfig;
-use crate::abort::Abort;
-use crate::http::{ConnInfo, Proto};
-use crate::shared::Shared;
+pub use crate::pipeline::{looks_like_http, split_authority};
+pub use crate::tls::client_hello::{Peeked, peek};
+pub use crate::ws::{ClientFrames, ServerFrames, WsError};
+
+use crate::config::BoundaryConfig;
+use crate::conn::ConnCtx;
+use crate::http::Proto;
+use crate::io::Abort;
+use crate::state::SandboxState;
 use standin_policy::egress::{DomainName, HostPattern};
 use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
 use std::net::SocketAddr;
@@ -63,11 +69,11 @@ pub async fn serve_bytes(input: &[u8], h2: bool, allowed_sni: bool) -> Exchange 
         secrets: Some(secrets),
         ..BoundaryConfig::default()
     };
-    let shared = Arc::new(Shared::new(config, None));
+    let state = Arc::new(SandboxState::new(config, Vec::new()));
     let sni = DomainName::parse(if allowed_sni { ALLOWED } else { OTHER }).ok();
     let dst: SocketAddr = ([203, 0, 113, 7], 443).into();
-    let info = Arc::new(ConnInfo::new(
-        shared,
+    let info = Arc::new(ConnCtx::new(
+        state,
         dst,
         sni.clone().into_iter().collect(),
         sni,

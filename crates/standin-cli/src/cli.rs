@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// standin: run agent code in a sandbox whose only way out is a secret-aware network boundary.
 #[derive(Debug, Parser)]
 #[command(name = "standin", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log filter for standin's own diagnostics on stderr (error, warn, info, debug, trace, or
     /// a tracing filter such as `standin_boundary=debug`).
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
@@ -17,7 +17,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
     Run(Box<RunArgs>),
     /// Show the four outcomes (substitute, block, pass through, block and terminate) in real
@@ -30,7 +30,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Run only these workloads (comma-separated): keepalive, newconn, newhost, bulk, dns,
     /// startup, idle. Default: all of them.
     #[arg(long, value_delimiter = ',', value_name = "WORKLOAD")]
@@ -46,7 +46,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Bind HOST_DIR read-write at /workspace, the working directory (default: a fresh empty
     /// directory, removed afterwards).
     #[arg(long, value_name = "HOST_DIR")]

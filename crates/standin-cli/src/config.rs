@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// `[sandbox]`.
     #[serde(default)]
     pub sandbox: SandboxSection,
@@ -67,7 +67,7 @@ pub struct Config {
 /// `[secrets]`: sandbox-wide secret settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretsSection {
+pub(crate) struct SecretsSection {
     pub on_violation: Option<String>,
     #[serde(default)]
     pub passthrough: Vec<String>,
@@ -80,7 +80,7 @@ pub struct SecretsSection {
 /// One `[[secret]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretSection {
+pub(crate) struct SecretSection {
     pub env: String,
     pub value_env: Option<String>,
     pub value_file: Option<PathBuf>,
@@ -101,7 +101,7 @@ pub struct SecretSection {
 /// `[sandbox]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SandboxSection {
+pub(crate) struct SandboxSection {
     pub workdir: Option<PathBuf>,
     pub rootfs: Option<PathBuf>,
     pub hostname: Option<String>,
@@ -114,7 +114,7 @@ pub struct SandboxSection {
 /// `[network]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkSection {
+pub(crate) struct NetworkSection {
     pub enabled: Option<bool>,
     pub default: Option<DefaultAction>,
     #[serde(default)]
@@ -130,7 +130,7 @@ pub struct NetworkSection {
 /// `allow` or `deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum DefaultAction {
+pub(crate) enum DefaultAction {
     /// Allow what no rule matches.
     Allow,
     /// Deny what no rule matches.
@@ -139,7 +139,7 @@ pub enum DefaultAction {
 
 impl Config {
     /// Read and parse `path`; errors name the file, the line and the key.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))

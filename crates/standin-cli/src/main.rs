@@ -134,7 +134,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
             });
         }
         for u in net.dns_upstreams.iter().chain(&args.dns_upstream) {
-            n = n.dns_upstream_str(u);
+            n = n.dns_upstream(u);
         }
         if let Some(secs) = idle_timeout {
             n = n.idle_timeout(std::time::Duration::from_secs(secs));
@@ -183,6 +183,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
 }
 
 mod libc_sig {
-    pub const SIGINT: i32 = 2;
-    pub const SIGTERM: i32 = 15;
+    pub(crate) const SIGINT: i32 = 2;
+    pub(crate) const SIGTERM: i32 = 15;
 }

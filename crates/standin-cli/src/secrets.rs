@@ -10,7 +10,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Apply every secret setting of `cfg` and `args` to `n`.
-pub fn apply(n: NetworkBuilder, cfg: &Config, args: &RunArgs) -> anyhow::Result<NetworkBuilder> {
+pub(crate) fn apply(
+    n: NetworkBuilder,
+    cfg: &Config,
+    args: &RunArgs,
+) -> anyhow::Result<NetworkBuilder> {
     let mut files: HashMap<String, PathBuf> = HashMap::new();
     for f in &args.secret_file {
         let (name, path) = f
@@ -66,7 +70,12 @@ pub fn apply(n: NetworkBuilder, cfg: &Config, args: &RunArgs) -> anyhow::Result<
             Some(a) => with_action(v, a),
             None => v,
         };
-        passthroughs(v, &passthrough).passthrough_all_hosts(all)
+        let v = passthroughs(v, &passthrough);
+        if all {
+            v.dangerous().passthrough_all_hosts()
+        } else {
+            v
+        }
     });
     for ca in cfg.secrets.upstream_cas.iter().chain(&args.upstream_ca) {
         n = n.upstream_ca(ca);
@@ -127,7 +136,9 @@ fn configure(b: SecretBuilder, s: &SecretSection, value: Vec<u8>) -> anyhow::Res
             b.allow_host(h)
         };
     }
-    b = b.allow_any_host_dangerous(s.allow_any_host_dangerous);
+    if s.allow_any_host_dangerous {
+        b = b.dangerous().allow_any_host();
+    }
     if let Some(t) = s.require_tls_identity {
         b = b.require_tls_identity(t);
     }
@@ -150,7 +161,12 @@ fn configure(b: SecretBuilder, s: &SecretSection, value: Vec<u8>) -> anyhow::Res
                 Some(a) => with_action(v, a),
                 None => v,
             };
-            passthroughs(v, &pass).passthrough_all_hosts(all)
+            let v = passthroughs(v, &pass);
+            if all {
+                v.dangerous().passthrough_all_hosts()
+            } else {
+                v
+            }
         });
     }
     Ok(b)

@@ -104,11 +104,11 @@ async fn main_command_pipes_and_exit_code_reach_the_sdk() {
     use std::process::Stdio;
     let mut sb = builder()
         .command(["sh", "-c", "echo from-main; exit 3"])
-        .stdio(standin::StdioSpec {
-            stdin: Some(Stdio::null()),
-            stdout: Some(Stdio::piped()),
-            stderr: None,
-        })
+        .stdio(
+            standin::StdioSpec::default()
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped()),
+        )
         .create()
         .await
         .unwrap();

@@ -135,8 +135,10 @@ fn denied_syscalls() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 
     // Terminal input injection and console control.
     let mut ioctl_rules = Vec::new();
-    // The ioctl request type differs between libc targets.
-    #[allow(clippy::unnecessary_cast)]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the ioctl request type differs between libc targets"
+    )]
     let requests = [libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
     for req in requests {
         ioctl_rules.push(rule(vec![cond(

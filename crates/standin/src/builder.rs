@@ -3,8 +3,8 @@
 use crate::Error;
 use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
+use crate::stdio::StdioSpec;
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
-use standin_sandbox::StdioSpec;
 use standin_sandbox::spec::{
     CA_BUNDLE, CA_FILE, ExecSpec, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
 };
@@ -150,7 +150,7 @@ impl SandboxBuilder {
     /// One-line secret: placeholder `$MSB_<env>`, substituted only for `allowed_host`, in
     /// headers and Basic credentials.
     pub fn secret_env(self, env: &str, value: &str, allowed_host: &str) -> Self {
-        self.network(|n| n.secret_env_simple(env, value, allowed_host))
+        self.network(|n| n.secret_env(env, value, allowed_host))
     }
 
     /// Loopback only: nothing leaves the sandbox. Same as `network(|n| n.enabled(false))`.
@@ -192,14 +192,10 @@ impl SandboxBuilder {
 
     /// Create the sandbox (and start its main command, if any).
     pub async fn create(self) -> Result<Sandbox, Error> {
-        let errors: Vec<&String> = self
-            .errors
-            .iter()
-            .chain(self.network.errors.iter())
-            .collect();
-        if !errors.is_empty() {
-            let joined: Vec<&str> = errors.iter().map(|s| s.as_str()).collect();
-            return Err(Error::Config(joined.join("; ")));
+        if !self.errors.is_empty() || !self.network.errors.is_empty() {
+            let mut problems = self.errors;
+            problems.extend(self.network.errors);
+            return Err(Error::Config { problems });
         }
         Sandbox::create(self).await
     }

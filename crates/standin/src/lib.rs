@@ -7,9 +7,16 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), standin::Error> {
-//! let sandbox = standin::Sandbox::builder("agent").create().await?;
-//! let out = sandbox.exec("uname", ["-n"]).await?;
-//! assert_eq!(out.code, 0);
+//! let key = std::env::var("OPENAI_API_KEY").unwrap_or_default();
+//! let sandbox = standin::Sandbox::builder("agent")
+//!     // Inside, OPENAI_API_KEY is `$MSB_OPENAI_API_KEY`; the boundary puts the real value
+//!     // in requests to api.openai.com only.
+//!     .secret_env("OPENAI_API_KEY", &key, "api.openai.com")
+//!     .network(|n| n.on_secret_violation(|v| v.block_and_log()))
+//!     .create()
+//!     .await?;
+//! let out = sandbox.exec("python3", ["agent.py"]).await?;
+//! println!("exit {}: {}", out.code, out.stdout_str());
 //! sandbox.stop();
 //! # Ok(()) }
 //! ```
@@ -18,25 +25,36 @@
 //! that is the current executable, which must then call [`run_helper_if_requested`] first
 //! thing in `main`; or point [`SandboxBuilder::helper`] at the `standin` binary.
 
+#![forbid(unsafe_code)]
+
 mod builder;
 mod error;
+mod event;
 mod network;
 mod sandbox;
 mod secret;
+mod stdio;
 
 pub use builder::SandboxBuilder;
-pub use error::Error;
+pub use error::{Error, NetworkError, RuntimeError};
+pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};
 pub use secret::{
-    SecretBuilder, SecretEntry, SecretInjection, SecretValue, ViolationAction,
-    ViolationActionBuilder, ViolationPolicy,
+    DangerousSecretBuilder, DangerousViolationActionBuilder, SecretBuilder, SecretInjection,
+    SecretValue, ViolationAction, ViolationActionBuilder, ViolationPolicy,
 };
-pub use standin_boundary::limits::raise_descriptor_limit;
-pub use standin_boundary::{Event, EventKind};
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};
-pub use standin_sandbox::{MainPipes, StdioSpec};
+pub use stdio::{MainPipes, StdioSpec};
+
+/// Raise this process's soft descriptor limit (`RLIMIT_NOFILE`) to its hard limit; returns
+/// the limit now in force. Every connection through a sandbox's boundary holds two
+/// descriptors in this process, so a program running busy sandboxes should call this once at
+/// start (the `standin` binary does).
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    standin_boundary::raise_descriptor_limit()
+}
 
 /// If this process was started as a standin helper (stage1 or the exec helper), run that role
 /// and never return. Call it first thing in `main` of any binary that creates sandboxes with

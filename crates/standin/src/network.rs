@@ -1,8 +1,10 @@
 //! [`NetworkBuilder`]: the sandbox's network: on or off, egress rules, DNS, events.
 
-use crate::secret::{SecretBuilder, SecretEntry, ViolationActionBuilder, ViolationPolicy};
-use standin_boundary::{Event, EventSink};
+use crate::event::Event;
+use crate::secret::{SecretBuilder, ViolationActionBuilder};
+use standin_boundary::EventSink;
 use standin_policy::egress::{Action, EgressPolicy, Rule};
+use standin_policy::secrets::{SecretEntry, ViolationPolicy};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -113,7 +115,7 @@ impl NetworkBuilder {
     /// connection costs the host process two descriptors (see
     /// [`raise_descriptor_limit`](crate::raise_descriptor_limit)) and about 100 KiB.
     pub fn max_connections(mut self, n: usize) -> Self {
-        let limit = standin_boundary::shared::MAX_CONNECTIONS_LIMIT;
+        let limit = standin_boundary::MAX_CONNECTIONS_LIMIT;
         if n == 0 || n > limit {
             self.errors.push(format!(
                 "max_connections({n}): give a number from 1 to {limit}"
@@ -124,15 +126,16 @@ impl NetworkBuilder {
         self
     }
 
-    /// Forward DNS to this resolver (repeatable, tried in order). Default: the host's
-    /// `/etc/resolv.conf`.
-    pub fn dns_upstream(mut self, addr: SocketAddr) -> Self {
-        self.dns_upstreams.push(addr);
-        self
-    }
-
-    /// Parse `ADDR`, `ADDR:PORT` or `[V6]:PORT` and add it as a DNS upstream.
-    pub fn dns_upstream_str(mut self, s: &str) -> Self {
+    /// Forward DNS to this resolver: `ADDR`, `ADDR:PORT` or `[V6]:PORT`, port 53 by default
+    /// (repeatable, tried in order). Default: the host's `/etc/resolv.conf`.
+    ///
+    /// ```
+    /// let n = standin::NetworkBuilder::default()
+    ///     .dns_upstream("192.0.2.53")
+    ///     .dns_upstream("[2001:db8::53]:5353");
+    /// # let _ = n;
+    /// ```
+    pub fn dns_upstream(mut self, s: &str) -> Self {
         match parse_resolver(s) {
             Some(a) => self.dns_upstreams.push(a),
             None => self.errors.push(format!(
@@ -144,6 +147,22 @@ impl NetworkBuilder {
 
     /// Call `f` for every audit event (denied connections and queries, rebind blocks,
     /// upstream failures).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), standin::Error> {
+    /// use standin::EventKind;
+    /// let sandbox = standin::Sandbox::builder("agent")
+    ///     .network(|n| {
+    ///         n.on_event(|e| {
+    ///             if e.kind == EventKind::SecretViolation {
+    ///                 eprintln!("{} sent {:?} to {:?}", e.sandbox, e.secret, e.sni);
+    ///             }
+    ///         })
+    ///     })
+    ///     .create()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
         self.listeners.push(Box::new(f));
         self
@@ -165,21 +184,29 @@ impl NetworkBuilder {
         self
     }
 
+    /// A secret with the default placeholder `$MSB_<env>`, substituted only for
+    /// `allowed_host`, with the default injection scopes (the same as
+    /// [`SandboxBuilder::secret_env`](crate::SandboxBuilder::secret_env); the reference SDK's
+    /// `NetworkBuilder.secretEnvSimple`).
+    pub fn secret_env(self, env: &str, value: &str, allowed_host: &str) -> Self {
+        self.secret(|s| s.env(env).value(value).allow_host(allowed_host))
+    }
+
     /// A secret with an explicit placeholder, substituted only for `allowed_host`, with the
-    /// default injection scopes.
-    pub fn secret_env(self, env: &str, value: &str, placeholder: &str, allowed_host: &str) -> Self {
+    /// default injection scopes (the reference SDK's `NetworkBuilder.secretEnv`).
+    pub fn secret_env_with_placeholder(
+        self,
+        env: &str,
+        value: &str,
+        placeholder: &str,
+        allowed_host: &str,
+    ) -> Self {
         self.secret(|s| {
             s.env(env)
                 .value(value)
                 .placeholder(placeholder)
                 .allow_host(allowed_host)
         })
-    }
-
-    /// A secret with the default placeholder `$MSB_<env>`, substituted only for
-    /// `allowed_host`.
-    pub fn secret_env_simple(self, env: &str, value: &str, allowed_host: &str) -> Self {
-        self.secret(|s| s.env(env).value(value).allow_host(allowed_host))
     }
 
     /// The sandbox-wide violation policy (a secret's own `on_violation` overrides it).
@@ -200,12 +227,6 @@ impl NetworkBuilder {
         self
     }
 
-    /// Add an already built secret.
-    pub fn secret_entry(mut self, entry: SecretEntry) -> Self {
-        self.secrets.push(entry);
-        self
-    }
-
     pub(crate) fn policy(&self) -> EgressPolicy {
         let mut p = EgressPolicy::with_user_rules(self.rules.clone(), self.default);
         p.rebind_protection = self.rebind_protection;
@@ -213,7 +234,17 @@ impl NetworkBuilder {
     }
 
     pub(crate) fn take_sink(&mut self) -> Result<EventSink, String> {
-        let mut listeners = std::mem::take(&mut self.listeners);
+        let sdk_listeners = std::mem::take(&mut self.listeners);
+        let mut listeners: Vec<standin_boundary::EventListener> = Vec::new();
+        if !sdk_listeners.is_empty() {
+            // One conversion per event, whatever the number of callbacks.
+            listeners.push(Box::new(move |e: &standin_boundary::Event| {
+                let event = Event::from(e);
+                for l in &sdk_listeners {
+                    l(&event);
+                }
+            }));
+        }
         if let Some(path) = &self.events_file {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -247,8 +278,8 @@ mod tests {
     #[test]
     fn secret_shorthands() {
         let n = NetworkBuilder::default()
-            .secret_env("A", "va", "{{a}}", "a.example")
-            .secret_env_simple("B", "vb", "b.example")
+            .secret_env_with_placeholder("A", "va", "{{a}}", "a.example")
+            .secret_env("B", "vb", "b.example")
             .secret(|s| s.env("C").value("vc").allow_host_pattern("*.c.example"))
             .on_secret_violation(|v| {
                 v.block_and_terminate()
@@ -266,13 +297,13 @@ mod tests {
         assert_eq!(n.on_violation.passthrough_patterns.len(), 1);
         // Bad input is remembered and reported by create(), naming the call.
         let n = NetworkBuilder::default()
-            .secret_env_simple("B", "vb", "not a host")
+            .secret_env("B", "vb", "not a host")
             .on_secret_violation(|v| v.passthrough_host_pattern("t.example"));
         assert_eq!(n.errors.len(), 2, "{:?}", n.errors);
         assert!(n.errors[0].contains("allow_host(\"not a host\")"));
         assert!(n.errors[1].contains("use passthrough_host"));
         // Debug never shows a value.
-        let n = NetworkBuilder::default().secret_env_simple("B", "very-secret", "b.example");
+        let n = NetworkBuilder::default().secret_env("B", "very-secret", "b.example");
         assert!(!format!("{n:?}").contains("very-secret"));
     }
 

@@ -2,10 +2,11 @@
 
 use crate::Error;
 use crate::builder::SandboxBuilder;
+use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
 use standin_sandbox::spec::{ExecSpec, WORKSPACE};
-use standin_sandbox::{CaptureSockets, MainPipes, SandboxProcess, StdioSpec};
+use standin_sandbox::{CaptureSockets, SandboxProcess};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,18 +58,17 @@ impl Sandbox {
         };
         secrets
             .validate()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::config(e.to_string()))?;
         let mut upstream_cas = Vec::new();
         for path in &b.network.upstream_cas {
             upstream_cas.extend(
-                standin_boundary::upstream_tls::read_ca_file(path)
-                    .map_err(|e| Error::Config(format!("upstream_ca: {e}")))?,
+                standin_boundary::read_ca_file(path)
+                    .map_err(|e| Error::config(format!("upstream_ca: {e}")))?,
             );
         }
         let intercept = b.network.enabled && !secrets.is_empty();
         let ca = if intercept {
-            let ca = standin_boundary::ca::SandboxCa::generate(&id)
-                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            let ca = standin_boundary::SandboxCa::generate(&id)?;
             spec.trust_ca_pem = Some(ca.cert_pem());
             Some(Arc::new(ca))
         } else {
@@ -79,7 +79,7 @@ impl Sandbox {
             Some(h) => h,
             None => std::env::current_exe()?,
         };
-        let stdio = std::mem::take(&mut b.stdio);
+        let stdio = std::mem::take(&mut b.stdio).into_runtime();
         let start_spec = spec.clone();
         let (process, capture, pipes) =
             tokio::task::spawn_blocking(move || SandboxProcess::start(&start_spec, &helper, stdio))
@@ -103,10 +103,10 @@ impl Sandbox {
         };
         let boundary = match capture {
             Some(sockets) => {
-                let events = b.network.take_sink().map_err(Error::Config)?;
+                let events = b.network.take_sink().map_err(Error::config)?;
                 let dns_upstreams = if b.network.dns_upstreams.is_empty() {
                     std::fs::read_to_string("/etc/resolv.conf")
-                        .map(|t| standin_boundary::dns::upstreams_from_resolv_conf(&t))
+                        .map(|t| standin_boundary::upstreams_from_resolv_conf(&t))
                         .unwrap_or_default()
                 } else {
                     b.network.dns_upstreams.clone()
@@ -149,7 +149,7 @@ impl Sandbox {
             hostname: spec.hostname.clone(),
             env: exec_env,
             process,
-            pipes: Some(pipes),
+            pipes: Some(pipes.into()),
             terminated,
             _boundary: boundary,
         })
@@ -199,8 +199,8 @@ impl Sandbox {
         stdio: StdioSpec,
     ) -> Result<std::process::Child, Error> {
         if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
-            return Err(Error::Config(
-                "exec: give a program name; arguments cannot contain NUL".into(),
+            return Err(Error::config(
+                "exec: give a program name; arguments cannot contain NUL",
             ));
         }
         let mut env = self.env.clone();
@@ -212,7 +212,7 @@ impl Sandbox {
             env,
             cwd: PathBuf::from(WORKSPACE),
         };
-        Ok(self.process.exec(&spec, stdio)?)
+        Ok(self.process.exec(&spec, stdio.into_runtime())?)
     }
 
     /// Wait for the main command to finish; returns its exit code (128+N if killed by signal

@@ -17,9 +17,8 @@
 
 use crate::Error;
 use standin_policy::egress::{DomainName, HostPattern};
-pub use standin_policy::secrets::{
-    SecretEntry, SecretInjection, SecretValue, ViolationAction, ViolationPolicy,
-};
+use standin_policy::secrets::SecretEntry;
+pub use standin_policy::secrets::{SecretInjection, SecretValue, ViolationAction, ViolationPolicy};
 use standin_policy::secrets::{default_placeholder, validate_env_name};
 
 /// Builder for one secret. `env`, `value` and at least one allowed host are required;
@@ -98,12 +97,19 @@ impl SecretBuilder {
         self
     }
 
-    /// Substitute for any host, without host identity checks. A no-op unless `true`.
-    pub fn allow_any_host_dangerous(mut self, i_understand: bool) -> Self {
-        if i_understand {
-            self.any_host = true;
-        }
-        self
+    /// Options that weaken the guarantees a secret has; each use should be audited
+    /// (`grep dangerous`).
+    ///
+    /// ```
+    /// let s = standin::SecretBuilder::new()
+    ///     .env("TOKEN")
+    ///     .value("t-123")
+    ///     .dangerous()
+    ///     .allow_any_host();
+    /// # let _ = s;
+    /// ```
+    pub fn dangerous(self) -> DangerousSecretBuilder {
+        DangerousSecretBuilder(self)
     }
 
     /// Substitute only on intercepted TLS with a verified upstream (default `true`).
@@ -148,7 +154,7 @@ impl SecretBuilder {
     }
 
     /// The entry, or an error naming every problem.
-    pub fn build(self) -> Result<SecretEntry, Error> {
+    pub(crate) fn build(self) -> Result<SecretEntry, Error> {
         let mut errors = self.errors;
         let env = match self.env {
             Some(e) => match validate_env_name(&e) {
@@ -165,7 +171,7 @@ impl SecretBuilder {
         };
         let Some(value) = self.value else {
             errors.push(format!("secret {env}: value() is required"));
-            return Err(Error::Config(errors.join("; ")));
+            return Err(Error::Config { problems: errors });
         };
         let entry = SecretEntry {
             placeholder: self
@@ -188,7 +194,7 @@ impl SecretBuilder {
         if errors.is_empty() {
             Ok(entry)
         } else {
-            Err(Error::Config(errors.join("; ")))
+            Err(Error::Config { problems: errors })
         }
     }
 }
@@ -238,16 +244,42 @@ impl ViolationActionBuilder {
         self
     }
 
-    /// Every host receives the placeholder unchanged. A no-op unless `true`.
-    pub fn passthrough_all_hosts(mut self, i_understand: bool) -> Self {
-        if i_understand {
-            self.policy.passthrough_all = true;
-        }
-        self
+    /// Options that weaken the guarantees of the violation policy; each use should be
+    /// audited (`grep dangerous`).
+    pub fn dangerous(self) -> DangerousViolationActionBuilder {
+        DangerousViolationActionBuilder(self)
     }
 
     pub(crate) fn finish(self) -> (ViolationPolicy, Vec<String>) {
         (self.policy, self.errors)
+    }
+}
+
+/// The options of a [`SecretBuilder`] that weaken its guarantees, from
+/// [`SecretBuilder::dangerous`].
+#[derive(Debug)]
+pub struct DangerousSecretBuilder(SecretBuilder);
+
+impl DangerousSecretBuilder {
+    /// Substitute the real value for any host, without host identity checks: any destination
+    /// the sandbox names can receive it.
+    pub fn allow_any_host(mut self) -> SecretBuilder {
+        self.0.any_host = true;
+        self.0
+    }
+}
+
+/// The options of a [`ViolationActionBuilder`] that weaken its guarantees, from
+/// [`ViolationActionBuilder::dangerous`].
+#[derive(Debug)]
+pub struct DangerousViolationActionBuilder(ViolationActionBuilder);
+
+impl DangerousViolationActionBuilder {
+    /// Every host receives the placeholder unchanged: nothing is ever blocked as a
+    /// violation.
+    pub fn passthrough_all_hosts(mut self) -> ViolationActionBuilder {
+        self.0.policy.passthrough_all = true;
+        self.0
     }
 }
 
@@ -309,17 +341,24 @@ mod tests {
     }
 
     #[test]
-    fn safety_flags_are_no_ops_when_false() {
-        let err = SecretBuilder::new()
+    fn dangerous_options_do_what_they_say() {
+        let err = SecretBuilder::new().env("K").value("v").build();
+        assert!(err.is_err(), "no host and not dangerous: refused");
+        let any = SecretBuilder::new()
             .env("K")
             .value("v")
-            .allow_any_host_dangerous(false)
-            .build();
-        assert!(err.is_err());
-        let (p, _) = ViolationActionBuilder::default()
-            .passthrough_all_hosts(false)
-            .finish();
+            .dangerous()
+            .allow_any_host()
+            .build()
+            .unwrap();
+        assert!(any.allow_any_host);
+        let (p, _) = ViolationActionBuilder::default().finish();
         assert!(!p.passthrough_all);
+        let (p, _) = ViolationActionBuilder::default()
+            .dangerous()
+            .passthrough_all_hosts()
+            .finish();
+        assert!(p.passthrough_all);
     }
 
     #[test]

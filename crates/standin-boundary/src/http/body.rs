@@ -1,10 +1,24 @@
 //! Request bodies on their way upstream: prefilled and scanned, substituted as they stream.
 
-use super::*;
+use crate::conn::{Blocked, ConnCtx};
+use crate::events::Location;
+use crate::state::plan::Plan;
+use crate::stream::ScanGate;
+use bytes::Bytes;
+use http::header::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use standin_policy::secrets::scan::{scan_all, scan_name};
+use standin_policy::secrets::{Hit, Patterns, StreamSubstituter};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use thiserror::Error;
 
 /// The body sent upstream.
 #[derive(Debug)]
-pub enum ReqBody {
+pub(crate) enum ReqBody {
     /// Forwarded as received (nothing to scan or rewrite).
     Incoming(Incoming),
     /// Rewritten whole.
@@ -15,7 +29,7 @@ pub enum ReqBody {
 
 /// Why a request body stopped.
 #[derive(Debug, Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// A placeholder that may not go there.
     #[error("request body blocked")]
     Blocked,
@@ -61,14 +75,14 @@ impl Body for ReqBody {
 /// Scanning and substitution state of one body.
 #[derive(Debug)]
 pub(crate) struct BodyFilter {
-    gate: crate::scan_gate::ScanGate,
+    gate: ScanGate,
     subst: Option<StreamSubstituter>,
 }
 
 impl BodyFilter {
     pub(super) fn new(scan: Arc<Patterns>, sub: Option<Arc<Patterns>>) -> BodyFilter {
         BodyFilter {
-            gate: crate::scan_gate::ScanGate::new(scan),
+            gate: ScanGate::new(scan),
             subst: sub.map(StreamSubstituter::new),
         }
     }
@@ -130,7 +144,7 @@ pub(crate) struct ContextRef {
 
 /// A request body scanned (and possibly rewritten) on its way upstream.
 #[derive(Debug)]
-pub struct ScannedBody {
+pub(crate) struct ScannedBody {
     pub(super) inner: Incoming,
     pub(super) filter: BodyFilter,
     pub(super) queue: VecDeque<Bytes>,
@@ -138,7 +152,7 @@ pub struct ScannedBody {
     pub(super) trailers: Option<HeaderMap>,
     pub(super) ended: bool,
     pub(super) ctx: ContextRef,
-    pub(super) conn: Arc<ConnInfo>,
+    pub(super) conn: Arc<ConnCtx>,
 }
 
 impl ScannedBody {
@@ -187,7 +201,7 @@ impl ScannedBody {
                                     scan_all(&self.ctx.plan.violations, value.as_bytes())
                                 })
                                 .map_err(|hit| {
-                                    info.violation(&self.ctx.plan, hit, host, "trailer");
+                                    info.violation(&self.ctx.plan, hit, host, Location::Trailer);
                                     BodyError::Blocked
                                 })?;
                         }
@@ -198,7 +212,7 @@ impl ScannedBody {
             },
         };
         scanned.map_err(|hit| {
-            info.violation(&self.ctx.plan, hit, host, "body");
+            info.violation(&self.ctx.plan, hit, host, Location::Body);
             BodyError::Blocked
         })?;
         self.queued += self

@@ -1,13 +1,27 @@
 //! Checking and rewriting one request: framing, host identity, headers, Basic credentials,
 //! query and body.
 
-use super::*;
+use super::body::{BodyFilter, ContextRef, ReqBody, ScannedBody};
+use super::limits::{MAX_REWRITE_BODY, PREFILL_BYTES, PREFILL_STALL};
+use crate::conn::{Blocked, ConnCtx};
+use crate::events::Location;
+use crate::state::plan::Plan;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Uri};
+use http_body::Body;
+use hyper::body::Incoming;
+use standin_policy::egress::DomainName;
+use standin_policy::secrets::scan::{scan_all, scan_name};
+use standin_policy::secrets::{Form, Hit, rewrite};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 pub(crate) async fn prepare(
-    info: &Arc<ConnInfo>,
+    info: &Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<(Arc<Plan>, Request<ReqBody>), Blocked> {
-    if info.shared.is_terminated() {
+    if info.state.is_terminated() {
         return Err(Blocked);
     }
     let (mut parts, body) = req.into_parts();
@@ -56,14 +70,14 @@ pub(crate) async fn prepare(
                 parts.uri.scheme_str().unwrap_or("").as_bytes(),
             )
         })
-        .map_err(|hit| info.violation(&plan, hit, host_ref, "method"))?;
+        .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Method))?;
 
     // Headers.
     for (name, value) in parts.headers.iter_mut() {
         let v = value.as_bytes();
         scan_name(&plan.violations, name.as_str().as_bytes())
             .and_then(|()| scan_all(&plan.violations, v))
-            .map_err(|hit| info.violation(&plan, hit, host_ref, "header"))?;
+            .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Header))?;
         let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;
         if is_auth && let Some(creds) = rewrite::basic_credentials(v) {
             let creds = zeroize::Zeroizing::new(creds);
@@ -75,7 +89,7 @@ pub(crate) async fn prepare(
                         ..hit
                     },
                     host_ref,
-                    "basic-auth",
+                    Location::BasicAuth,
                 )
             })?;
         }
@@ -110,10 +124,10 @@ pub(crate) async fn prepare(
     // Request target.
     if let Some(pq) = parts.uri.path_and_query().cloned() {
         scan_all(&plan.violations, pq.path().as_bytes())
-            .map_err(|hit| info.violation(&plan, hit, host_ref, "path"))?;
+            .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Path))?;
         if let Some(q) = pq.query() {
             scan_all(&plan.violations, q.as_bytes())
-                .map_err(|hit| info.violation(&plan, hit, host_ref, "query"))?;
+                .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Query))?;
             if !plan.sub_query.is_empty()
                 && let Some(newq) = rewrite::query(&plan.sub_query, q.as_bytes(), &real)
             {

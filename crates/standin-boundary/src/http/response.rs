@@ -1,11 +1,24 @@
 //! Responses from hosts that may have received a value: scrubbed of it on the way back.
 
-use super::*;
+use crate::conn::{Blocked, ConnCtx};
+use crate::state::plan::Plan;
+use crate::stream::SCRUB_STALL;
+use bytes::Bytes;
+use http::Response;
+use http::header::{self, HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use standin_policy::egress::DomainName;
+use standin_policy::secrets::Scrubber;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 /// Replace echoed values by their placeholders in a response from a host that may have
 /// received them (see [`standin_policy::secrets::reflect`]).
 pub(crate) fn scrub_response(
-    info: &ConnInfo,
+    info: &ConnCtx,
     plan: &Arc<Plan>,
     resp: Response<Incoming>,
 ) -> Result<Response<RespBody>, Blocked> {
@@ -56,7 +69,7 @@ pub(crate) fn scrub_response(
 
 /// The response body sent to the sandbox.
 #[derive(Debug)]
-pub enum RespBody {
+pub(super) enum RespBody {
     /// As received.
     Incoming(Incoming),
     /// With echoed values replaced by placeholders.
@@ -65,7 +78,7 @@ pub enum RespBody {
 
 /// A response body scrubbed of real values.
 #[derive(Debug)]
-pub struct ScrubBody {
+pub(super) struct ScrubBody {
     inner: Incoming,
     scrubber: Scrubber,
     queue: VecDeque<Bytes>,

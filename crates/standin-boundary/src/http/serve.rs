@@ -2,23 +2,38 @@
 //! (HTTP/1.1) or per stream (HTTP/2), each checked, rewritten and forwarded; WebSocket
 //! upgrades handed to [`crate::ws`].
 
-use super::*;
+use super::limits::{HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, MAX_STREAMS};
+use super::pool::Pooled;
+use super::request::prepare;
+use super::response::{RespBody, scrub_response};
+use super::slot::{InFlightBody, UpstreamSlot};
+use super::upstream::{Proto, Upstream, connect_upstream, send};
+use super::version::{strip_hop_by_hop, to_version};
+use crate::conn::{Blocked, ConnCtx};
+use crate::events::Location;
+use crate::state::plan::Plan;
+use http::header::{self, HeaderMap};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Serve HTTP from `guest` (speaking `guest_proto`), forwarding to `upstream` (speaking
 /// `upstream_proto`) and translating between versions when they differ. Returns when the
 /// client side is done.
-pub async fn serve<G, U>(
+pub(crate) async fn serve<G, U>(
     guest: G,
     guest_proto: Proto,
     upstream: U,
     upstream_proto: Proto,
-    info: Arc<ConnInfo>,
+    info: Arc<ConnCtx>,
 ) where
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(conn) = connect_upstream(upstream, upstream_proto).await {
-        let slot = UpstreamSlot::new(crate::shared::Pooled::new(conn, None, upstream_proto), None);
+        let slot = UpstreamSlot::new(Pooled::new(conn, None), None);
         let _ = serve_with(guest, guest_proto, slot, info).await;
     }
 }
@@ -26,12 +41,12 @@ pub async fn serve<G, U>(
 /// Serve HTTP from `guest` over the upstream connections of `slot` (released while the
 /// client is idle, see [`UpstreamSlot`]). Gives the connection held at the end back when it
 /// can serve another client connection (the client left cleanly and the upstream is idle).
-pub async fn serve_with<G>(
+pub(crate) async fn serve_with<G>(
     guest: G,
     guest_proto: Proto,
     slot: Arc<UpstreamSlot>,
-    info: Arc<ConnInfo>,
-) -> Option<crate::shared::Pooled>
+    info: Arc<ConnCtx>,
+) -> Option<Pooled>
 where
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -47,7 +62,7 @@ where
                 return Err(Blocked);
             };
             let resp = forward(&info, &upstream.conn.sender, req).await?;
-            Ok::<_, Blocked>(resp.map(|b| slot::InFlightBody::new(b, busy)))
+            Ok::<_, Blocked>(resp.map(|b| InFlightBody::new(b, busy)))
         }
     });
     let io = TokioIo::new(guest);
@@ -59,7 +74,7 @@ where
                     .max_buf_size(MAX_HEAD_BYTES)
                     .max_headers(MAX_HEADERS)
                     .timer(TokioTimer::new())
-                    .header_read_timeout(info.shared.config.idle_timeout.min(HEAD_TIMEOUT))
+                    .header_read_timeout(info.state.config.idle_timeout.min(HEAD_TIMEOUT))
                     .serve_connection(io, service)
                     .with_upgrades()
                     .await
@@ -81,7 +96,7 @@ where
     if let Err(e) = result {
         tracing::debug!(error = %e, dst = %info.dst, "inspected HTTP connection ended");
     }
-    if info.is_blocked() || info.shared.is_terminated() {
+    if info.is_blocked() || info.state.is_terminated() {
         return None;
     }
     // The service (and its requests' hold on the connection) is gone with the server.
@@ -89,7 +104,7 @@ where
 }
 
 async fn forward(
-    info: &Arc<ConnInfo>,
+    info: &Arc<ConnCtx>,
     upstream: &Upstream,
     mut req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Blocked> {
@@ -139,7 +154,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// After a 101: relay WebSocket frames, scanning the sandbox's (see [`crate::ws`]).
 async fn upgraded(
-    info: Arc<ConnInfo>,
+    info: Arc<ConnCtx>,
     plan: Arc<Plan>,
     guest: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
@@ -163,12 +178,12 @@ async fn upgraded(
         r = relay => match r {
             Ok(()) => {}
             Err(crate::ws::WsError::Violation(hit)) => {
-                let _ = info.violation(&plan, hit, host.as_deref(), "websocket");
+                let _ = info.violation(&plan, hit, host.as_deref(), Location::Websocket);
             }
             Err(crate::ws::WsError::Protocol(why)) => {
                 let _ = info.refuse(host.as_deref(), why);
             }
         },
-        _ = info.shared.terminated() => info.mark_blocked(),
+        _ = info.state.terminated() => info.mark_blocked(),
     }
 }

@@ -11,33 +11,49 @@
 //! destination (what reverse proxies do with their upstream keep-alive pools).
 //!
 //! While the slot holds a connection, its socket is registered with the client
-//! connection's [`Abort`](crate::abort::Abort), so a block resets it too; on release it is
+//! connection's [`Abort`](crate::io::Abort), so a block resets it too; on release it is
 //! unregistered, so a later block on this client connection cannot reset a connection that
 //! another client connection took over.
 
-use super::*;
-use crate::shared::Pooled;
+use super::pool::{Pool, PoolKey, Pooled};
+use super::response::RespBody;
+use crate::conn::ConnCtx;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long a client connection stays idle before its upstream connection is released.
 /// Long enough that an agent pausing between calls keeps its upstream connection (no new
 /// handshake with the destination); servers often close idle ones after about a minute.
-pub const RELEASE_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const RELEASE_AFTER: Duration = Duration::from_secs(30);
 /// The same when the sandbox has many connections open: idle ones then cost one socket.
 pub const RELEASE_AFTER_BUSY: Duration = Duration::from_secs(1);
 /// Open connections (of one sandbox) above which [`RELEASE_AFTER_BUSY`] applies.
-pub const RELEASE_PRESSURE: usize = 256;
+pub(crate) const RELEASE_PRESSURE: usize = 256;
 
-/// How a slot gets a new upstream connection: a fresh dial with the connection's identity
-/// (the pool is tried first by the slot itself).
-pub type Redial =
+/// A fresh dial with the connection's identity.
+pub(crate) type Redial =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Pooled>> + Send + 'static>> + Send + Sync>;
 
+/// How a slot gets a new upstream connection after a release: from `pool` under `key` (the
+/// connection's address and verified name), else by `redial`.
+pub(crate) struct Reconnect {
+    /// The sandbox's pool.
+    pub(crate) pool: Arc<Pool>,
+    /// Where the connection leads.
+    pub(crate) key: PoolKey,
+    /// A fresh dial, when the pool has nothing.
+    pub(crate) redial: Redial,
+}
+
 /// The upstream connection of one client connection.
-pub struct UpstreamSlot {
+pub(crate) struct UpstreamSlot {
     /// The connection held. Locked only to look or swap (never across an await), so a
     /// request that finds one pays an uncontended lock and an `Arc` clone.
     current: Mutex<Option<Arc<Pooled>>>,
@@ -46,7 +62,7 @@ pub struct UpstreamSlot {
     replacing: tokio::sync::Mutex<()>,
     /// `None`: the connection cannot be replaced (plain HTTP, CONNECT), so it is never
     /// released.
-    redial: Option<Redial>,
+    reconnect: Option<Reconnect>,
     in_flight: AtomicUsize,
     /// When the last request finished, in milliseconds since `created`.
     last_active_ms: AtomicU64,
@@ -58,14 +74,14 @@ impl std::fmt::Debug for UpstreamSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamSlot")
             .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
-            .field("redial", &self.redial.is_some())
+            .field("reconnect", &self.reconnect.is_some())
             .finish()
     }
 }
 
 /// A request in flight on a slot, until its response body is done (or dropped).
 #[derive(Debug)]
-pub struct Busy(Arc<UpstreamSlot>);
+pub(crate) struct Busy(Arc<UpstreamSlot>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -76,12 +92,12 @@ impl Drop for Busy {
 }
 
 impl UpstreamSlot {
-    /// A slot holding `first`; `redial` makes a replacement after a release.
-    pub fn new(first: Pooled, redial: Option<Redial>) -> Arc<UpstreamSlot> {
+    /// A slot holding `first`; `reconnect` gets a replacement after a release.
+    pub(crate) fn new(first: Pooled, reconnect: Option<Reconnect>) -> Arc<UpstreamSlot> {
         let slot = Arc::new(UpstreamSlot {
             current: Mutex::new(Some(Arc::new(first))),
             replacing: tokio::sync::Mutex::new(()),
-            redial,
+            reconnect,
             in_flight: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
             created: Instant::now(),
@@ -92,29 +108,29 @@ impl UpstreamSlot {
     }
 
     /// Mark a request in flight (before [`acquire`](Self::acquire)).
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         Busy(self.clone())
     }
 
     /// The connection to send on: the one held, else one from the pool or a new dial.
-    pub async fn acquire(&self, info: &ConnInfo) -> Option<Arc<Pooled>> {
+    pub(crate) async fn acquire(&self, info: &ConnCtx) -> Option<Arc<Pooled>> {
         if let Some(p) = self.usable() {
             return Some(p);
         }
-        let redial = self.redial.as_ref()?;
+        let reconnect = self.reconnect.as_ref()?;
         let _replacing = self.replacing.lock().await;
         // Another stream may have replaced it meanwhile.
         if let Some(p) = self.usable() {
             return Some(p);
         }
         if let Some(old) = self.lock_current().take()
-            && let Some(fd) = &old.fd
+            && let Some(socket) = &old.socket
         {
-            info.abort().remove(fd);
+            info.abort().remove(socket);
         }
         let mut fresh = None;
-        while let Some(p) = info.shared.pool_take(info.dst, &info.sni) {
+        while let Some(p) = reconnect.pool.take(&reconnect.key) {
             if p.conn.reusable().await {
                 fresh = Some(p);
                 break;
@@ -122,10 +138,10 @@ impl UpstreamSlot {
         }
         let fresh = match fresh {
             Some(p) => p,
-            None => redial().await?,
+            None => (reconnect.redial)().await?,
         };
-        if let Some(fd) = &fresh.fd {
-            info.abort().add_shared(fd.clone());
+        if let Some(socket) = &fresh.socket {
+            info.abort().add_shared(socket.clone());
         }
         let p = Arc::new(fresh);
         *self.lock_current() = Some(p.clone());
@@ -138,7 +154,7 @@ impl UpstreamSlot {
     fn usable(&self) -> Option<Arc<Pooled>> {
         let current = self.lock_current();
         let p = current.as_ref()?;
-        (!(p.conn.is_closed() && self.redial.is_some())).then(|| p.clone())
+        (!(p.conn.is_closed() && self.reconnect.is_some())).then(|| p.clone())
     }
 
     fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Arc<Pooled>>> {
@@ -153,7 +169,7 @@ impl UpstreamSlot {
     }
 
     /// Take the connection out for pooling, if it is idle and reusable.
-    pub async fn take_reusable(&self, info: &ConnInfo) -> Option<Pooled> {
+    pub(crate) async fn take_reusable(&self, info: &ConnCtx) -> Option<Pooled> {
         let p = {
             let mut current = self.lock_current();
             if self.in_flight.load(Ordering::Acquire) > 0
@@ -164,18 +180,18 @@ impl UpstreamSlot {
             // Only one reference and the lock is held (no `acquire` can clone it meanwhile).
             Arc::try_unwrap(current.take()?).ok()?
         };
-        if let Some(fd) = &p.fd {
-            info.abort().remove(fd);
+        if let Some(socket) = &p.socket {
+            info.abort().remove(socket);
         }
         p.conn.reusable().await.then_some(p)
     }
 
     /// Release the upstream connection to the pool each time the client connection has been
     /// idle for [`RELEASE_AFTER`]. Never returns (run it alongside the connection).
-    pub async fn release_when_idle(&self, info: &ConnInfo) {
-        if self.redial.is_none() {
+    pub(crate) async fn release_when_idle(&self, info: &ConnCtx) {
+        let Some(reconnect) = &self.reconnect else {
             return std::future::pending().await;
-        }
+        };
         loop {
             self.held.notified().await;
             loop {
@@ -185,7 +201,7 @@ impl UpstreamSlot {
                     let last = Duration::from_millis(self.last_active_ms.load(Ordering::Acquire));
                     self.created.elapsed().saturating_sub(last)
                 };
-                let after = if info.shared.open_connections() > RELEASE_PRESSURE {
+                let after = if info.state.open_connections() > RELEASE_PRESSURE {
                     RELEASE_AFTER_BUSY
                 } else {
                     RELEASE_AFTER
@@ -198,7 +214,7 @@ impl UpstreamSlot {
                     break;
                 }
                 if let Some(p) = self.take_reusable(info).await {
-                    info.shared.pool_put(info.dst, info.sni.clone(), p);
+                    reconnect.pool.put(reconnect.key.clone(), p);
                     break;
                 }
                 if self.is_empty() {
@@ -213,14 +229,14 @@ impl UpstreamSlot {
 
 /// A response body that keeps its request counted as in flight until it is done.
 #[derive(Debug)]
-pub struct InFlightBody {
+pub(crate) struct InFlightBody {
     inner: RespBody,
     _busy: Busy,
 }
 
 impl InFlightBody {
     /// Wrap `inner`.
-    pub fn new(inner: RespBody, busy: Busy) -> InFlightBody {
+    pub(crate) fn new(inner: RespBody, busy: Busy) -> InFlightBody {
         InFlightBody { inner, _busy: busy }
     }
 }
@@ -248,8 +264,13 @@ impl Body for InFlightBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BoundaryConfig;
-    use crate::abort::Abort;
+    use crate::config::BoundaryConfig;
+    use crate::http::serve::serve_with;
+    use crate::http::upstream::{Proto, connect_upstream};
+    use crate::io::Abort;
+    use crate::state::SandboxState;
+    use standin_policy::egress::DomainName;
+    use std::net::SocketAddr;
     use std::sync::atomic::AtomicU32;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -281,7 +302,7 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(16 * 1024);
         destination(theirs);
         let conn = connect_upstream(ours, Proto::H1).await?;
-        Some(Pooled::new(conn, None, Proto::H1))
+        Some(Pooled::new(conn, None))
     }
 
     async fn get(client: &mut DuplexStream) -> String {
@@ -305,11 +326,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_client_gives_its_upstream_back_and_gets_one_again() {
-        let shared = Arc::new(Shared::new(BoundaryConfig::default(), None));
+        let state = Arc::new(SandboxState::new(BoundaryConfig::default(), Vec::new()));
+        let pool = Arc::new(Pool::default());
         let name = DomainName::parse("api.example.com").ok();
         let dst: SocketAddr = ([203, 0, 113, 7], 443).into();
-        let info = Arc::new(ConnInfo::new(
-            shared.clone(),
+        let key = PoolKey {
+            dst,
+            sni: name.clone(),
+        };
+        let info = Arc::new(ConnCtx::new(
+            state.clone(),
             dst,
             name.clone().into_iter().collect(),
             name.clone(),
@@ -325,7 +351,12 @@ mod tests {
                 Box::pin(async move { dial(&dials).await })
             })
         };
-        let slot = UpstreamSlot::new(first, Some(redial));
+        let reconnect = Reconnect {
+            pool: pool.clone(),
+            key: key.clone(),
+            redial,
+        };
+        let slot = UpstreamSlot::new(first, Some(reconnect));
         let (mut client, guest) = tokio::io::duplex(16 * 1024);
         let server = tokio::spawn(serve_with(guest, Proto::H1, slot.clone(), info.clone()));
 
@@ -334,13 +365,13 @@ mod tests {
         // Idle past the release delay: the connection is in the pool, the slot is empty.
         tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(100)).await;
         assert!(slot.is_empty());
-        let pooled = shared.pool_take(dst, &name).expect("released to the pool");
-        shared.pool_put(dst, name.clone(), pooled);
+        let pooled = pool.take(&key).expect("released to the pool");
+        pool.put(key.clone(), pooled);
         // The next request takes it back: no new dial.
         assert!(get(&mut client).await.contains("200 OK"));
         assert_eq!(dials.load(Ordering::SeqCst), 1);
         // Released again, and left in the pool past its expiry: the next request dials.
-        tokio::time::sleep(RELEASE_AFTER + crate::shared::POOL_IDLE * 2).await;
+        tokio::time::sleep(RELEASE_AFTER + crate::http::pool::POOL_IDLE * 2).await;
         assert!(get(&mut client).await.contains("200 OK"));
         assert_eq!(dials.load(Ordering::SeqCst), 2);
         drop(client);

@@ -1,11 +1,17 @@
 //! The connection towards the destination: its HTTP version, the sender, and sending one
 //! request on it.
 
-use super::*;
+use super::body::ReqBody;
+use super::limits::MAX_HEAD_BYTES;
+use crate::conn::{Blocked, ConnCtx};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Which HTTP version a side speaks (from ALPN; HTTP/1.1 without it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
+pub(crate) enum Proto {
     /// HTTP/1.1.
     H1,
     /// HTTP/2.
@@ -14,7 +20,7 @@ pub enum Proto {
 
 impl Proto {
     /// From a negotiated ALPN protocol.
-    pub fn from_alpn(alpn: Option<&[u8]>) -> Proto {
+    pub(crate) fn from_alpn(alpn: Option<&[u8]>) -> Proto {
         if alpn == Some(b"h2") {
             Proto::H2
         } else {
@@ -25,7 +31,7 @@ impl Proto {
 
 /// The upstream connection's request sender.
 #[derive(Debug)]
-pub enum Upstream {
+pub(crate) enum Upstream {
     /// One request at a time, in order (HTTP/1.1).
     H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<ReqBody>>),
     /// Multiplexed (HTTP/2).
@@ -34,7 +40,7 @@ pub enum Upstream {
 
 /// An upstream connection ready for requests: its sender and the task driving it.
 #[derive(Debug)]
-pub struct UpstreamConn {
+pub(crate) struct UpstreamConn {
     /// The sender.
     pub sender: Upstream,
     /// The connection's task (aborted when the connection is let go).
@@ -43,7 +49,7 @@ pub struct UpstreamConn {
 
 impl UpstreamConn {
     /// Whether the destination (or an error) closed the connection.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         match &self.sender {
             Upstream::H1(s) => s.try_lock().is_ok_and(|s| s.is_closed()),
             Upstream::H2(s) => s.is_closed(),
@@ -51,7 +57,7 @@ impl UpstreamConn {
     }
 
     /// Whether the connection is idle and open, so another client connection may use it.
-    pub async fn reusable(&self) -> bool {
+    pub(crate) async fn reusable(&self) -> bool {
         match &self.sender {
             Upstream::H1(s) => {
                 let s = s.lock().await;
@@ -69,7 +75,7 @@ impl Drop for UpstreamConn {
 }
 
 /// Handshake HTTP (`proto`) on an established upstream stream.
-pub async fn connect_upstream<U>(upstream: U, proto: Proto) -> Option<UpstreamConn>
+pub(crate) async fn connect_upstream<U>(upstream: U, proto: Proto) -> Option<UpstreamConn>
 where
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -117,7 +123,7 @@ where
 }
 
 pub(crate) async fn send(
-    info: &ConnInfo,
+    info: &ConnCtx,
     upstream: &Upstream,
     req: Request<ReqBody>,
 ) -> Result<Response<Incoming>, Blocked> {

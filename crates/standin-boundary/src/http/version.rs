@@ -1,6 +1,9 @@
 //! Translating a checked request between HTTP/1.1 and HTTP/2.
 
-use super::*;
+use super::body::ReqBody;
+use crate::conn::ConnCtx;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Uri};
 
 /// Connection-specific headers, meaningless (and forbidden in HTTP/2) past one hop.
 pub(crate) const HOP_BY_HOP: &[&str] = &[
@@ -24,7 +27,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Shape a checked request for the upstream's HTTP version.
-pub(crate) fn to_version(mut req: Request<ReqBody>, h2: bool, info: &ConnInfo) -> Request<ReqBody> {
+pub(crate) fn to_version(mut req: Request<ReqBody>, h2: bool, info: &ConnCtx) -> Request<ReqBody> {
     if !h2 && req.version() != http::Version::HTTP_2 {
         // HTTP/1.1 to HTTP/1.1, the common case: nothing to translate.
         *req.version_mut() = http::Version::HTTP_11;

@@ -1,6 +1,6 @@
 //! [`ClientFrames`]: the sandbox → server direction, scanned and forwarded as sent.
 
-use super::{WsError, frame};
+use super::frame::{self, WsError};
 use standin_policy::secrets::{Patterns, StreamScanner};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl ClientFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::MAX_FRAME_PAYLOAD;
+    use crate::ws::frame::MAX_FRAME_PAYLOAD;
 
     fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
         let mask = [1, 2, 3, 4];

@@ -1,19 +1,35 @@
 //! RFC 6455 frame headers: parsing what either side sends, and writing the boundary's own.
 
-use super::{MAX_FRAME_PAYLOAD, WsError};
+use standin_policy::secrets::Hit;
+use thiserror::Error;
+
+/// Largest frame payload accepted from the sandbox (a frame is scanned whole).
+pub(crate) const MAX_FRAME_PAYLOAD: u64 = 16 * 1024 * 1024;
+
+/// Why a WebSocket relay stopped.
+#[derive(Debug, Error)]
+pub enum WsError {
+    /// A placeholder that may not go there.
+    #[error("placeholder in a WebSocket frame")]
+    Violation(Hit),
+    /// A frame that is not valid from its side (masking, size, reserved bits or opcodes,
+    /// order), or one that cannot be scrubbed.
+    #[error("invalid WebSocket frame: {0}")]
+    Protocol(&'static str),
+}
 
 /// Continuation of a fragmented message.
-pub const OP_CONTINUATION: u8 = 0x0;
+pub(super) const OP_CONTINUATION: u8 = 0x0;
 /// A text message (or its first fragment).
-pub const OP_TEXT: u8 = 0x1;
+pub(super) const OP_TEXT: u8 = 0x1;
 /// A binary message (or its first fragment).
-pub const OP_BINARY: u8 = 0x2;
+pub(super) const OP_BINARY: u8 = 0x2;
 /// Largest payload of a control frame (close, ping, pong).
-pub const MAX_CONTROL_PAYLOAD: usize = 125;
+pub(super) const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// A frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(super) struct Header {
     /// Last frame of its message.
     pub fin: bool,
     /// The opcode (low four bits of the first byte).
@@ -28,7 +44,7 @@ pub struct Header {
 
 impl Header {
     /// Close, ping or pong.
-    pub fn is_control(&self) -> bool {
+    pub(super) fn is_control(&self) -> bool {
         self.opcode & 0x8 != 0
     }
 }
@@ -38,7 +54,7 @@ impl Header {
 /// not be scanned, is never legitimate), reserved opcodes, control frames that are
 /// fragmented or longer than [`MAX_CONTROL_PAYLOAD`], and payloads over
 /// [`MAX_FRAME_PAYLOAD`].
-pub fn parse(buf: &[u8]) -> Result<Option<Header>, WsError> {
+pub(super) fn parse(buf: &[u8]) -> Result<Option<Header>, WsError> {
     let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
         return Ok(None);
     };
@@ -97,7 +113,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, WsError> {
 }
 
 /// Append an unmasked frame (what a server sends) with `payload` to `out`.
-pub fn write_unmasked(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8]) {
+pub(super) fn write_unmasked(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8]) {
     out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
     match payload.len() {
         n if n < 126 => out.push(n as u8),

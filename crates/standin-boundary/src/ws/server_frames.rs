@@ -3,7 +3,7 @@
 //! A server that received a real value (in the upgrade request's headers) may send it back in
 //! a frame: an echo service, an error message quoting the request. Frames are length-prefixed,
 //! so replacing a value by its placeholder means writing the frame again: each frame is read
-//! whole (up to [`MAX_FRAME_PAYLOAD`](super::MAX_FRAME_PAYLOAD)), its payload scrubbed, and a
+//! whole (up to [`MAX_FRAME_PAYLOAD`](super::frame::MAX_FRAME_PAYLOAD)), its payload scrubbed, and a
 //! new frame with the same FIN bit and opcode and the new length is sent. A value split across
 //! the fragments of one message is caught: the bytes that may start a value are carried into
 //! the next fragment (fragments may be re-cut: no extension is negotiated, RFC 6455 §5.4) and
@@ -11,7 +11,7 @@
 //! on their own; one that would grow over 125 bytes is refused. Masked frames are refused
 //! (a server never masks).
 
-use super::{WsError, frame};
+use super::frame::{self, WsError};
 use standin_policy::secrets::Scrubber;
 use zeroize::{Zeroize, Zeroizing};
 

@@ -63,7 +63,7 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
 }
 
 /// Entry point of the hidden subcommand.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     let rt = match crate::new_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -151,9 +151,9 @@ async fn run(args: &[String]) -> anyhow::Result<String> {
     }
     let mut extra = Vec::new();
     if let Some(ca) = &o.ca {
-        extra = standin_boundary::upstream_tls::read_ca_file(std::path::Path::new(ca))?;
+        extra = standin_boundary::read_ca_file(std::path::Path::new(ca))?;
     }
-    let mut cfg = (*standin_boundary::upstream_tls::client_config(&extra)?).clone();
+    let mut cfg = (*standin_boundary::client_config(&extra)?).clone();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tls = Arc::new(cfg);
     let o = Arc::new(o);

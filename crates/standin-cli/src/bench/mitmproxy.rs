@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where mitmproxy listens (the bench's own namespace).
-pub const LISTEN: (&str, u16) = ("192.0.2.2", 8444);
+pub(super) const LISTEN: (&str, u16) = ("192.0.2.2", 8444);
 
 /// A running mitmdump.
-pub struct Mitmproxy {
+pub(super) struct Mitmproxy {
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -20,7 +20,7 @@ pub struct Mitmproxy {
 impl Mitmproxy {
     /// Start mitmdump in front of `api.openai.com` at `upstream_ip`; `None` when it is not
     /// installed.
-    pub fn start(
+    pub(super) fn start(
         upstream_ip: &str,
         upstream_ca: &Path,
         value: &str,
@@ -75,7 +75,7 @@ impl Mitmproxy {
     }
 
     /// Client options that go through this mitmproxy.
-    pub fn client_args(&self) -> Vec<String> {
+    pub(super) fn client_args(&self) -> Vec<String> {
         vec![
             "--addr".into(),
             LISTEN.0.into(),

@@ -6,7 +6,7 @@
 //! both cases: on the host side for "direct", inside the sandbox for "standin". The upstream
 //! checks that every request through the boundary arrived with the real value.
 
-pub mod client;
+pub(crate) mod client;
 mod mitmproxy;
 mod nginx;
 mod upstream;
@@ -22,7 +22,7 @@ const VALUE: &str = "sk-bench-0123456789abcdef";
 
 /// A group of measurements `standin bench --only` can select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Tiny requests on keep-alive connections, c=1 and c=32.
     Keepalive,
     /// A new TLS connection per request.
@@ -53,7 +53,7 @@ impl Plan {
 }
 
 /// Run the benchmarks; returns the process exit code.
-pub fn run(args: &crate::cli::BenchArgs) -> i32 {
+pub(crate) fn run(args: &crate::cli::BenchArgs) -> i32 {
     if !(args.secs > 0.0 && args.secs <= 600.0) {
         eprintln!(
             "standin bench: --secs {} is out of range; give a duration between 0 and 600 seconds",
@@ -275,7 +275,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             dir.display()
         ))?)
         .network(|n| {
-            n.dns_upstream(DNS)
+            n.dns_upstream(&DNS.to_string())
                 .upstream_ca(&ca)
                 .max_connections(plan.idle as usize + 1_024)
         })
@@ -469,10 +469,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
             .map(|s| s.to_string())
             .collect(),
             &[],
-            standin::StdioSpec {
-                stdout: Some(std::process::Stdio::piped()),
-                ..Default::default()
-            },
+            standin::StdioSpec::default().stdout(std::process::Stdio::piped()),
         )?;
         let stdout = child.stdout.take().context("client stdout")?;
         let line = tokio::task::spawn_blocking(move || {
@@ -482,7 +479,7 @@ async fn bench(mut internet: Internet, plan: Plan) -> anyhow::Result<()> {
         })
         .await?;
         // Idle client connections give their upstream connections back after a while.
-        let settle = standin_boundary::http::slot::RELEASE_AFTER_BUSY * 3;
+        let settle = standin_boundary::RELEASE_AFTER_BUSY * 3;
         let rss_fresh = status_kib("VmRSS");
         tokio::time::sleep(settle).await;
         let rss_held = status_kib("VmRSS");

@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where nginx listens (the bench's own namespace).
-pub const LISTEN: &str = "192.0.2.2:8443";
+pub(super) const LISTEN: &str = "192.0.2.2:8443";
 
 /// A running nginx.
-pub struct Nginx {
+pub(super) struct Nginx {
     child: Child,
     _dir: tempfile::TempDir,
     ca: PathBuf,
@@ -21,7 +21,11 @@ pub struct Nginx {
 impl Nginx {
     /// Start nginx in front of `upstream` (verified with `upstream_ca`), adding `value` as the
     /// bearer token; `None` when nginx is not installed.
-    pub fn start(upstream: &str, upstream_ca: &Path, value: &str) -> anyhow::Result<Option<Nginx>> {
+    pub(super) fn start(
+        upstream: &str,
+        upstream_ca: &Path,
+        value: &str,
+    ) -> anyhow::Result<Option<Nginx>> {
         let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -101,7 +105,7 @@ http {{
     }
 
     /// Client options that go through this nginx.
-    pub fn client_args(&self) -> Vec<String> {
+    pub(super) fn client_args(&self) -> Vec<String> {
         vec![
             "--addr".into(),
             "192.0.2.2".into(),

@@ -8,13 +8,13 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use standin_boundary::ca::{LeafName, SandboxCa};
+use standin_boundary::{LeafName, SandboxCa};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Request counters.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(super) struct Counters {
     /// Requests served.
     pub requests: AtomicU64,
     /// Requests whose Authorization was `Bearer <expected>`.
@@ -24,7 +24,7 @@ pub struct Counters {
 type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
 
 /// Serve `listener` forever.
-pub async fn serve(
+pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     ca: Arc<SandboxCa>,
     expected: String,
@@ -111,7 +111,7 @@ fn futures_iter<I: Iterator + Unpin>(iter: I) -> IterStream<I> {
 }
 
 /// See [`futures_iter`].
-pub struct IterStream<I>(I);
+pub(super) struct IterStream<I>(I);
 
 impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
     type Item = I::Item;

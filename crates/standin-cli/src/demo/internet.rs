@@ -12,25 +12,26 @@ use anyhow::{Context, bail};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use standin_boundary::ca::{LeafName, SandboxCa};
+use standin_boundary::{LeafName, SandboxCa};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The demo's hosts.
-pub const HOSTS: &[(&str, Ipv4Addr)] = &[
+pub(crate) const HOSTS: &[(&str, Ipv4Addr)] = &[
     ("api.openai.com", Ipv4Addr::new(45, 90, 1, 10)),
     ("evil.example", Ipv4Addr::new(45, 90, 1, 20)),
     ("traces.example", Ipv4Addr::new(45, 90, 1, 30)),
     ("registry.npmjs.org", Ipv4Addr::new(45, 90, 1, 40)),
 ];
 /// The DNS server.
-pub const DNS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 53);
+pub(crate) const DNS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 53);
 
 /// One request a demo host received, exactly as it arrived (after TLS).
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     /// Which host (by the server name the client used).
     pub host: String,
     /// The request head and body.
@@ -38,7 +39,7 @@ pub struct Received {
 }
 
 /// The running fake internet.
-pub struct Internet {
+pub(crate) struct Internet {
     /// Everything received so far.
     pub log: Arc<Mutex<Vec<Received>>>,
     /// The demo CA's certificate (PEM file), for `--upstream-ca`.
@@ -65,7 +66,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 impl Internet {
     /// Move this process into a fresh network namespace and build the internet next to it.
     /// Must run before any other thread exists (namespaces are per thread).
-    pub fn build() -> anyhow::Result<Internet> {
+    pub(crate) fn build() -> anyhow::Result<Internet> {
         if !nix::unistd::geteuid().is_root() {
             bail!(
                 "the demo builds its own network namespaces and needs root (try `sudo standin demo`)"
@@ -113,7 +114,7 @@ impl Internet {
 
     /// Start only the DNS server; the HTTPS listener (`0.0.0.0:443` in the internet) is
     /// returned for the caller to serve.
-    pub fn serve_dns_only(&mut self) -> anyhow::Result<tokio::net::TcpListener> {
+    pub(crate) fn serve_dns_only(&mut self) -> anyhow::Result<tokio::net::TcpListener> {
         let (tcp, udp) = self.listeners.take().context("already serving")?;
         tcp.set_nonblocking(true)?;
         udp.set_nonblocking(true)?;
@@ -122,12 +123,12 @@ impl Internet {
     }
 
     /// The internet's CA (it issues the servers' certificates).
-    pub fn ca(&self) -> Arc<SandboxCa> {
+    pub(crate) fn ca(&self) -> Arc<SandboxCa> {
         self.ca.clone()
     }
 
     /// Start the servers on the current tokio runtime.
-    pub fn serve(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn serve(&mut self) -> anyhow::Result<()> {
         let (tcp, udp) = self.listeners.take().context("already serving")?;
         tcp.set_nonblocking(true)?;
         udp.set_nonblocking(true)?;
@@ -144,7 +145,7 @@ impl Internet {
     }
 
     /// What hosts received since `from` (an index into the log).
-    pub fn since(&self, from: usize) -> Vec<Received> {
+    pub(crate) fn since(&self, from: usize) -> Vec<Received> {
         self.log
             .lock()
             .map(|l| l[from.min(l.len())..].to_vec())
@@ -152,7 +153,7 @@ impl Internet {
     }
 
     /// Number of requests received so far.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.log.lock().map(|l| l.len()).unwrap_or(0)
     }
 }

@@ -17,7 +17,7 @@ const OPENAI_VALUE: &str = "sk-demo-4f9a2c71e0";
 const NPM_VALUE: &str = "npm_demoT0ken5ecret";
 
 /// Run the demo; returns the process exit code.
-pub fn run() -> i32 {
+pub(crate) fn run() -> i32 {
     // Namespaces first: this must happen before the async runtime starts its threads.
     let internet = match Internet::build() {
         Ok(i) => i,
@@ -72,7 +72,7 @@ async fn demo(mut internet: Internet) -> anyhow::Result<()> {
                 .on_violation(|v| v.block_and_log().passthrough_host("traces.example"))
         })
         .network(|n| {
-            n.dns_upstream(DNS)
+            n.dns_upstream(&DNS.to_string())
                 .upstream_ca(&ca)
                 .on_event(move |e| events.lock().map(|mut l| l.push(e.clone())).unwrap_or(()))
         })
@@ -136,16 +136,16 @@ sleep 600"#;
                 .on_violation(|v| v.block_and_terminate())
         })
         .network(|n| {
-            n.dns_upstream(DNS)
+            n.dns_upstream(&DNS.to_string())
                 .upstream_ca(&ca)
                 .on_event(move |e| events.lock().map(|mut l| l.push(e.clone())).unwrap_or(()))
         })
         .command(["sh", "-c", script])
-        .stdio(standin::StdioSpec {
-            stdout: Some(std::process::Stdio::piped()),
-            stderr: Some(std::process::Stdio::piped()),
-            ..Default::default()
-        })
+        .stdio(
+            standin::StdioSpec::default()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
         .create()
         .await
         .context("creating the release sandbox")?;
@@ -234,17 +234,13 @@ impl Demo {
             println!("  host logged: nothing");
         }
         for e in events {
-            let kind = serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let mut line = kind;
+            let mut line = e.kind.to_string();
             for (k, v) in [
                 ("secret", e.secret.as_deref()),
                 ("sni", e.sni.as_deref()),
                 ("addr", e.addr.as_deref()),
-                ("location", e.location),
-                ("form", e.form),
+                ("location", e.location.map(|l| l.as_str())),
+                ("form", e.form.map(|f| f.as_str())),
                 ("detail", e.detail.as_deref()),
             ] {
                 if let Some(v) = v {

@@ -8,41 +8,41 @@
 //!   that server, so standin's default upstream discovery is exercised too. Nothing is routed
 //!   anywhere else. Dropping the fixture kills the servers and deletes both namespaces and the
 //!   resolv.conf, also when the test panics.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses only some of the helpers")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Path of the standin binary under test.
-pub fn standin_bin() -> &'static str {
+pub(crate) fn standin_bin() -> &'static str {
     env!("CARGO_BIN_EXE_standin")
 }
 
 /// `standin run [args] -- sh -c script`, collecting output.
-pub fn run_sh(args: &[&str], script: &str) -> Output {
+pub(crate) fn run_sh(args: &[&str], script: &str) -> Output {
     let mut cmd = Command::new(standin_bin());
     cmd.arg("run").args(args).args(["--", "sh", "-c", script]);
     cmd.output().expect("run standin")
 }
 
 /// `python3 -c SCRIPT` as one shell word (single quotes escaped).
-pub fn python(script: &str) -> String {
+pub(crate) fn python(script: &str) -> String {
     format!("python3 -c '{}'", script.replace('\'', "'\\''"))
 }
 
 /// stdout as a string.
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// stderr as a string.
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Whether the tests run as root (CI does); some checks only mean something there.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
@@ -50,7 +50,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A unique short name for per-test resources (digits after the prefix, so it also works as
 /// a number, e.g. a `sleep` duration that marks a process).
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}0{}",
         std::process::id(),
@@ -59,25 +59,25 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Public-looking IPv4 address of the fake upstream.
-pub const UPSTREAM_V4: &str = "45.90.1.10";
+pub(crate) const UPSTREAM_V4: &str = "45.90.1.10";
 /// Public-looking IPv6 address of the fake upstream.
-pub const UPSTREAM_V6: &str = "2a0b:4d07::10";
+pub(crate) const UPSTREAM_V6: &str = "2a0b:4d07::10";
 
 /// Public-looking address of `evil.example`.
-pub const EVIL_V4: &str = "45.90.1.20";
+pub(crate) const EVIL_V4: &str = "45.90.1.20";
 /// Private address served in the fake internet (reachable without policy).
-pub const PRIVATE_V4: &str = "10.0.0.5";
+pub(crate) const PRIVATE_V4: &str = "10.0.0.5";
 /// The metadata address, served in the fake internet (reachable without policy).
-pub const METADATA_V4: &str = "169.254.169.254";
+pub(crate) const METADATA_V4: &str = "169.254.169.254";
 /// Public-looking address of `traces.example` (a trace store: passthrough host in tests).
-pub const TRACES_V4: &str = "45.90.1.30";
+pub(crate) const TRACES_V4: &str = "45.90.1.30";
 /// Public-looking address of `registry.npmjs.org` (in the fake internet).
-pub const REGISTRY_V4: &str = "45.90.1.40";
+pub(crate) const REGISTRY_V4: &str = "45.90.1.40";
 /// The DNS server's address.
-pub const DNS_V4: &str = "192.0.2.1";
+pub(crate) const DNS_V4: &str = "192.0.2.1";
 
 /// Names the fake internet's DNS server answers, and their addresses.
-pub const ZONE: &[(&str, &str)] = &[
+pub(crate) const ZONE: &[(&str, &str)] = &[
     ("api.openai.com", UPSTREAM_V4),
     ("api.openai.com", UPSTREAM_V6),
     ("evil.example", EVIL_V4),
@@ -89,11 +89,11 @@ pub const ZONE: &[(&str, &str)] = &[
 ];
 
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
-pub const NOT_IN_CERT: &[&str] = &["wrongcert.example"];
+pub(crate) const NOT_IN_CERT: &[&str] = &["wrongcert.example"];
 
 /// What a test failure should show: the run's status and output, and what the fake
 /// internet's hosts received.
-pub fn report(o: &Output, net: &FakeInternet) -> String {
+pub(crate) fn report(o: &Output, net: &FakeInternet) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}\n--- received\n{}",
         o.status.code(),
@@ -105,7 +105,7 @@ pub fn report(o: &Output, net: &FakeInternet) -> String {
 
 /// `standin run --upstream-ca <fixture CA> [--secret SECRET] EXTRA -- sh -c SCRIPT` with `env`
 /// in standin's own environment.
-pub fn run_with_secret(
+pub(crate) fn run_with_secret(
     net: &FakeInternet,
     secret: Option<&str>,
     extra: &[&str],
@@ -122,7 +122,7 @@ pub fn run_with_secret(
 }
 
 /// The fake internet of one test.
-pub struct FakeInternet {
+pub(crate) struct FakeInternet {
     pub client: String,
     pub inet: String,
     upstream: Option<Child>,
@@ -154,32 +154,36 @@ fn in_ns(ns: &str, args: &[&str]) {
 impl FakeInternet {
     /// Build the namespaces and start the upstream on `tcp_ports` (and count UDP on
     /// `udp_ports`).
-    pub fn new(tcp_ports: &[u16], udp_ports: &[u16]) -> FakeInternet {
+    pub(crate) fn new(tcp_ports: &[u16], udp_ports: &[u16]) -> FakeInternet {
         FakeInternet::build(tcp_ports, udp_ports, &[])
     }
 
     /// Like [`FakeInternet::new`], plus real HTTPS on `tls_ports` with a certificate for every
     /// name and address of [`ZONE`], issued by a test CA made for this fixture
     /// ([`FakeInternet::ca_file`]).
-    pub fn with_tls(tcp_ports: &[u16], udp_ports: &[u16], tls_ports: &[u16]) -> FakeInternet {
+    pub(crate) fn with_tls(
+        tcp_ports: &[u16],
+        udp_ports: &[u16],
+        tls_ports: &[u16],
+    ) -> FakeInternet {
         FakeInternet::build(tcp_ports, udp_ports, tls_ports)
     }
 
     /// The test CA's certificate (PEM).
-    pub fn ca_file(&self) -> std::path::PathBuf {
+    pub(crate) fn ca_file(&self) -> std::path::PathBuf {
         self.pki.as_ref().expect("with_tls").path().join("ca.pem")
     }
 
     /// A fake internet whose hosts run a recording HTTP/1.1 server (keep-alive, chunked) on
     /// `http_ports` and HTTPS (test CA) on `https_ports`. Every byte a destination receives is
     /// logged; see [`FakeInternet::received`].
-    pub fn with_http(http_ports: &[u16], https_ports: &[u16]) -> FakeInternet {
+    pub(crate) fn with_http(http_ports: &[u16], https_ports: &[u16]) -> FakeInternet {
         FakeInternet::build_full(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
     }
 
     /// Like [`FakeInternet::with_http`], plus UDP on `udp_ports` that counts datagrams and
     /// never answers (a resolver that times out, when the port is 53).
-    pub fn with_http_udp(
+    pub(crate) fn with_http_udp(
         http_ports: &[u16],
         https_ports: &[u16],
         udp_ports: &[u16],
@@ -195,7 +199,7 @@ impl FakeInternet {
     /// Like [`FakeInternet::with_http`], plus an HTTP/2-only HTTPS server (python h2) on
     /// `h2_ports` and a gRPC server (grpcio, TLS) on `grpc_ports`, both logging what they
     /// receive.
-    pub fn with_h2(
+    pub(crate) fn with_h2(
         http_ports: &[u16],
         https_ports: &[u16],
         h2_ports: &[u16],
@@ -205,7 +209,7 @@ impl FakeInternet {
     }
 
     /// All of the above plus a WebSocket echo server (python websockets, TLS) on `ws_ports`.
-    pub fn with_peers(
+    pub(crate) fn with_peers(
         http_ports: &[u16],
         https_ports: &[u16],
         h2_ports: &[u16],
@@ -239,12 +243,12 @@ impl FakeInternet {
 
     /// Everything the destinations received, concatenated per connection (connections
     /// separated by a blank line), as latin-1 text.
-    pub fn received(&self) -> String {
+    pub(crate) fn received(&self) -> String {
         self.received_at("")
     }
 
     /// Per upstream connection: the TLS server name it was opened with and what it received.
-    pub fn connections(&self) -> Vec<(String, String)> {
+    pub(crate) fn connections(&self) -> Vec<(String, String)> {
         let mut by_conn: Vec<(u64, String, String)> = Vec::new();
         for r in self.records() {
             let id = r["conn"].as_u64().unwrap_or(0);
@@ -265,7 +269,7 @@ impl FakeInternet {
     }
 
     /// What destinations whose local address starts with `addr` received.
-    pub fn received_at(&self, addr: &str) -> String {
+    pub(crate) fn received_at(&self, addr: &str) -> String {
         let mut by_conn: Vec<(u64, String)> = Vec::new();
         for r in self.records() {
             if !r["local"].as_str().unwrap_or("").starts_with(addr) {
@@ -287,7 +291,7 @@ impl FakeInternet {
 
     /// Wait (up to 10 s) until the destinations have received `needle`; used after a
     /// sentinel request so that later checks see every earlier byte.
-    pub fn wait_received(&self, needle: &str) -> bool {
+    pub(crate) fn wait_received(&self, needle: &str) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if self.received().contains(needle) {
@@ -499,7 +503,7 @@ impl FakeInternet {
     }
 
     /// `standin run [args] -- sh -c script`, inside the client namespace.
-    pub fn run_sh(&self, args: &[&str], script: &str) -> Output {
+    pub(crate) fn run_sh(&self, args: &[&str], script: &str) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.client, standin_bin(), "run"])
             .args(args)
@@ -510,7 +514,7 @@ impl FakeInternet {
 
     /// Like [`FakeInternet::run_sh`] with extra variables in standin's own environment (where
     /// `--secret` reads values from).
-    pub fn run_sh_env(&self, args: &[&str], env: &[(&str, &str)], script: &str) -> Output {
+    pub(crate) fn run_sh_env(&self, args: &[&str], env: &[(&str, &str)], script: &str) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.client, standin_bin(), "run"])
             .args(args)
@@ -521,7 +525,7 @@ impl FakeInternet {
     }
 
     /// Run a command directly in the inet namespace (for checks from the upstream's side).
-    pub fn in_inet(&self, argv: &[&str]) -> Output {
+    pub(crate) fn in_inet(&self, argv: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.inet])
             .args(argv)

@@ -21,13 +21,13 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 /// How long a sandbox CA is valid.
-pub const CA_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const CA_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long a leaf is valid (it is re-made before it runs out).
-pub const LEAF_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const LEAF_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 /// How far in the past certificates start, for clock skew between host and clients.
-pub const BACKDATE: Duration = Duration::from_secs(3600);
+pub(crate) const BACKDATE: Duration = Duration::from_secs(3600);
 /// Most leaves cached per sandbox; beyond it the cache starts over.
-pub const MAX_CACHED_LEAVES: usize = 4096;
+pub(crate) const MAX_CACHED_LEAVES: usize = 4096;
 
 /// Failure to create the CA or a leaf.
 #[derive(Debug, Error)]
@@ -152,11 +152,10 @@ impl SandboxCa {
         let leaf = params.signed_by(&self.leaf_key, &self.issuer)?;
         let chain = vec![leaf.der().clone(), self.issuer.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
-        let mut config =
-            ServerConfig::builder_with_provider(crate::upstream_tls::sandbox_provider())
-                .with_safe_default_protocol_versions()?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)?;
+        let mut config = ServerConfig::builder_with_provider(super::upstream::sandbox_provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
         config.alpn_protocols = self.alpn.clone();
         // Our order, not the client's: the SHA-256 suites make the handshake (which the
         // sandbox pays on every new connection) cheaper than AES-256/SHA-384, which clients
@@ -195,7 +194,7 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.cert_der().clone()).unwrap();
         // A client preferring AES-256 (rustls's own default order).
-        let client = rustls::ClientConfig::builder_with_provider(crate::upstream_tls::provider())
+        let client = rustls::ClientConfig::builder_with_provider(crate::tls::upstream::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)

@@ -6,7 +6,7 @@
 //! outcome for every input.
 
 /// Largest TLS record (2^14 bytes of payload plus the 5-byte header).
-pub const MAX_RECORD: usize = 16_384 + 5;
+pub(crate) const MAX_RECORD: usize = 16_384 + 5;
 
 /// What the first bytes of a connection are.
 #[derive(Debug, Clone, PartialEq, Eq)]

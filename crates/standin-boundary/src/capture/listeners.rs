@@ -1,9 +1,9 @@
 //! The six listening sockets the sandbox runtime creates inside the sandbox's network
 //! namespace, as the boundary receives them.
 
-use crate::BoundaryError;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 
 /// Listening descriptors, each bound inside the sandbox's network namespace.
@@ -23,26 +23,38 @@ pub struct CaptureListeners {
     pub dns_tcp_v6: OwnedFd,
 }
 
+/// A listener descriptor could not be registered with the runtime.
+#[derive(Debug, Error)]
+#[error("cannot serve capture listener {which}: {source}")]
+pub struct ListenerError {
+    /// Which listener.
+    pub which: &'static str,
+    /// Cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The listeners, registered with the tokio runtime.
 pub(crate) struct Served {
-    pub relays: Vec<(TcpListener, SocketAddr)>,
-    pub dns_udp: Vec<UdpSocket>,
-    pub dns_tcp: Vec<TcpListener>,
+    pub(crate) relays: Vec<(TcpListener, SocketAddr)>,
+    pub(crate) dns_udp: Vec<UdpSocket>,
+    pub(crate) dns_tcp: Vec<TcpListener>,
 }
 
 impl CaptureListeners {
-    pub(crate) fn into_tokio(self) -> Result<Served, BoundaryError> {
+    pub(crate) fn into_tokio(self) -> Result<Served, ListenerError> {
         let tcp = |fd: OwnedFd,
                    which: &'static str|
-         -> Result<(TcpListener, SocketAddr), BoundaryError> {
+         -> Result<(TcpListener, SocketAddr), ListenerError> {
             let std = std::net::TcpListener::from(fd);
-            let err = |source| BoundaryError::Listener { which, source };
+            let err = |source| ListenerError { which, source };
             std.set_nonblocking(true).map_err(err)?;
             let local = std.local_addr().map_err(err)?;
             Ok((TcpListener::from_std(std).map_err(err)?, local))
         };
-        let udp = |fd: OwnedFd, which: &'static str| -> Result<UdpSocket, BoundaryError> {
+        let udp = |fd: OwnedFd, which: &'static str| -> Result<UdpSocket, ListenerError> {
             let std = std::net::UdpSocket::from(fd);
-            let err = |source| BoundaryError::Listener { which, source };
+            let err = |source| ListenerError { which, source };
             std.set_nonblocking(true).map_err(err)?;
             UdpSocket::from_std(std).map_err(err)
         };

@@ -8,11 +8,9 @@ use std::sync::Arc;
 
 /// Substitution and detection sets for one destination.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The claimed host this plan is for.
     pub host: Option<DomainName>,
-    /// Whether the claimed host was resolved by this sandbox to the dialed address.
-    pub host_pinned: bool,
     /// Substituted in header values.
     pub sub_headers: Arc<Patterns>,
     /// Substituted inside Basic credentials.
@@ -34,7 +32,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for `dest`.
-    pub fn build(set: &SecretSet, dest: &Destination<'_>) -> Plan {
+    pub(crate) fn build(set: &SecretSet, dest: &Destination<'_>) -> Plan {
         let roles: Vec<Role> = (0..set.entries.len()).map(|i| set.role(i, dest)).collect();
         let pick = |f: &dyn Fn(usize) -> bool| {
             Arc::new(Patterns::new(
@@ -50,7 +48,6 @@ impl Plan {
         let violation = |i: usize| matches!(roles[i], Role::Violation(_));
         Plan {
             host: dest.host.cloned(),
-            host_pinned: dest.host_pinned,
             sub_headers: pick(&|i| sub(i) && inj(i).headers),
             sub_basic: pick(&|i| sub(i) && inj(i).basic_auth),
             sub_query: pick(&|i| sub(i) && inj(i).query_params),
@@ -69,7 +66,7 @@ impl Plan {
     }
 
     /// Whether requests under this plan need no rewriting and no scanning.
-    pub fn is_inert(&self) -> bool {
+    pub(crate) fn is_inert(&self) -> bool {
         self.violations.is_empty()
             && self.sub_headers.is_empty()
             && self.sub_basic.is_empty()

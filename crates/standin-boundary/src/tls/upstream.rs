@@ -26,14 +26,14 @@ pub enum UpstreamTlsError {
 }
 
 /// The crypto provider (ring), passed explicitly everywhere.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The provider of the sandbox-facing TLS servers: the same algorithms (ring), with the
 /// suites that hash with SHA-256 first (SHA-256 has CPU instructions on current x86 and Arm
 /// cores, SHA-384 does not: a resumed handshake's key schedule is mostly hashing).
-pub fn sandbox_provider() -> Arc<CryptoProvider> {
+pub(crate) fn sandbox_provider() -> Arc<CryptoProvider> {
     let mut p = rustls::crypto::ring::default_provider();
     p.cipher_suites.sort_by_key(|s| match s.suite() {
         rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,

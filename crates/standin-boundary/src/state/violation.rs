@@ -2,38 +2,38 @@
 //! block-and-terminate, killing the sandbox. Blocking itself (the connection reset) is done
 //! by the connection that found it.
 
-use crate::events::EventKind;
-use crate::shared::Shared;
+use super::SandboxState;
+use crate::events::{EventAction, EventKind, EventProtocol, Location};
 use standin_policy::secrets::{Form, ViolationAction};
 use std::net::SocketAddr;
 
 /// Where a violation was found.
 #[derive(Debug, Clone, Copy)]
-pub struct Place<'a> {
+pub(crate) struct Place<'a> {
     /// Dialed address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// TLS server name, if any.
-    pub sni: Option<&'a str>,
+    pub(crate) sni: Option<&'a str>,
     /// HTTP Host, if any.
-    pub host: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     /// A name this sandbox resolved to `addr`, for events without SNI or Host.
-    pub name: Option<&'a str>,
-    /// `header`, `basic-auth`, `query`, `path`, `body`, `trailer` or `stream`.
-    pub location: &'static str,
-    /// `http/1.1` or `tcp`.
-    pub protocol: &'static str,
+    pub(crate) name: Option<&'a str>,
+    /// Where in what the sandbox sent.
+    pub(crate) location: Location,
+    /// The protocol it was found in.
+    pub(crate) protocol: EventProtocol,
 }
 
 /// Report a violation of secret `secret` found in `form` at `place`, and carry out `action`
 /// (except the reset, which is the caller's).
-pub fn report(
-    shared: &Shared,
+pub(crate) fn report(
+    state: &SandboxState,
     secret: usize,
     form: Form,
     action: ViolationAction,
     place: &Place<'_>,
 ) {
-    let env = shared
+    let env = state
         .secrets
         .as_ref()
         .and_then(|s| s.entries.get(secret))
@@ -41,41 +41,41 @@ pub fn report(
     let dest = place.sni.or(place.host).or(place.name).unwrap_or("-");
     match action {
         ViolationAction::Block | ViolationAction::Passthrough => {
-            tracing::debug!(secret = env, destination = dest, addr = %place.addr, location = place.location, form = form.as_str(), "secret placeholder blocked");
+            tracing::debug!(secret = env, destination = dest, addr = %place.addr, location = ?place.location, form = form.as_str(), "secret placeholder blocked");
             return;
         }
         ViolationAction::BlockAndLog => {
-            tracing::warn!(secret = env, destination = dest, addr = %place.addr, location = place.location, form = form.as_str(), "secret violation: placeholder sent to a host it may not reach; request blocked");
+            tracing::warn!(secret = env, destination = dest, addr = %place.addr, location = ?place.location, form = form.as_str(), "secret violation: placeholder sent to a host it may not reach; request blocked");
         }
         ViolationAction::BlockAndTerminate => {
-            tracing::error!(secret = env, destination = dest, addr = %place.addr, location = place.location, form = form.as_str(), "secret violation: placeholder sent to a host it may not reach; terminating the sandbox");
+            tracing::error!(secret = env, destination = dest, addr = %place.addr, location = ?place.location, form = form.as_str(), "secret violation: placeholder sent to a host it may not reach; terminating the sandbox");
         }
     }
-    let mut e = shared.event(EventKind::SecretViolation, place.protocol);
-    e.action = action.as_str();
+    let mut e = state.event(EventKind::SecretViolation, place.protocol);
+    e.action = action.into();
     e.secret = Some(env.to_owned());
     e.addr = Some(place.addr.to_string());
     e.name = place.name.map(str::to_owned);
     e.sni = place.sni.map(str::to_owned);
     e.host = place.host.map(str::to_owned);
     e.location = Some(place.location);
-    e.form = Some(form.as_str());
-    shared.config.events.emit(e);
+    e.form = Some(form);
+    state.config.events.emit(e);
     if action == ViolationAction::BlockAndTerminate {
-        shared.terminate(&format!("secret {env} sent to {dest}"));
+        state.terminate(&format!("secret {env} sent to {dest}"));
     }
 }
 
 /// Report a request refused for a protocol reason.
-pub fn refused(shared: &Shared, place: &Place<'_>, why: &str) {
+pub(crate) fn refused(state: &SandboxState, place: &Place<'_>, why: &str) {
     tracing::warn!(addr = %place.addr, sni = ?place.sni, host = ?place.host, reason = why, "request blocked");
-    let mut e = shared.event(EventKind::RequestBlocked, place.protocol);
-    e.action = "block";
+    let mut e = state.event(EventKind::RequestBlocked, place.protocol);
+    e.action = EventAction::Block;
     e.addr = Some(place.addr.to_string());
     e.name = place.name.map(str::to_owned);
     e.sni = place.sni.map(str::to_owned);
     e.host = place.host.map(str::to_owned);
     e.location = Some(place.location);
     e.detail = Some(why.to_owned());
-    shared.config.events.emit(e);
+    state.config.events.emit(e);
 }

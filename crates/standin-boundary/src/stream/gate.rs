@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Scanning state of one byte stream.
 #[derive(Debug)]
-pub struct ScanGate {
+pub(crate) struct ScanGate {
     scanner: StreamScanner,
     held: BytesMut,
     /// Stream offset of `held[0]`.
@@ -22,7 +22,7 @@ pub struct ScanGate {
 
 impl ScanGate {
     /// A gate looking for `patterns`.
-    pub fn new(patterns: Arc<Patterns>) -> ScanGate {
+    pub(crate) fn new(patterns: Arc<Patterns>) -> ScanGate {
         ScanGate {
             scanner: StreamScanner::new(patterns),
             held: BytesMut::new(),
@@ -32,7 +32,7 @@ impl ScanGate {
 
     /// Scan the next piece; the bytes now cleared to go on (possibly empty), or the
     /// placeholder found.
-    pub fn push(&mut self, data: Bytes) -> Result<Bytes, Hit> {
+    pub(crate) fn push(&mut self, data: Bytes) -> Result<Bytes, Hit> {
         let safe = self.scanner.push(&data)?;
         if self.held.is_empty() && safe == self.scanner.consumed() {
             self.held_start = safe;
@@ -47,7 +47,7 @@ impl ScanGate {
     }
 
     /// The stream ended: the bytes still held, or the placeholder they complete.
-    pub fn finish(&mut self) -> Result<Bytes, Hit> {
+    pub(crate) fn finish(&mut self) -> Result<Bytes, Hit> {
         self.scanner.finish()?;
         self.held_start += self.held.len() as u64;
         Ok(self.held.split().freeze())

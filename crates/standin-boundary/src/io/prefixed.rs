@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// `prefix` then `inner` on the read side; writes go straight to `inner`.
 #[derive(Debug)]
-pub struct Prefixed<T> {
+pub(crate) struct Prefixed<T> {
     prefix: Vec<u8>,
     pos: usize,
     inner: T,
@@ -16,17 +16,12 @@ pub struct Prefixed<T> {
 
 impl<T> Prefixed<T> {
     /// Serve `prefix` before reading from `inner`.
-    pub fn new(prefix: Vec<u8>, inner: T) -> Prefixed<T> {
+    pub(crate) fn new(prefix: Vec<u8>, inner: T) -> Prefixed<T> {
         Prefixed {
             prefix,
             pos: 0,
             inner,
         }
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
     }
 }
 

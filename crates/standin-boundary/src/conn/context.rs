@@ -1,53 +1,68 @@
-//! [`ConnInfo`]: what an inspected connection is, its plans, which values what comes back on
+//! [`ConnCtx`]: what an inspected connection is, its plans, which values what comes back on
 //! it is scrubbed of, and how a request on it is refused or reported as a violation.
 
-use super::*;
+use crate::events::{EventProtocol, Location};
+use crate::io::Abort;
+use crate::state::SandboxState;
+use crate::state::plan::Plan;
+use crate::state::violation::{self, Place};
+use standin_policy::egress::DomainName;
+use standin_policy::secrets::{Destination, Hit, Scrubber, SentForm};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use thiserror::Error;
+
+/// A request was refused; the connection is reset.
+#[derive(Debug, Error)]
+#[error("request blocked by the standin boundary")]
+pub(crate) struct Blocked;
 
 /// Most [`SentForm`]s a connection keeps.
-pub const MAX_SENT_FORMS: usize = 8;
+pub(crate) const MAX_SENT_FORMS: usize = 8;
 
 /// What the inspected connection is.
 #[derive(Debug)]
-pub struct ConnInfo {
+pub(crate) struct ConnCtx {
     /// Per-sandbox state.
-    pub shared: Arc<Shared>,
+    pub(crate) state: Arc<SandboxState>,
     /// Dialed address.
-    pub dst: SocketAddr,
+    pub(crate) dst: SocketAddr,
     /// Names this sandbox resolved to `dst`.
-    pub names: Vec<DomainName>,
+    pub(crate) names: Vec<DomainName>,
     /// TLS server name (intercepted TLS with SNI).
-    pub sni: Option<DomainName>,
+    pub(crate) sni: Option<DomainName>,
     /// Whether this is intercepted TLS with a verified upstream.
-    pub tls: bool,
+    pub(crate) tls: bool,
     plan: Mutex<Option<Arc<Plan>>>,
     /// The secrets a verified TLS connection to one of `names` may carry (see
     /// [`values_held`](Self::values_held)).
-    pinned_values: std::sync::OnceLock<Arc<Vec<usize>>>,
+    pinned_values: OnceLock<Arc<Vec<usize>>>,
     /// Forms of values this connection sent that the sandbox wrote differently (see
     /// [`remember_sent`](Self::remember_sent)).
     sent: Mutex<Arc<Vec<SentForm>>>,
     blocked: AtomicBool,
-    abort: Arc<crate::abort::Abort>,
+    abort: Arc<Abort>,
 }
 
-impl ConnInfo {
+impl ConnCtx {
     /// Describe a connection.
-    pub fn new(
-        shared: Arc<Shared>,
+    pub(crate) fn new(
+        state: Arc<SandboxState>,
         dst: SocketAddr,
         names: Vec<DomainName>,
         sni: Option<DomainName>,
         tls: bool,
-        abort: Arc<crate::abort::Abort>,
-    ) -> ConnInfo {
-        ConnInfo {
-            shared,
+        abort: Arc<Abort>,
+    ) -> ConnCtx {
+        ConnCtx {
+            state,
             dst,
             names,
             sni,
             tls,
             plan: Mutex::new(None),
-            pinned_values: std::sync::OnceLock::new(),
+            pinned_values: OnceLock::new(),
             sent: Mutex::new(Arc::default()),
             blocked: AtomicBool::new(false),
             abort,
@@ -55,23 +70,23 @@ impl ConnInfo {
     }
 
     /// The connection's sockets, for resets.
-    pub fn abort(&self) -> &crate::abort::Abort {
+    pub(crate) fn abort(&self) -> &Abort {
         &self.abort
     }
 
     /// Mark the connection blocked (the caller resets both sides).
-    pub fn mark_blocked(&self) {
+    pub(crate) fn mark_blocked(&self) {
         self.blocked.store(true, Ordering::Release);
         self.abort.abort();
     }
 
     /// Whether a request on this connection was blocked (the caller resets both sides).
-    pub fn is_blocked(&self) -> bool {
+    pub(crate) fn is_blocked(&self) -> bool {
         self.blocked.load(Ordering::Acquire)
     }
 
     /// The plan for a request claiming `host` (cached for the last host seen).
-    pub fn plan(&self, host: Option<&DomainName>) -> Arc<Plan> {
+    pub(crate) fn plan(&self, host: Option<&DomainName>) -> Arc<Plan> {
         if let Ok(cache) = self.plan.lock()
             && let Some(p) = cache.as_ref()
             && p.host.as_ref() == host
@@ -79,7 +94,7 @@ impl ConnInfo {
             return p.clone();
         }
         let pinned = host.is_some_and(|h| self.names.contains(h));
-        let plan = self.shared.plan(&Destination {
+        let plan = self.state.plan(&Destination {
             host,
             host_pinned: pinned,
             pinned_names: &self.names,
@@ -97,14 +112,14 @@ impl ConnInfo {
     /// this sandbox resolved to the address may carry (the host may have received them on
     /// another connection, and echo them on this one). A verified name is a host of its own:
     /// another site behind the same address did not receive them.
-    pub fn values_held(&self, plan: &Plan) -> Arc<Vec<usize>> {
+    pub(crate) fn values_held(&self, plan: &Plan) -> Arc<Vec<usize>> {
         if self.tls && self.sni.is_some() {
             return plan.reflect_ids.clone();
         }
         let pinned = self.pinned_values.get_or_init(|| {
             let mut ids = Vec::new();
             for name in &self.names {
-                let p = self.shared.plan(&Destination {
+                let p = self.state.plan(&Destination {
                     host: Some(name),
                     host_pinned: true,
                     pinned_names: &self.names,
@@ -130,7 +145,7 @@ impl ConnInfo {
     /// Remember that this connection sent `text` (carrying a value) where the sandbox wrote
     /// `original`: an echo on this connection is given back as `original`. The last
     /// [`MAX_SENT_FORMS`] are kept.
-    pub fn remember_sent(&self, text: &[u8], original: &[u8]) {
+    pub(crate) fn remember_sent(&self, text: &[u8], original: &[u8]) {
         let Ok(mut sent) = self.sent.lock() else {
             return;
         };
@@ -149,38 +164,38 @@ impl ConnInfo {
     }
 
     /// The forms [`remember_sent`](Self::remember_sent) keeps.
-    pub fn sent_forms(&self) -> Arc<Vec<SentForm>> {
+    pub(crate) fn sent_forms(&self) -> Arc<Vec<SentForm>> {
         self.sent.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// A scrubber for what comes back from a destination that may hold `held`.
-    pub fn scrubber(&self, held: Arc<Vec<usize>>) -> Scrubber {
-        let set = self.shared.secrets.clone().unwrap_or_default();
+    pub(crate) fn scrubber(&self, held: Arc<Vec<usize>>) -> Scrubber {
+        let set = self.state.secrets.clone().unwrap_or_default();
         Scrubber::new(set, held).with_sent(self.sent_forms())
     }
 
-    fn place<'a>(&'a self, host: Option<&'a str>, location: &'static str) -> Place<'a> {
+    fn place<'a>(&'a self, host: Option<&'a str>, location: Location) -> Place<'a> {
         Place {
             addr: self.dst,
             sni: self.sni.as_ref().map(DomainName::as_str),
             host,
             name: self.names.first().map(DomainName::as_str),
             location,
-            protocol: "http/1.1",
+            protocol: EventProtocol::Http,
         }
     }
 
     /// Act on a placeholder found where it may not go.
-    pub fn violation(
+    pub(crate) fn violation(
         &self,
         plan: &Plan,
         hit: Hit,
         host: Option<&str>,
-        location: &'static str,
+        location: Location,
     ) -> Blocked {
         match plan.actions.get(hit.secret).copied().flatten() {
             Some(action) => violation::report(
-                &self.shared,
+                &self.state,
                 hit.secret,
                 hit.form,
                 action,
@@ -188,7 +203,7 @@ impl ConnInfo {
             ),
             // Only a substitutable placeholder in a body that cannot be rewritten gets here.
             None => violation::refused(
-                &self.shared,
+                &self.state,
                 &self.place(host, location),
                 "placeholder in a body with a content encoding (cannot be rewritten safely)",
             ),
@@ -198,15 +213,15 @@ impl ConnInfo {
     }
 
     /// Refuse a request for a protocol reason.
-    pub fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
-        violation::refused(&self.shared, &self.place(host, "header"), why);
+    pub(crate) fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
+        violation::refused(&self.state, &self.place(host, Location::Header), why);
         self.mark_blocked();
         Blocked
     }
 
     pub(crate) fn real<'a>(&'a self) -> impl Fn(usize) -> &'a [u8] + 'a {
         move |i| {
-            self.shared
+            self.state
                 .secrets
                 .as_ref()
                 .and_then(|s| s.entries.get(i))

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Why a destination was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     /// Loopback or unspecified: would reach the host.
     HostLocal,
     /// One of the sandbox's own addresses.
@@ -22,7 +22,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Stable name for logs and events.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Refusal::HostLocal => "host-local destination",
             Refusal::SandboxOwn => "the sandbox's own address",
@@ -32,7 +32,7 @@ impl Refusal {
 }
 
 /// Check a destination against the fixed refusals.
-pub fn check(
+pub(super) fn check(
     dst: SocketAddr,
     listener: SocketAddr,
     sandbox_addrs: &[IpAddr],

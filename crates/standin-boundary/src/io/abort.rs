@@ -3,32 +3,33 @@
 //! A blocked request must look like a connection reset to the sandbox, and the destination
 //! must not get a clean end of a partial request. Dropping a stream is not enough: the HTTP
 //! or TLS layer above may close gracefully first (close_notify, FIN). The connection keeps a
-//! handle on each of its sockets here ([`SharedSocket`](crate::shared_socket::SharedSocket));
+//! handle on each of its sockets here ([`SharedSocket`](super::SharedSocket));
 //! [`Abort::abort`] sets a zero linger and disconnects the socket (`connect(AF_UNSPEC)`),
 //! which sends RST immediately and makes every later read or write on it fail, whoever holds
 //! it. Holding the handle also keeps the socket open until the connection is done with, so
 //! a layer that dropped its end early cannot have sent a FIN instead.
 
-use crate::shared_socket::SharedSocket;
+use super::shared_socket::SharedSocket;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 
 /// The sockets of one connection.
 #[derive(Debug, Default)]
-pub struct Abort {
+pub(crate) struct Abort {
     fds: Mutex<Vec<Arc<TcpStream>>>,
     done: std::sync::atomic::AtomicBool,
 }
 
 impl Abort {
     /// Remember `sock`.
-    pub fn add(&self, sock: &SharedSocket) {
+    pub(crate) fn add(&self, sock: &SharedSocket) {
         self.add_shared(sock.handle());
     }
 
     /// Remember a socket handle (a pooled upstream connection keeps one for whoever reuses
     /// it).
-    pub fn add_shared(&self, fd: Arc<TcpStream>) {
+    pub(crate) fn add_shared(&self, fd: Arc<TcpStream>) {
         if let Ok(mut fds) = self.fds.lock() {
             fds.push(fd);
         }
@@ -38,19 +39,19 @@ impl Abort {
     }
 
     /// Forget a socket handle (it moved on to another connection).
-    pub fn remove(&self, fd: &Arc<TcpStream>) {
+    pub(crate) fn remove(&self, fd: &Arc<TcpStream>) {
         if let Ok(mut fds) = self.fds.lock() {
             fds.retain(|f| !Arc::ptr_eq(f, fd));
         }
     }
 
     /// Whether [`abort`](Self::abort) was called.
-    pub fn is_aborted(&self) -> bool {
+    pub(crate) fn is_aborted(&self) -> bool {
         self.done.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Reset every socket now. Idempotent.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.done.store(true, std::sync::atomic::Ordering::Release);
         self.reset_all();
     }
@@ -61,15 +62,27 @@ impl Abort {
             Err(_) => return,
         };
         for fd in fds {
-            let _ = nix::sys::socket::setsockopt(
-                &*fd,
-                nix::sys::socket::sockopt::Linger,
-                &nix::libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                },
-            );
-            let _ = rustix::net::connect_unspec(&*fd);
+            reset_socket(&*fd);
         }
     }
+}
+
+/// Send RST on `sock` now: a zero linger, then a disconnect (`connect(AF_UNSPEC)`), after
+/// which every read or write on it fails, whoever holds it.
+pub(crate) fn reset_socket(sock: &impl AsFd) {
+    let _ = nix::sys::socket::setsockopt(
+        sock,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
+    let _ = rustix::net::connect_unspec(sock);
+}
+
+/// Close `stream` with RST rather than FIN, so the peer sees a connection reset at once.
+pub(crate) fn reset(stream: TcpStream) {
+    reset_socket(&stream);
+    drop(stream);
 }

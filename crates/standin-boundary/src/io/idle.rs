@@ -15,14 +15,14 @@ use tokio::time::Instant;
 
 /// Last-activity clock shared by both sides of one connection (milliseconds since `origin`).
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     origin: Instant,
     last_ms: AtomicU64,
 }
 
 impl Activity {
     /// A clock that starts now.
-    pub fn new() -> Arc<Activity> {
+    pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
@@ -40,7 +40,7 @@ impl Activity {
 }
 
 /// Resolves once no byte has moved for `timeout`.
-pub async fn until_idle(activity: &Activity, timeout: Duration) {
+pub(crate) async fn until_idle(activity: &Activity, timeout: Duration) {
     loop {
         let deadline = activity.last() + timeout;
         if Instant::now() >= deadline {
@@ -52,19 +52,19 @@ pub async fn until_idle(activity: &Activity, timeout: Duration) {
 
 /// A stream that stamps `activity` whenever data moves.
 #[derive(Debug)]
-pub struct Tracked<S> {
+pub(crate) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Tracked<S> {
     /// Wrap `inner`.
-    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
         Tracked { inner, activity }
     }
 
     /// The wrapped stream.
-    pub fn into_inner(self) -> S {
+    pub(crate) fn into_inner(self) -> S {
         self.inner
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 
 /// The destination the sandboxed client connected to, before the capture redirected it.
 /// `ipv6` says which listener accepted the connection (the option differs per family).
-pub fn original_dst(sock: &impl AsFd, ipv6: bool) -> io::Result<SocketAddr> {
+pub(crate) fn original_dst(sock: &impl AsFd, ipv6: bool) -> io::Result<SocketAddr> {
     if ipv6 {
         let sa = getsockopt(sock, sockopt::Ip6tOriginalDst)?;
         let ip = Ipv6Addr::from(sa.sin6_addr.s6_addr);

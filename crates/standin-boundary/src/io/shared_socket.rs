@@ -1,4 +1,4 @@
-//! [`SharedSocket`]: a TCP stream that an [`Abort`](crate::abort::Abort) can reset while
+//! [`SharedSocket`]: a TCP stream that an [`Abort`](super::Abort) can reset while
 //! the HTTP or TLS layer owns it.
 //!
 //! The stream is reference-counted instead of having its descriptor duplicated: the layer
@@ -17,16 +17,16 @@ use tokio::net::TcpStream;
 
 /// A TCP stream with shared ownership; reads and writes go through tokio's readiness API.
 #[derive(Debug, Clone)]
-pub struct SharedSocket(Arc<TcpStream>);
+pub(crate) struct SharedSocket(Arc<TcpStream>);
 
 impl SharedSocket {
     /// Wrap `stream`.
-    pub fn new(stream: TcpStream) -> SharedSocket {
+    pub(crate) fn new(stream: TcpStream) -> SharedSocket {
         SharedSocket(Arc::new(stream))
     }
 
     /// Another handle on the same socket (for resets).
-    pub fn handle(&self) -> Arc<TcpStream> {
+    pub(crate) fn handle(&self) -> Arc<TcpStream> {
         self.0.clone()
     }
 }

@@ -10,10 +10,11 @@
 //! values become placeholders, and only a suffix that could be the start of a value waits for
 //! the next read.
 
-use crate::http::{ConnInfo, SCRUB_STALL};
-use crate::idle::{Activity, Tracked, until_idle};
-use crate::scan_gate::ScanGate;
-use crate::violation::{self, Place};
+use super::{SCRUB_STALL, ScanGate};
+use crate::conn::ConnCtx;
+use crate::events::{EventProtocol, Location};
+use crate::io::{Activity, Tracked, until_idle};
+use crate::state::violation::{self, Place};
 use bytes::BytesMut;
 use standin_policy::secrets::{Hit, Scrubber};
 use std::sync::Arc;
@@ -65,7 +66,7 @@ where
 /// Relay `guest` ⇄ `upstream`, scanning guest → upstream and scrubbing upstream → guest when
 /// the destination may hold a value. Returns when both directions are done, on a violation
 /// (the connection is then marked blocked), or at the idle timeout.
-pub async fn relay<G, U>(guest: G, upstream: U, info: Arc<ConnInfo>)
+pub(crate) async fn relay<G, U>(guest: G, upstream: U, info: Arc<ConnCtx>)
 where
     G: AsyncRead + AsyncWrite + Unpin + Send,
     U: AsyncRead + AsyncWrite + Unpin + Send,
@@ -118,7 +119,7 @@ where
                     let host = info.sni.as_ref().map(|s| s.to_string());
                     if let Some(action) = plan.actions.get(hit.secret).copied().flatten() {
                         violation::report(
-                            &info.shared,
+                            &info.state,
                             hit.secret,
                             hit.form,
                             action,
@@ -127,8 +128,8 @@ where
                                 sni: host.as_deref(),
                                 host: None,
                                 name: info.names.first().map(|n| n.as_str()),
-                                location: "stream",
-                                protocol: "tcp",
+                                location: Location::Stream,
+                                protocol: EventProtocol::Tcp,
                             },
                         );
                     }
@@ -137,7 +138,7 @@ where
                 }
             }
             _ = &mut down, if !down_done => down_done = true,
-            _ = until_idle(&activity, info.shared.config.idle_timeout) => return,
+            _ = until_idle(&activity, info.state.config.idle_timeout) => return,
         }
     }
 }

@@ -1,0 +1,93 @@
+//! Admission: whether a captured connection may go where it was headed.
+//!
+//! Two checks, in this order: the fixed [`guard`](super::guard) (before a byte is read: the
+//! host itself, the sandbox's own addresses, the listeners), then the egress policy, first
+//! match wins, fed with the names this sandbox resolved to the address (the pin table) and the
+//! ClientHello's server name. A refusal is reported as a connection-denied event; the caller
+//! resets the connection.
+
+use super::detect::Detected;
+use super::guard;
+use crate::events::{EventKind, EventProtocol};
+use crate::state::SandboxState;
+use standin_policy::egress::{Action, DomainName, Flow, Protocol};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The fixed guard: whether the boundary may dial `dst` at all (a refusal is reported).
+/// `listener` is the relay listener that accepted the connection.
+pub(crate) fn guard_allows(state: &SandboxState, dst: SocketAddr, listener: SocketAddr) -> bool {
+    let Err(why) = guard::check(dst, listener, &state.config.sandbox_addrs) else {
+        return true;
+    };
+    let mut e = state.event(EventKind::ConnectionDenied, EventProtocol::Tcp);
+    e.addr = Some(dst.to_string());
+    e.rule = Some("guard".into());
+    e.detail = Some(why.as_str().into());
+    state.config.events.emit(e);
+    false
+}
+
+/// The names this sandbox resolved to `dst`'s address (live pins).
+pub(crate) fn pinned_names(state: &SandboxState, dst: SocketAddr) -> Vec<DomainName> {
+    state
+        .pins
+        .read()
+        .map(|p| p.names_for(dst.ip(), Instant::now()))
+        .unwrap_or_default()
+}
+
+/// Whether the egress policy allows a connection to `dst` whose first bytes are `first` (a
+/// denial is reported).
+pub(crate) fn policy_allows(
+    state: &SandboxState,
+    dst: SocketAddr,
+    names: &[DomainName],
+    first: &Detected,
+) -> bool {
+    let sni = first.sni();
+    let flow = Flow {
+        ip: dst.ip(),
+        port: dst.port(),
+        protocol: Protocol::Tcp,
+        names,
+        tls: first.looks_tls(),
+        sni: sni.as_ref(),
+    };
+    let decision = state.config.policy.evaluate(&flow, &|a| state.is_host(a));
+    if decision.action == Action::Allow {
+        return true;
+    }
+    let mut e = state.event(EventKind::ConnectionDenied, EventProtocol::Tcp);
+    e.addr = Some(dst.to_string());
+    e.name = sni.as_ref().or(names.first()).map(|n| n.to_string());
+    e.rule = Some(state.rule_name(decision));
+    state.config.events.emit(e);
+    false
+}
+
+/// Both checks for a TLS connection to `dst` named `name`, without an event (a `CONNECT`
+/// target tries each of its addresses and reports once).
+pub(crate) fn allows_tls(
+    state: &SandboxState,
+    dst: SocketAddr,
+    listener: SocketAddr,
+    name: Option<&DomainName>,
+) -> bool {
+    let names: Vec<DomainName> = name.into_iter().cloned().collect();
+    let flow = Flow {
+        ip: dst.ip(),
+        port: dst.port(),
+        protocol: Protocol::Tcp,
+        names: &names,
+        tls: true,
+        sni: name,
+    };
+    guard::check(dst, listener, &state.config.sandbox_addrs).is_ok()
+        && state
+            .config
+            .policy
+            .evaluate(&flow, &|a| state.is_host(a))
+            .action
+            == Action::Allow
+}
