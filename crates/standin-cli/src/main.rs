@@ -4,6 +4,8 @@
 //! with its exit code. The same binary also serves as the sandbox's helper (stage1 and the
 //! exec helper), selected by a hidden first argument before any CLI parsing happens.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod cli;
 mod config;

@@ -18,6 +18,8 @@
 //!   actions), the per-destination decision, and the streaming placeholder scanner and
 //!   substituter the boundary runs on sandbox traffic.
 
+#![forbid(unsafe_code)]
+
 pub mod egress;
 pub mod env_spec;
 pub mod guest_env;

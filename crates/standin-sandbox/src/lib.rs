@@ -25,6 +25,8 @@
 //! Entry points: [`SandboxProcess`] (host side) and [`helper::run_if_requested`] (to be
 //! called first thing in the helper binary's `main`).
 
+#![deny(unsafe_code)]
+
 pub mod capture_rules;
 pub mod enter;
 pub mod error;
@@ -39,6 +41,10 @@ pub mod seccomp;
 pub mod spec;
 pub mod stage1;
 pub mod supervisor;
+#[allow(
+    unsafe_code,
+    reason = "the syscall layer: every unsafe block of standin is here, each with its SAFETY comment"
+)]
 pub mod sys;
 pub mod workload;
 

@@ -15,9 +15,8 @@ use crate::netns::CaptureSockets;
 use crate::protocol::{self, FromSandbox, ToSandbox};
 use crate::spec::{ExecSpec, NetworkMode, SandboxSpec};
 use crate::sys::pidfd;
-use crate::sys::process::dup2_for_exec;
+use crate::sys::process::pass_fd;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -78,10 +77,7 @@ impl SandboxProcess {
         cmd.stdout(stdio.stdout.unwrap_or_else(Stdio::inherit));
         cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::inherit));
         let raw = theirs.as_raw_fd();
-        // SAFETY: the closure only calls dup2, which is async-signal-safe and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || dup2_for_exec(raw, HELPER_FD));
-        }
+        pass_fd(&mut cmd, raw, HELPER_FD);
         let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             path: helper.display().to_string(),
             source,
@@ -243,10 +239,7 @@ impl SandboxProcess {
         cmd.stdout(stdio.stdout.unwrap_or_else(Stdio::piped));
         cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::piped));
         let raw = pidfd.as_raw_fd();
-        // SAFETY: the closure only calls dup2, which is async-signal-safe and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || dup2_for_exec(raw, HELPER_FD));
-        }
+        pass_fd(&mut cmd, raw, HELPER_FD);
         let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             path: self.helper.display().to_string(),
             source,

@@ -1,4 +1,5 @@
-//! The syscall layer: every `unsafe` block of standin lives under this module.
+//! The syscall layer: every `unsafe` block of standin lives under this module (the crate
+//! denies `unsafe_code` everywhere else; every other crate forbids it).
 //!
 //! Each function wraps exactly one kernel interface that `nix`/`caps`/`landlock` do not cover
 //! (or cover without the flags we need), keeps its `unsafe` to the FFI call itself, and returns

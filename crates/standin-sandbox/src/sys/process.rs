@@ -3,6 +3,8 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Result of [`fork`].
 #[derive(Debug)]
@@ -34,10 +36,20 @@ pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
     }
 }
 
-/// Make `from` available as `to` across the coming exec, for use in `Command::pre_exec`:
-/// async-signal-safe, no allocation. `dup2` clears close-on-exec on `to`; when `from` already
-/// *is* `to`, `dup2` does nothing, so the flag is cleared explicitly.
-pub fn dup2_for_exec(from: RawFd, to: RawFd) -> io::Result<()> {
+/// Make the descriptor `from` available as `to` in the program `cmd` runs. `from` must stay
+/// open until `cmd` is spawned.
+pub fn pass_fd(cmd: &mut Command, from: RawFd, to: RawFd) {
+    // SAFETY: the closure runs between fork and exec; it only calls `dup2_for_exec`, which is
+    // async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || dup2_for_exec(from, to));
+    }
+}
+
+/// Make `from` available as `to` across the coming exec: async-signal-safe, no allocation.
+/// `dup2` clears close-on-exec on `to`; when `from` already *is* `to`, `dup2` does nothing, so
+/// the flag is cleared explicitly.
+fn dup2_for_exec(from: RawFd, to: RawFd) -> io::Result<()> {
     let rc = if from == to {
         // SAFETY: fcntl(F_SETFD) on an integer descriptor; async-signal-safe.
         unsafe { libc::fcntl(to, libc::F_SETFD, 0) }
