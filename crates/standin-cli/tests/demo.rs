@@ -6,10 +6,9 @@ mod support;
 use support::*;
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn the_demo_shows_the_four_outcomes() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let o = std::process::Command::new(standin_bin())
         .arg("demo")
         .output()

@@ -22,10 +22,9 @@ fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output
 const OK: &str = r#"curl --http1.1 -sS -m 5 -o /dev/null -w 'after %{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/after"#;
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_resets_mid_response_and_the_boundary_carries_on() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -40,10 +39,9 @@ fn upstream_resets_mid_response_and_the_boundary_carries_on() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_resets_mid_request_and_the_boundary_carries_on() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -58,13 +56,12 @@ fn upstream_resets_mid_request_and_the_boundary_carries_on() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
+    let events = EventsFile::new();
+    let ev = events.arg();
     let o = run(
         &net,
         &["--secret", "WRONG_KEY@wrongcert.example", "--events", ev],
@@ -76,7 +73,7 @@ fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted()
     assert!(!out.contains("wrong=0"), "{}", report(&o, &net));
     assert!(out.contains("after 200"), "{}", report(&o, &net));
     assert!(!net.received().contains("GET /x"), "{}", net.received());
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = events.read();
     assert!(
         ev.contains("upstream-failed") && ev.contains("wrongcert.example"),
         "{ev}"
@@ -84,10 +81,9 @@ fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted()
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn oversized_heads_slow_clients_and_clients_that_never_read() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let py = r#"
 import os, socket, ssl, time
@@ -141,14 +137,13 @@ print("slow-closed", got[:12], time.time() - t < 14)
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_used() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     // UDP 53 on the upstream's address counts queries and never answers.
     let net = FakeInternet::with_http_udp(&[80], &[443], &[53]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
+    let events = EventsFile::new();
+    let ev = events.arg();
     // Only the silent resolver: the lookup fails (SERVFAIL, not a hang), the failure is an
     // event, and connections that need no lookup still work.
     let script = format!(
@@ -176,7 +171,7 @@ fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_
         "the silent resolver got no query:\n{}",
         report(&o, &net)
     );
-    let log = std::fs::read_to_string(events.path()).unwrap();
+    let log = events.read();
     assert!(
         log.lines()
             .any(|l| l.contains("\"upstream-failed\"") && l.contains("timed out")),
@@ -199,10 +194,9 @@ fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // Body injection on: a Content-Length body is read whole to be rewritten, up to 16 MiB.
     let mut cfg = tempfile::NamedTempFile::new().unwrap();
@@ -211,7 +205,7 @@ fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
         b"[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { body = true }\n",
     )
     .unwrap();
-    let events = tempfile::NamedTempFile::new().unwrap();
+    let events = EventsFile::new();
     let script = format!(
         "printf 'key=%s&pad=' \"$OPENAI_API_KEY\" > /tmp/big; head -c 17000000 /dev/zero | tr '\\\\0' a >> /tmp/big; \
          curl --http1.1 -sS -m 20 -o /dev/null --data-binary @/tmp/big https://api.openai.com/oversized; echo \"big=$?\"; {OK}"
@@ -223,7 +217,7 @@ fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
             "--config",
             cfg.path().to_str().unwrap(),
             "--events",
-            events.path().to_str().unwrap(),
+            events.arg(),
         ],
         ENV,
         &script,
@@ -237,7 +231,7 @@ fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
     assert!(out.contains("after 200"), "{}", report(&o, &net));
     let got = net.received();
     assert!(!got.contains("/oversized"), "a byte of it left: {got}");
-    let log = std::fs::read_to_string(events.path()).unwrap();
+    let log = events.read();
     assert!(
         log.lines()
             .any(|l| l.contains("\"request-blocked\"") && l.contains("over 16 MiB")),

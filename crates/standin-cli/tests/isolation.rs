@@ -84,11 +84,9 @@ fn host_files_outside_mounts_are_invisible() {
 }
 
 #[test]
+#[ignore = "needs root (the sandbox's root must not be host root); .ci/run runs it with --include-ignored"]
 fn root_only_host_file_stays_unreadable_when_mounted() {
-    if !is_root() {
-        eprintln!("skipped: needs root (the sandbox's root must not be host root)");
-        return;
-    }
+    require_root();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "top-secret").unwrap();
@@ -256,11 +254,9 @@ fn environment_is_built_from_scratch() {
 }
 
 #[test]
+#[ignore = "needs root (to switch to an unprivileged user); .ci/run runs it with --include-ignored"]
 fn an_unprivileged_user_can_run_a_sandbox() {
-    if !is_root() {
-        eprintln!("skipped: needs root to switch to an unprivileged user");
-        return;
-    }
+    require_root();
     // A copy every user can execute (the build tree may not be traversable).
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("standin");

@@ -5,6 +5,7 @@ mod support;
 use support::*;
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn tcp_arrives_with_its_original_destination_v4_and_v6() {
     let net = FakeInternet::new(&[80, 8443], &[]);
     let o = net.run_sh(
@@ -27,6 +28,7 @@ fn tcp_arrives_with_its_original_destination_v4_and_v6() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn udp_fails_at_once_and_never_leaves() {
     let net = FakeInternet::new(&[80], &[443, 8053]);
     let o = net.run_sh(
@@ -55,6 +57,7 @@ for fam, addr in [(socket.AF_INET, (\"{UPSTREAM_V4}\", 443)), (socket.AF_INET6, 
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn host_local_and_own_addresses_are_refused() {
     let net = FakeInternet::new(&[80], &[]);
     // A server on the client namespace's loopback: the sandbox must not reach it through the
@@ -74,6 +77,7 @@ fn host_local_and_own_addresses_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn in_sandbox_loopback_services_work() {
     let net = FakeInternet::new(&[80], &[]);
     let o = net.run_sh(
@@ -91,6 +95,7 @@ fn in_sandbox_loopback_services_work() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn no_network_means_loopback_only() {
     let net = FakeInternet::new(&[80], &[]);
     let o = net.run_sh(

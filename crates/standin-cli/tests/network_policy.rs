@@ -5,15 +5,12 @@ mod support;
 use support::*;
 
 /// Events written by standin to `path`, one JSON object per line.
-fn events(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+fn events(file: &EventsFile) -> Vec<String> {
+    file.read().lines().map(str::to_owned).collect()
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn public_destinations_work_by_name_and_address_over_v4_and_v6() {
     let net = FakeInternet::new(&[80], &[]);
     let o = net.run_sh(
@@ -39,11 +36,12 @@ fn public_destinations_work_by_name_and_address_over_v4_and_v6() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn private_loopback_and_metadata_destinations_are_refused() {
     let net = FakeInternet::new(&[80], &[]);
-    let ev = tempfile::NamedTempFile::new().unwrap();
+    let ev = EventsFile::new();
     let o = net.run_sh(
-        &["--events", ev.path().to_str().unwrap()],
+        &["--events", ev.arg()],
         &format!(
             "for a in {PRIVATE_V4} {METADATA_V4} 127.0.0.1 {DNS_V4}; do \
                curl -sS -m 5 http://$a/ >/dev/null 2>&1; echo \"$a rc=$?\"; done"
@@ -57,7 +55,7 @@ fn private_loopback_and_metadata_destinations_are_refused() {
             .unwrap_or_else(|| panic!("{a}: {s}"));
         assert!(!line.ends_with("rc=0"), "{a} was reachable: {s}");
     }
-    let ev = events(ev.path());
+    let ev = events(&ev);
     for a in [PRIVATE_V4, METADATA_V4, DNS_V4] {
         assert!(
             ev.iter()
@@ -79,11 +77,12 @@ fn private_loopback_and_metadata_destinations_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn names_resolving_to_private_addresses_get_nxdomain() {
     let net = FakeInternet::new(&[80], &[]);
-    let ev = tempfile::NamedTempFile::new().unwrap();
+    let ev = EventsFile::new();
     let o = net.run_sh(
-        &["--events", ev.path().to_str().unwrap()],
+        &["--events", ev.arg()],
         "dig +tries=1 +time=5 private.example A | grep -o 'status: [A-Z]*'; \
          dig +tries=1 +time=5 metadata.example A | grep -o 'status: [A-Z]*'; \
          dig +tries=1 +time=5 api.openai.com A | grep -o 'status: [A-Z]*'",
@@ -96,7 +95,7 @@ fn names_resolving_to_private_addresses_get_nxdomain() {
         "{}",
         stderr(&o)
     );
-    let ev = events(ev.path());
+    let ev = events(&ev);
     assert!(
         ev.iter()
             .any(|e| e.contains("\"rebind-blocked\"") && e.contains("private.example")),
@@ -111,16 +110,12 @@ fn names_resolving_to_private_addresses_get_nxdomain() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn denied_domains_get_nxdomain_and_queries_to_any_resolver_are_captured() {
     let net = FakeInternet::new(&[80], &[]);
-    let ev = tempfile::NamedTempFile::new().unwrap();
+    let ev = EventsFile::new();
     let o = net.run_sh(
-        &[
-            "--net-rule",
-            "deny@*.evil.example",
-            "--events",
-            ev.path().to_str().unwrap(),
-        ],
+        &["--net-rule", "deny@*.evil.example", "--events", ev.arg()],
         "dig +tries=1 +time=5 evil.example | grep -o 'status: [A-Z]*'; \
          dig +tries=1 +time=5 x.y.evil.example | grep -o 'status: [A-Z]*'; \
          dig +short +tries=1 +time=5 @8.8.8.8 api.openai.com A; \
@@ -141,7 +136,7 @@ fn denied_domains_get_nxdomain_and_queries_to_any_resolver_are_captured() {
         "{}",
         stderr(&o)
     );
-    let ev = events(ev.path());
+    let ev = events(&ev);
     assert!(
         ev.iter().any(|e| e.contains("\"dns-denied\"")
             && e.contains("\"x.y.evil.example\"")
@@ -151,6 +146,7 @@ fn denied_domains_get_nxdomain_and_queries_to_any_resolver_are_captured() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn domain_rules_are_tied_to_the_sandboxes_own_dns_answers() {
     let net = FakeInternet::new(&[80], &[]);
     // Only api.openai.com is allowed; everything public is denied otherwise.
@@ -190,6 +186,7 @@ fn domain_rules_are_tied_to_the_sandboxes_own_dns_answers() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn udp_other_than_dns_fails_fast_including_quic() {
     let net = FakeInternet::new(&[80], &[443]);
     let o = net.run_sh(
@@ -212,6 +209,7 @@ except OSError as e:
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_hundred_parallel_connections_all_relay() {
     let net = FakeInternet::new(&[80], &[]);
     let o = net.run_sh(
@@ -231,19 +229,15 @@ print(sum(b.startswith(\"local={UPSTREAM_V4}:80\") for b in bodies))
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_dead_or_slow_resolver_gives_a_timely_servfail() {
     let net = FakeInternet::new(&[80], &[]);
-    let ev = tempfile::NamedTempFile::new().unwrap();
+    let ev = EventsFile::new();
     for upstream in ["45.90.1.99", "45.90.1.10:5353"] {
         // 45.90.1.99 is a black hole (timeout); nothing listens on 45.90.1.10:5353 (refused).
         let start = std::time::Instant::now();
         let o = net.run_sh(
-            &[
-                "--dns-upstream",
-                upstream,
-                "--events",
-                ev.path().to_str().unwrap(),
-            ],
+            &["--dns-upstream", upstream, "--events", ev.arg()],
             "dig +tries=1 +time=10 api.openai.com | grep -o 'status: [A-Z]*'",
         );
         assert_eq!(
@@ -260,7 +254,7 @@ fn a_dead_or_slow_resolver_gives_a_timely_servfail() {
         );
     }
     assert!(
-        events(ev.path())
+        events(&ev)
             .iter()
             .any(|e| e.contains("\"upstream-failed\""))
     );
@@ -289,17 +283,18 @@ fn bad_rules_and_config_are_rejected_before_anything_starts() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn config_file_expresses_the_flags() {
     let net = FakeInternet::new(&[80], &[]);
     let dir = tempfile::tempdir().unwrap();
-    let ev = dir.path().join("events.jsonl");
+    let ev = EventsFile::new();
     let cfg = dir.path().join("standin.toml");
     std::fs::write(
         &cfg,
         format!(
             "[sandbox]\nhostname = \"from-config\"\nenv = [\"MODE=cfg\"]\n\n[network]\ndefault = \"deny\"\n\
              rules = [\"deny@api.openai.com\"]\ndns_upstreams = [\"{DNS_V4}\"]\nevents = \"{}\"\n",
-            ev.display()
+            ev.arg()
         ),
     )
     .unwrap();
@@ -345,6 +340,7 @@ fn hello_script(cases: &[(&str, &str, &str)]) -> String {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn tls_server_names_decide_domain_rules() {
     let net = FakeInternet::new(&[443], &[]);
     let resolved = "socket.getaddrinfo('api.openai.com', 443, socket.AF_INET)[0][4][0]";
@@ -376,14 +372,9 @@ fn tls_server_names_decide_domain_rules() {
     assert!(stdout(&o).contains("unresolved refused"), "{}", stdout(&o));
 
     // A deny rule matches the server name alone: a hard-coded address cannot dodge it.
-    let ev = tempfile::NamedTempFile::new().unwrap();
+    let ev = EventsFile::new();
     let o = net.run_sh(
-        &[
-            "--net-rule",
-            "deny@*.evil.example",
-            "--events",
-            ev.path().to_str().unwrap(),
-        ],
+        &["--net-rule", "deny@*.evil.example", "--events", ev.arg()],
         &hello_script(&[
             ("evil", &format!("'{UPSTREAM_V4}'"), "www.evil.example"),
             ("other", &format!("'{UPSTREAM_V4}'"), "other.example"),
@@ -393,15 +384,16 @@ fn tls_server_names_decide_domain_rules() {
     assert!(s.contains("evil refused"), "{s}\n{}", stderr(&o));
     assert!(s.contains("other relayed"), "{s}");
     assert!(
-        events(ev.path())
+        events(&ev)
             .iter()
             .any(|e| e.contains("www.evil.example") && e.contains("deny@*.evil.example")),
         "{:?}",
-        events(ev.path())
+        events(&ev)
     );
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn idle_relayed_connections_are_closed() {
     let net = FakeInternet::new(&[80], &[]);
     // The upstream itself waits 10 s for a request; the boundary's 1 s idle timeout must close
@@ -433,6 +425,7 @@ print(\"closed\", repr(data), round(time.monotonic() - t, 1))
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn https_passes_through_the_relay_untouched() {
     let net = FakeInternet::with_tls(&[80], &[], &[443]);
     let ca = net.ca_file();

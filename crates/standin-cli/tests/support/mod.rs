@@ -42,6 +42,16 @@ pub(crate) fn stderr(o: &Output) -> String {
 }
 
 /// Whether the tests run as root (CI does); some checks only mean something there.
+/// Fail at once, saying why, unless running as root. End-to-end tests that need root are
+/// `#[ignore]`d with that reason (so a plain `cargo test` lists them as ignored, never as
+/// passed); `.ci/run`, as root, runs them with `--include-ignored`.
+pub(crate) fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it creates network namespaces); run it as root, as .ci/run does"
+    );
+}
+
 pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -119,6 +129,78 @@ pub(crate) fn run_with_secret(
     }
     a.extend_from_slice(extra);
     net.run_sh_env(&a, env, script)
+}
+
+/// An events file for one run (`--events PATH`), removed when dropped.
+pub(crate) struct EventsFile(tempfile::NamedTempFile);
+
+impl EventsFile {
+    pub(crate) fn new() -> EventsFile {
+        EventsFile(tempfile::NamedTempFile::new().unwrap())
+    }
+
+    /// The path, for `--events`.
+    pub(crate) fn arg(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+
+    /// Every event written so far, as JSON lines.
+    pub(crate) fn read(&self) -> String {
+        std::fs::read_to_string(self.0.path()).unwrap()
+    }
+}
+
+/// One `standin run` of a secrets test: the fake internet's CA trusted, the value in
+/// standin's environment, secret flags, and an events file of its own.
+pub(crate) struct SecretRun<'a> {
+    net: &'a FakeInternet,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// The run's events (`--events`).
+    pub(crate) events: EventsFile,
+}
+
+impl<'a> SecretRun<'a> {
+    /// A run in `net` with `env` in standin's environment and nothing else set.
+    pub(crate) fn new(net: &'a FakeInternet, env: &[(&str, &str)]) -> SecretRun<'a> {
+        let events = EventsFile::new();
+        SecretRun {
+            net,
+            args: vec!["--events".into(), events.arg().into()],
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            events,
+        }
+    }
+
+    /// `--secret SPEC`.
+    pub(crate) fn secret(self, spec: &str) -> Self {
+        self.args(&["--secret", spec])
+    }
+
+    /// `--on-secret-violation block-and-log`: violations are events.
+    pub(crate) fn logged(self) -> Self {
+        self.args(&["--on-secret-violation", "block-and-log"])
+    }
+
+    /// More flags.
+    pub(crate) fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Run `sh -c SCRIPT` in the sandbox.
+    pub(crate) fn run(&self, script: &str) -> Output {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_with_secret(self.net, None, &args, &env, script)
+    }
 }
 
 /// The fake internet of one test.
@@ -313,6 +395,7 @@ impl FakeInternet {
 
     /// The fixture's names, before anything exists (dropping it cleans up what was made).
     fn namespaces() -> FakeInternet {
+        require_root();
         let base = unique("sti");
         FakeInternet {
             client: format!("{base}c"),
