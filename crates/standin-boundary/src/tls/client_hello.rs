@@ -161,6 +161,42 @@ pub(crate) mod tests {
         rec
     }
 
+    /// First records of real clients connecting to `api.example.com` (captured on loopback:
+    /// curl 7.88 with OpenSSL 3, Python 3.11 `ssl`, Node 20 `tls`, Go 1.19 `crypto/tls`,
+    /// Java 17 `SSLSocket`).
+    const CAPTURED: &[(&str, &[u8])] = &[
+        ("curl", include_bytes!("testdata/curl-api-example-com.bin")),
+        (
+            "python",
+            include_bytes!("testdata/python-api-example-com.bin"),
+        ),
+        ("node", include_bytes!("testdata/node-api-example-com.bin")),
+        ("go", include_bytes!("testdata/go-api-example-com.bin")),
+        ("java", include_bytes!("testdata/java-api-example-com.bin")),
+    ];
+
+    #[test]
+    fn reads_the_server_name_of_real_clients() {
+        for (client, rec) in CAPTURED {
+            assert_eq!(
+                peek(rec),
+                Peeked::Tls(Some("api.example.com".into())),
+                "{client}"
+            );
+            for cut in 0..rec.len() {
+                assert_eq!(peek(&rec[..cut]), Peeked::NeedMore, "{client} cut at {cut}");
+            }
+            // Bytes after the record (the client's next flight) change nothing.
+            let mut more = rec.to_vec();
+            more.extend_from_slice(&[0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
+            assert_eq!(
+                peek(&more),
+                Peeked::Tls(Some("api.example.com".into())),
+                "{client}"
+            );
+        }
+    }
+
     #[test]
     fn finds_the_server_name() {
         let rec = client_hello(Some("api.openai.com"));
