@@ -94,7 +94,7 @@ pub enum SecretError {
     PlaceholderRevealsValue(String),
     /// No allowed host.
     #[error(
-        "secret {0}: give at least one allowed host (allow_host, allow_host_pattern, or allow_any_host_dangerous(true))"
+        "secret {0}: give at least one allowed host (allow_host or allow_host_pattern; for any host at all: dangerous().allow_any_host() in the SDK, allow_any_host_dangerous = true in a config file)"
     )]
     NoAllowedHost(String),
     /// A host or pattern did not parse.
