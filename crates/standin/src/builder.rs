@@ -12,6 +12,38 @@ use std::path::PathBuf;
 
 /// Builder for a [`Sandbox`]. Invalid input is remembered and reported by
 /// [`create`](SandboxBuilder::create), naming the call at fault.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), standin::Error> {
+/// let sandbox = standin::Sandbox::builder("agent")
+///     .hostname("agent-1")
+///     .workdir("/srv/agent") // read-write at /workspace
+///     .env("MODE", "ci")
+///     .network(|n| n.rule("deny@*.internal.example"))
+///     .command(["python3", "agent.py"])
+///     .create()
+///     .await?;
+/// let code = sandbox.wait().await?;
+/// # let _ = code;
+/// # Ok(()) }
+/// ```
+///
+/// Every invalid call is reported at once:
+///
+/// ```no_run
+/// # async fn demo() {
+/// let err = standin::Sandbox::builder("agent")
+///     .env("BAD NAME", "x")
+///     .command(Vec::<String>::new())
+///     .create()
+///     .await
+///     .unwrap_err();
+/// match err {
+///     standin::Error::Config { problems } => assert_eq!(problems.len(), 2),
+///     other => panic!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct SandboxBuilder {
     pub(crate) name: String,

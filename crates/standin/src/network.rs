@@ -16,6 +16,21 @@ type Listener = Box<dyn Fn(&Event) + Send + Sync>;
 /// The shipped egress policy allows public destinations and denies private ranges, loopback,
 /// link-local, multicast, the host and cloud metadata. Rules added here come first (first
 /// match wins); [`default_action`](Self::default_action) decides what no rule matches.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), standin::Error> {
+/// let sandbox = standin::Sandbox::builder("agent")
+///     .network(|n| {
+///         n.rule("allow@api.openai.com:tcp:443")
+///             .rule("allow@pypi.org")
+///             .default_action(standin::Action::Deny)
+///             .events_file("/var/log/standin/agent.jsonl")
+///     })
+///     .create()
+///     .await?;
+/// # let _ = sandbox;
+/// # Ok(()) }
+/// ```
 pub struct NetworkBuilder {
     pub(crate) enabled: bool,
     rules: Vec<Rule>,
@@ -76,8 +91,22 @@ impl NetworkBuilder {
         self
     }
 
-    /// Add a rule in the `allow|deny@TARGET[:tcp|udp[:PORTS]]` grammar (see
-    /// `standin_policy::egress::rule`). Rules are evaluated in the order added.
+    /// Add a rule in the `allow|deny@TARGET[:tcp|udp[:PORTS]]` grammar. `TARGET` is a domain
+    /// (`api.example.com`), a suffix (`*.example.com`), an address or CIDR (`10.0.0.0/8`,
+    /// `[2001:db8::/32]`), a group (`public`, `private`, `loopback`, `link-local`, `metadata`,
+    /// `host`, `multicast`) or `any`; `PORTS` is a port, a range (`8000-8999`) or a
+    /// comma-separated list of them.
+    /// Rules are evaluated in the order added, first match wins. A rule that does not parse
+    /// is reported by `create()`.
+    ///
+    /// ```
+    /// let n = standin::NetworkBuilder::default()
+    ///     .rule("deny@169.254.0.0/16")
+    ///     .rule("allow@*.github.com:tcp:443")
+    ///     .rule("allow@10.1.2.3:tcp:5432,6379")
+    ///     .rule("deny@public:udp");
+    /// # let _ = n;
+    /// ```
     pub fn rule(mut self, rule: &str) -> Self {
         match Rule::parse(rule) {
             Ok(r) => self.rules.push(r),

@@ -171,6 +171,13 @@ impl Sandbox {
     }
 
     /// Run `program` with `args` inside the sandbox and collect its output.
+    ///
+    /// ```no_run
+    /// # async fn demo(sandbox: &standin::Sandbox) -> Result<(), standin::Error> {
+    /// let out = sandbox.exec("python3", ["-c", "print(2 + 2)"]).await?;
+    /// assert_eq!((out.code, out.stdout_str().trim()), (0, "4"));
+    /// # Ok(()) }
+    /// ```
     pub async fn exec<I, S>(&self, program: &str, args: I) -> Result<ExecOutput, Error>
     where
         I: IntoIterator<Item = S>,
@@ -192,6 +199,20 @@ impl Sandbox {
     /// Start `argv` inside the sandbox with extra environment variables and the given stdio
     /// (unset streams: stdin null, stdout and stderr piped). The returned child's exit status
     /// is the command's.
+    ///
+    /// ```no_run
+    /// # fn demo(sandbox: &standin::Sandbox) -> Result<(), standin::Error> {
+    /// use std::io::Write;
+    /// let mut child = sandbox.spawn(
+    ///     vec!["sh".into(), "-c".into(), "wc -c".into()],
+    ///     &[("LANG".into(), "C.UTF-8".into())],
+    ///     standin::StdioSpec::default().stdin(std::process::Stdio::piped()),
+    /// )?;
+    /// child.stdin.take().unwrap().write_all(b"hello")?;
+    /// let out = child.wait_with_output()?;
+    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    /// # Ok(()) }
+    /// ```
     pub fn spawn(
         &self,
         argv: Vec<String>,
@@ -217,6 +238,16 @@ impl Sandbox {
 
     /// Wait for the main command to finish; returns its exit code (128+N if killed by signal
     /// N, 137 if the sandbox was stopped).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), standin::Error> {
+    /// let sandbox = standin::Sandbox::builder("job")
+    ///     .command(["sh", "-c", "exit 3"])
+    ///     .create()
+    ///     .await?;
+    /// assert_eq!(sandbox.wait().await?, 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn wait(&self) -> Result<i32, Error> {
         let process = self.process.clone();
         tokio::task::spawn_blocking(move || process.wait())

@@ -21,8 +21,25 @@ use standin_policy::secrets::SecretEntry;
 pub use standin_policy::secrets::{SecretInjection, SecretValue, ViolationAction, ViolationPolicy};
 use standin_policy::secrets::{default_placeholder, validate_env_name};
 
-/// Builder for one secret. `env`, `value` and at least one allowed host are required;
-/// [`build`](Self::build) says what is missing.
+/// Builder for one secret. `env`, `value` and at least one allowed host are required; what
+/// is missing is reported when the sandbox is created.
+///
+/// ```no_run
+/// # async fn demo(token: String) -> Result<(), standin::Error> {
+/// let sandbox = standin::Sandbox::builder("agent")
+///     .secret(|s| {
+///         s.env("GITHUB_TOKEN")
+///             .value(token)
+///             .allow_host("api.github.com")
+///             .allow_host_pattern("*.githubusercontent.com")
+///             .inject_query(true) // also in query strings (off by default)
+///             .on_violation(|v| v.block_and_terminate())
+///     })
+///     .create()
+///     .await?;
+/// # let _ = sandbox;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct SecretBuilder {
     env: Option<String>,
@@ -201,6 +218,23 @@ impl SecretBuilder {
 
 /// Builder for a violation policy. `block*` sets the base action, `passthrough*` adds hosts
 /// that receive the placeholder unchanged (never the value); in any order.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), standin::Error> {
+/// let sandbox = standin::Sandbox::builder("agent")
+///     .secret_env("OPENAI_API_KEY", "sk-…", "api.openai.com")
+///     .network(|n| {
+///         n.on_secret_violation(|v| {
+///             v.block_and_log()
+///                 .passthrough_host("traces.example.com")
+///                 .passthrough_host_pattern("*.logs.example.com")
+///         })
+///     })
+///     .create()
+///     .await?;
+/// # let _ = sandbox;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct ViolationActionBuilder {
     policy: ViolationPolicy,
