@@ -15,7 +15,7 @@
 //! | `ws/` | WebSocket frames after an upgrade: client frames scanned, server frames scrubbed |
 //! | `stream/` | non-HTTP streams: scanned one way, scrubbed the other; the scan gate for held-back bytes |
 //! | `dns/` | the DNS forwarder: policy, exfiltration check, rebind protection, pins |
-//! | `conn/` | one connection's context and verdicts ([`ConnCtx`](conn::ConnCtx)), and dialing |
+//! | `conn/` | one connection's context and verdicts (`ConnCtx`), and dialing |
 //! | `state/` | per-sandbox state: pins, plans, bounds, termination; acting on violations |
 //! | `config`, `tls/`, `events` | the configuration; CA, ClientHello reader, upstream verification; audit events |
 //! | `io/`, `capture/` | byte-stream plumbing (replay, shared sockets, resets, idle); listeners, original destination |

@@ -14,12 +14,12 @@
 //! locally generated packet is fixed before NAT re-routes it to loopback.
 
 /// TCP port of the relay listeners (`127.0.0.1` and `::1` inside the sandbox).
-pub const RELAY_PORT: u16 = 15001;
+pub(crate) const RELAY_PORT: u16 = 15001;
 /// UDP and TCP port of the DNS listeners (`127.0.0.1` and `::1` inside the sandbox).
-pub const DNS_PORT: u16 = 15053;
+pub(crate) const DNS_PORT: u16 = 15053;
 
 /// The ruleset, as `nft -f -` input.
-pub fn ruleset() -> String {
+pub(crate) fn ruleset() -> String {
     format!(
         "\
 table inet standin {{

@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 
 /// What the exec helper is asked to do (passed as one JSON argument).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct EnterRequest {
+pub(crate) struct EnterRequest {
     /// The command.
     pub exec: ExecSpec,
     /// The sandbox it runs in (for its writable paths).
@@ -27,10 +27,10 @@ pub struct EnterRequest {
 }
 
 /// Exit code when the sandbox could not be entered.
-pub const EXIT_ENTER_FAILED: i32 = 125;
+pub(crate) const EXIT_ENTER_FAILED: i32 = 125;
 
 /// Entry point. `pidfd` refers to the sandbox's init.
-pub fn main(req: &EnterRequest, pidfd: OwnedFd) -> ! {
+pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd) -> ! {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("standin: cannot enter the sandbox ({what}): {e}");
         std::process::exit(EXIT_ENTER_FAILED)

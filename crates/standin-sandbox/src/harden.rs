@@ -19,10 +19,10 @@ const SECUREBITS: libc::c_ulong = 0xEF;
 
 /// Paths the workload may write (besides `/tmp`, `/workspace` and `/dev`).
 #[derive(Debug, Clone, Default)]
-pub struct WritablePaths(pub Vec<PathBuf>);
+pub(crate) struct WritablePaths(pub Vec<PathBuf>);
 
 /// Drop everything. On success the caller should `execve` right away.
-pub fn drop_privileges(
+pub(crate) fn drop_privileges(
     extra_writable: &WritablePaths,
     seccomp: &[seccompiler::BpfProgram],
 ) -> Result<(), String> {

@@ -19,10 +19,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Exit code of init when it could not set up the sandbox.
-pub const EXIT_SETUP_FAILED: i32 = 125;
+pub(crate) const EXIT_SETUP_FAILED: i32 = 125;
 
 /// Run as PID 1. `alive` is the read end of a pipe whose write end only stage1 holds.
-pub fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
+pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
     die_with_parent(&alive);
     drop(alive);
 
@@ -86,7 +86,7 @@ pub fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
 }
 
 /// Paths the workload may write besides the defaults: the writable user mounts.
-pub fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
+pub(crate) fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
     WritablePaths(
         spec.mounts
             .iter()

@@ -3,7 +3,7 @@
 //! Runs a command in a fresh set of Linux namespaces (user, mount, PID, UTS, IPC, network,
 //! cgroup) whose only way out is the network capture this crate installs, and hands the
 //! capture's listening sockets to the host side. This is the only standin crate with
-//! `unsafe`; all of it sits in [`sys`].
+//! `unsafe`; all of it sits in `sys` (the crate denies `unsafe_code` elsewhere).
 //!
 //! ## Process model
 //!
@@ -27,26 +27,26 @@
 
 #![deny(unsafe_code)]
 
-pub mod capture_rules;
-pub mod enter;
-pub mod error;
-pub mod harden;
+pub(crate) mod capture_rules;
+pub(crate) mod enter;
+pub(crate) mod error;
+pub(crate) mod harden;
 pub mod helper;
 pub mod idmap;
-pub mod init;
+pub(crate) mod init;
 pub mod netns;
-pub mod protocol;
-pub mod rootfs;
-pub mod seccomp;
+pub(crate) mod protocol;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
 pub mod spec;
-pub mod stage1;
-pub mod supervisor;
+pub(crate) mod stage1;
+pub(crate) mod supervisor;
 #[allow(
     unsafe_code,
     reason = "the syscall layer: every unsafe block of standin is here, each with its SAFETY comment"
 )]
-pub mod sys;
-pub mod workload;
+pub(crate) mod sys;
+pub(crate) mod workload;
 
 pub use error::SandboxError;
 pub use netns::CaptureSockets;

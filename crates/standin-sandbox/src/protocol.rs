@@ -10,11 +10,11 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Largest control message.
-pub const MAX_MESSAGE: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
 
 /// Supervisor → stage1.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum ToSandbox {
+pub(crate) enum ToSandbox {
     /// The sandbox to build.
     Spec(Box<SandboxSpec>),
     /// uid/gid maps for stage1's user namespace are written.
@@ -23,7 +23,7 @@ pub enum ToSandbox {
 
 /// stage1/init → supervisor.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum FromSandbox {
+pub(crate) enum FromSandbox {
     /// stage1 has its user namespace; write its maps.
     NeedMaps,
     /// The capture listeners (descriptors attached, in [`crate::CaptureSockets`] order).
@@ -50,7 +50,11 @@ pub enum FromSandbox {
 }
 
 /// Send a message with optional descriptors.
-pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub(crate) fn send<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
     if bytes.len() > MAX_MESSAGE {
         return Err(io::Error::other("control message too large"));
@@ -59,7 +63,7 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>])
 }
 
 /// Receive one message. `Ok(None)` means the peer closed the socket.
-pub fn recv<T: for<'de> Deserialize<'de>>(
+pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
     sock: impl AsFd,
 ) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MESSAGE];

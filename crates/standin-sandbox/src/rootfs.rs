@@ -92,7 +92,7 @@ struct Source {
 }
 
 /// Build the root filesystem and pivot into it. Errors name the path involved.
-pub fn build(spec: &SandboxSpec) -> Result<(), String> {
+pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
     mount(
         None::<&str>,
         "/",

@@ -21,7 +21,7 @@ use seccompiler::{
 use std::collections::BTreeMap;
 
 /// Build every filter, in the order they must be installed.
-pub fn filters() -> Result<Vec<BpfProgram>, String> {
+pub(crate) fn filters() -> Result<Vec<BpfProgram>, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
     let mut out = vec![
@@ -191,7 +191,7 @@ fn x32_filter() -> BpfProgram {
 }
 
 /// Install the filters on the calling thread (requires `no_new_privs`).
-pub fn install(filters: &[BpfProgram]) -> Result<(), String> {
+pub(crate) fn install(filters: &[BpfProgram]) -> Result<(), String> {
     for f in filters {
         seccompiler::apply_filter(f).map_err(|e| format!("installing seccomp filter: {e}"))?;
     }

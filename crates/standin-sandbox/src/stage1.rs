@@ -27,7 +27,7 @@ use nix::unistd::{Gid, Pid, Uid, setresgid, setresuid};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Entry point; `ctrl` is the control socket inherited from the supervisor.
-pub fn main(ctrl: OwnedFd) -> ! {
+pub(crate) fn main(ctrl: OwnedFd) -> ! {
     let _ = nix::unistd::setsid();
     match run(&ctrl) {
         Ok(code) => std::process::exit(code),

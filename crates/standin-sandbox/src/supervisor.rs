@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 /// The descriptor number at which helpers find their control socket or pidfd.
-pub const HELPER_FD: i32 = 3;
+pub(crate) const HELPER_FD: i32 = 3;
 
 /// Standard streams for the main command or an exec'd command.
 #[derive(Debug, Default)]

@@ -10,13 +10,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Exit code when the command was not found (as shells do).
-pub const EXIT_NOT_FOUND: i32 = 127;
+pub(crate) const EXIT_NOT_FOUND: i32 = 127;
 /// Exit code when the command could not be executed, or the sandbox could not drop privileges.
-pub const EXIT_CANNOT_EXEC: i32 = 126;
+pub(crate) const EXIT_CANNOT_EXEC: i32 = 126;
 
 /// Become the workload and exec it. Never returns: on failure prints one line to stderr and
 /// exits with 126 or 127.
-pub fn exec(spec: &ExecSpec, writable: &WritablePaths, seccomp: &[seccompiler::BpfProgram]) -> ! {
+pub(crate) fn exec(
+    spec: &ExecSpec,
+    writable: &WritablePaths,
+    seccomp: &[seccompiler::BpfProgram],
+) -> ! {
     reset_signals();
     // A new session: the workload never holds standin's controlling terminal, so it cannot
     // inject input into it (TIOCSTI also fails under seccomp).
@@ -79,7 +83,7 @@ fn resolve(program: &str, env: &[(String, String)]) -> Option<PathBuf> {
 }
 
 /// Exit code for a wait status: the code itself, or 128+N for signal N.
-pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
+pub(crate) fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
     use nix::sys::wait::WaitStatus;
     match status {
         WaitStatus::Exited(_, code) => Some(code),

@@ -9,10 +9,10 @@ use nix::sys::socket::{
 };
 
 /// Most descriptors one message may carry.
-pub const MAX_FDS_PER_MESSAGE: usize = 8;
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 8;
 
 /// A connected pair of `SOCK_SEQPACKET` sockets, both close-on-exec.
-pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -23,7 +23,7 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Send one message, with optional descriptors attached.
-pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let cmsgs = if raw.is_empty() {
         vec![]
@@ -40,7 +40,7 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::R
 
 /// Receive one message into `buf`. Returns its length (0 means the peer closed) and the
 /// descriptors that came with it, each owned and close-on-exec.
-pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub(crate) fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = loop {
@@ -73,7 +73,7 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
 /// Take ownership of an inherited descriptor number (the control socket at fd 3).
 ///
 /// Returns an error if `fd` is not open.
-pub fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     nix::fcntl::fcntl(
         // SAFETY: only used for F_GETFD probing below, within this statement.
         unsafe { BorrowedFd::borrow_raw(fd) },

@@ -5,7 +5,7 @@
 //! (or cover without the flags we need), keeps its `unsafe` to the FFI call itself, and returns
 //! `std::io::Result`. Everything above this module is safe Rust.
 
-pub mod fdpass;
-pub mod mount;
-pub mod pidfd;
-pub mod process;
+pub(crate) mod fdpass;
+pub(crate) mod mount;
+pub(crate) mod pidfd;
+pub(crate) mod process;

@@ -6,11 +6,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// `MOUNT_ATTR_RDONLY`.
-pub const ATTR_RDONLY: u64 = 0x0000_0001;
+pub(crate) const ATTR_RDONLY: u64 = 0x0000_0001;
 /// `MOUNT_ATTR_NOSUID`.
-pub const ATTR_NOSUID: u64 = 0x0000_0002;
+pub(crate) const ATTR_NOSUID: u64 = 0x0000_0002;
 /// `MOUNT_ATTR_NODEV`.
-pub const ATTR_NODEV: u64 = 0x0000_0004;
+pub(crate) const ATTR_NODEV: u64 = 0x0000_0004;
 
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
@@ -25,7 +25,7 @@ struct MountAttr {
 /// Add mount attributes (`ATTR_*`) to the mount at `path`, and to every mount below it when
 /// `recursive`. Unlike `MS_REMOUNT`, this only adds flags, so it works on mounts whose other
 /// flags are locked inside a user namespace.
-pub fn set_attrs(path: &Path, attrs: u64, recursive: bool) -> io::Result<()> {
+pub(crate) fn set_attrs(path: &Path, attrs: u64, recursive: bool) -> io::Result<()> {
     let cpath = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let attr = MountAttr {

@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `pidfd_open(pid, 0)`: a descriptor that refers to exactly this process, even after its PID
 /// is reused.
-pub fn open(pid: i32) -> io::Result<OwnedFd> {
+pub(crate) fn open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -16,7 +16,7 @@ pub fn open(pid: i32) -> io::Result<OwnedFd> {
 }
 
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
-pub fn send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+pub(crate) fn send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall; a NULL siginfo is allowed and means "as kill(2)".
     let rc = unsafe {
         libc::syscall(

@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// Result of [`fork`].
 #[derive(Debug)]
-pub enum Forked {
+pub(crate) enum Forked {
     /// In the child.
     Child,
     /// In the parent, with the child's PID.
@@ -19,7 +19,7 @@ pub enum Forked {
 ///
 /// Only call this from a single-threaded process (stage1, init, the exec helper): all of
 /// standin's forks happen in freshly exec'd helpers that never start threads.
-pub fn fork() -> io::Result<Forked> {
+pub(crate) fn fork() -> io::Result<Forked> {
     // SAFETY: callers are single-threaded (see above), so the child cannot inherit a lock held
     // by another thread; the child only runs our own code until it execs or exits.
     match unsafe { nix::unistd::fork() }? {
@@ -29,7 +29,7 @@ pub fn fork() -> io::Result<Forked> {
 }
 
 /// `execve(path, argv, envp)`; returns only on failure.
-pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
+pub(crate) fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
     match nix::unistd::execve(path, argv, envp) {
         Err(e) => io::Error::from(e),
         Ok(never) => match never {},
@@ -38,7 +38,7 @@ pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
 
 /// Make the descriptor `from` available as `to` in the program `cmd` runs. `from` must stay
 /// open until `cmd` is spawned.
-pub fn pass_fd(cmd: &mut Command, from: RawFd, to: RawFd) {
+pub(crate) fn pass_fd(cmd: &mut Command, from: RawFd, to: RawFd) {
     // SAFETY: the closure runs between fork and exec; it only calls `dup2_for_exec`, which is
     // async-signal-safe and allocates nothing.
     unsafe {
@@ -64,7 +64,7 @@ fn dup2_for_exec(from: RawFd, to: RawFd) -> io::Result<()> {
 }
 
 /// `prctl(PR_SET_SECUREBITS, bits)`.
-pub fn set_securebits(bits: libc::c_ulong) -> io::Result<()> {
+pub(crate) fn set_securebits(bits: libc::c_ulong) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
@@ -73,7 +73,7 @@ pub fn set_securebits(bits: libc::c_ulong) -> io::Result<()> {
 }
 
 /// `prctl(PR_CAPBSET_DROP, cap)`. `EINVAL` (no such capability on this kernel) is not an error.
-pub fn capbset_drop(cap: libc::c_ulong) -> io::Result<()> {
+pub(crate) fn capbset_drop(cap: libc::c_ulong) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
         let e = io::Error::last_os_error();
@@ -86,7 +86,7 @@ pub fn capbset_drop(cap: libc::c_ulong) -> io::Result<()> {
 
 /// Reset every signal disposition to its default and unblock all signals, as a freshly
 /// started program expects (our helpers ignore SIGPIPE and block SIGCHLD).
-pub fn reset_signals() {
+pub(crate) fn reset_signals() {
     for sig in 1..libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
