@@ -10,7 +10,7 @@ use super::detect::Detected;
 use super::guard;
 use crate::events::{EventKind, EventProtocol};
 use crate::state::SandboxState;
-use standin_policy::egress::{Action, DomainName, Flow, Protocol};
+use standin_policy::egress::{Action, Decision, DomainName, Flow, Protocol};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -46,15 +46,7 @@ pub(crate) fn policy_allows(
     first: &Detected,
 ) -> bool {
     let sni = first.sni();
-    let flow = Flow {
-        ip: dst.ip(),
-        port: dst.port(),
-        protocol: Protocol::Tcp,
-        names,
-        tls: first.looks_tls(),
-        sni: sni.as_ref(),
-    };
-    let decision = state.config.policy.evaluate(&flow, &|a| state.is_host(a));
+    let decision = evaluate(state, dst, names, first.looks_tls(), sni.as_ref());
     if decision.action == Action::Allow {
         return true;
     }
@@ -74,20 +66,33 @@ pub(crate) fn allows_tls(
     listener: SocketAddr,
     name: Option<&DomainName>,
 ) -> bool {
-    let names: Vec<DomainName> = name.into_iter().cloned().collect();
+    guard::check(dst, listener, &state.config.sandbox_addrs).is_ok()
+        && evaluate(
+            state,
+            dst,
+            name.map_or(&[], std::slice::from_ref),
+            true,
+            name,
+        )
+        .action
+            == Action::Allow
+}
+
+/// The egress policy's decision for a TCP connection to `dst`.
+fn evaluate(
+    state: &SandboxState,
+    dst: SocketAddr,
+    names: &[DomainName],
+    tls: bool,
+    sni: Option<&DomainName>,
+) -> Decision {
     let flow = Flow {
         ip: dst.ip(),
         port: dst.port(),
         protocol: Protocol::Tcp,
-        names: &names,
-        tls: true,
-        sni: name,
+        names,
+        tls,
+        sni,
     };
-    guard::check(dst, listener, &state.config.sandbox_addrs).is_ok()
-        && state
-            .config
-            .policy
-            .evaluate(&flow, &|a| state.is_host(a))
-            .action
-            == Action::Allow
+    state.config.policy.evaluate(&flow, &|a| state.is_host(a))
 }

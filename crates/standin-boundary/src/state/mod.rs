@@ -25,19 +25,19 @@ pub(crate) type OnTerminate = Box<dyn Fn() + Send + Sync>;
 /// One sandbox's boundary state.
 pub(crate) struct SandboxState {
     /// Configuration.
-    pub config: BoundaryConfig,
+    pub(crate) config: BoundaryConfig,
     /// Names this sandbox resolved, by address. Written per DNS answer, read per connection.
-    pub pins: RwLock<PinTable>,
+    pub(crate) pins: RwLock<PinTable>,
     /// Addresses of the host (group `host`).
-    pub host_addrs: Vec<IpAddr>,
+    pub(crate) host_addrs: Vec<IpAddr>,
     /// Whether the policy names domains, so the relay must read the TLS server name.
-    pub needs_sni: bool,
+    pub(crate) needs_sni: bool,
     /// Bounds the DNS queries in flight (each holds an upstream socket).
-    pub dns_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    pub(crate) dns_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Bounds the TCP connections open at once.
-    pub conn_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    pub(crate) conn_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// The secrets; `Some` (and non-empty) turns inspection and TLS interception on.
-    pub secrets: Option<Arc<SecretSet>>,
+    pub(crate) secrets: Option<Arc<SecretSet>>,
     terminated: AtomicBool,
     kill: tokio::sync::watch::Sender<bool>,
     plans: Mutex<HashMap<PlanKey, Arc<Plan>>>,
