@@ -20,6 +20,15 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
     Run(Box<RunArgs>),
+    /// Pull an image from its registry into the local store.
+    Pull(PullArgs),
+    /// List the images in the local store.
+    Images,
+    /// Remove an image from the local store (and the layers no other image uses).
+    Rmi(RmiArgs),
+    /// Manage the local image store.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show the four outcomes (substitute, block, pass through, block and terminate) in real
     /// sandboxes against a fake internet built in private network namespaces (needs root; no
     /// internet).
@@ -27,6 +36,43 @@ pub(crate) enum Command {
     /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
     /// through a sandbox with a secret substituted in every request (needs root; no internet).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Remove layers no image uses (and leftovers of interrupted pulls).
+    Prune,
+}
+
+/// How to reach registries (shared by `pull` and `run`).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct RegistryArgs {
+    /// Also trust the CA certificates in this PEM file for registry TLS (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+
+    /// Reach this registry (HOST[:PORT]) over plain HTTP; every other registry stays HTTPS
+    /// (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// The image: [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] (python:3.12 means
+    /// docker.io/library/python:3.12).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmiArgs {
+    /// The images to remove.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -63,8 +109,20 @@ pub(crate) struct RunArgs {
     pub env: Vec<String>,
 
     /// Use a prepared root filesystem directory instead of the host's system directories.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub rootfs: Option<PathBuf>,
+
+    /// Run on this OCI image (pulled when missing); without a COMMAND, run the image's
+    /// Entrypoint and Cmd.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// When to contact the registry: missing (default), always, never.
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<standin::PullPolicy>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// Give the sandbox loopback only: no way out at all.
     #[arg(long)]
@@ -136,7 +194,7 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// The command and its arguments (after `--`).
-    #[arg(required = true, last = true, value_name = "COMMAND")]
+    /// The command and its arguments (after `--`); optional with --image.
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

@@ -4,6 +4,10 @@
 //! [sandbox]
 //! workdir = "/srv/agent"          # --workdir
 //! rootfs = "/srv/rootfs"          # --rootfs
+//! image = "python:3.12-slim"      # --image (instead of rootfs)
+//! pull = "missing"                # --pull: missing, always, never
+//! registry_cas = ["/etc/corp-registry-ca.pem"]   # --registry-ca (repeatable)
+//! insecure_registries = ["localhost:5000"]       # --insecure-registry (repeatable)
 //! hostname = "agent"              # --hostname
 //! mounts = ["/data:/data:ro"]     # --mount (repeatable)
 //! env = ["MODE=ci", "TERM"]       # --env (repeatable)
@@ -104,6 +108,12 @@ pub(crate) struct SecretSection {
 pub(crate) struct SandboxSection {
     pub workdir: Option<PathBuf>,
     pub rootfs: Option<PathBuf>,
+    pub image: Option<String>,
+    pub pull: Option<String>,
+    #[serde(default)]
+    pub registry_cas: Vec<PathBuf>,
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
     pub hostname: Option<String>,
     #[serde(default)]
     pub mounts: Vec<String>,

@@ -10,6 +10,8 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
+mod images;
+mod progress;
 mod secrets;
 
 use anyhow::Context;
@@ -42,6 +44,13 @@ fn main() {
             });
             bench::run(&args)
         }
+        Command::Pull(args) => {
+            init_logging(&cli.log_level);
+            with_runtime(images::pull(&args))
+        }
+        Command::Images => report(images::list()),
+        Command::Rmi(args) => report(images::rmi(&args)),
+        Command::Image(cli::ImageCommand::Prune) => report(images::prune()),
         Command::Demo => {
             // The demo prints the boundary's events itself; logs only on request.
             init_logging(if cli.log_level == "warn" {
@@ -79,6 +88,23 @@ pub fn new_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+fn report(r: anyhow::Result<i32>) -> i32 {
+    r.unwrap_or_else(|e| {
+        eprintln!("standin: {e:#}");
+        EXIT_STANDIN_FAILED
+    })
+}
+
+fn with_runtime(f: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
+    match new_runtime() {
+        Ok(rt) => report(rt.block_on(f)),
+        Err(e) => {
+            eprintln!("standin: cannot start the async runtime: {e}");
+            EXIT_STANDIN_FAILED
+        }
+    }
+}
+
 fn run(args: RunArgs) -> i32 {
     let runtime = match new_runtime() {
         Ok(rt) => rt,
@@ -102,8 +128,37 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => config::Config::load(path)?,
         None => config::Config::default(),
     };
-    let mut builder = Sandbox::builder("run").command(args.command.clone());
     let (sb, net) = (&cfg.sandbox, &cfg.network);
+    let image = args.image.as_ref().or(sb.image.as_ref());
+    let mut builder = Sandbox::builder("run");
+    if !args.command.is_empty() {
+        builder = builder.command(args.command.clone());
+    } else if image.is_some() {
+        builder = builder.image_command_if_none();
+    } else {
+        anyhow::bail!("give the command to run after `--` (for example `standin run -- sh -c 'echo hi'`), or --image IMAGE to run the image's own command");
+    }
+    if let Some(image) = image {
+        builder = builder.image(image);
+        let policy = match (args.pull, sb.pull.as_deref()) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("config [sandbox] pull: {e}"))?,
+            (None, None) => standin::PullPolicy::Missing,
+        };
+        builder = builder.pull_policy(policy);
+        let reg = images::registry_options(&args.registry, &sb.registry_cas, &sb.insecure_registries);
+        for ca in reg.extra_cas {
+            builder = builder.registry_ca(ca);
+        }
+        for host in reg.insecure {
+            builder = builder.insecure_registry(&host);
+        }
+        if let Some(p) = images::progress() {
+            builder = builder.pull_progress(p);
+        }
+    }
     if let Some(dir) = args.workdir.as_ref().or(sb.workdir.as_ref()) {
         builder = builder.workdir(dir);
     }

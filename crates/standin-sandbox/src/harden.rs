@@ -25,8 +25,20 @@ pub(crate) struct WritablePaths(pub Vec<PathBuf>);
 pub(crate) fn drop_privileges(
     extra_writable: &WritablePaths,
     seccomp: &[seccompiler::BpfProgram],
+    switch_to: Option<(u32, u32)>,
 ) -> Result<(), String> {
     set_securebits(SECUREBITS).map_err(|e| format!("setting securebits: {e}"))?;
+    // With SECBIT_NO_SETUID_FIXUP locked, changing uid keeps the capabilities this function
+    // still needs; they are all dropped below either way.
+    if let Some((uid, gid)) = switch_to {
+        let not_mapped = |what: &str, id: u32, e: nix::errno::Errno| {
+            format!("cannot become {what} {id}: {e} (only ids mapped into the sandbox's user namespace can be used; rootless sandboxes map only root)")
+        };
+        let g = nix::unistd::Gid::from_raw(gid);
+        nix::unistd::setresgid(g, g, g).map_err(|e| not_mapped("gid", gid, e))?;
+        let u = nix::unistd::Uid::from_raw(uid);
+        nix::unistd::setresuid(u, u, u).map_err(|e| not_mapped("uid", uid, e))?;
+    }
     let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())

@@ -86,18 +86,30 @@ pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
 }
 
 /// Paths the workload may write besides the defaults: the writable user mounts.
+/// An image root is writable as a whole (its writable layer disappears with the sandbox).
 pub(crate) fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
-    WritablePaths(
-        spec.mounts
-            .iter()
-            .filter(|m| !m.read_only)
-            .map(|m| m.guest.clone())
-            .collect(),
-    )
+    let mut paths: Vec<std::path::PathBuf> = spec
+        .mounts
+        .iter()
+        .filter(|m| !m.read_only)
+        .map(|m| m.guest.clone())
+        .collect();
+    if matches!(spec.root, crate::spec::RootSource::Image(_)) {
+        paths.push("/".into());
+    }
+    WritablePaths(paths)
 }
 
 fn setup(spec: &SandboxSpec) -> Result<(), String> {
     crate::rootfs::build(spec)?;
+    // An image's WorkingDir need not exist in its layers (Docker creates it too).
+    if matches!(spec.root, crate::spec::RootSource::Image(_))
+        && let Some(cmd) = &spec.command
+        && !cmd.cwd.exists()
+    {
+        std::fs::create_dir_all(&cmd.cwd)
+            .map_err(|e| format!("creating the working directory {}: {e}", cmd.cwd.display()))?;
+    }
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting the hostname: {e}"))
 }
 

@@ -31,6 +31,7 @@ pub(crate) mod capture_rules;
 pub(crate) mod enter;
 pub(crate) mod error;
 pub(crate) mod harden;
+pub(crate) mod image_root;
 pub mod helper;
 pub mod idmap;
 pub(crate) mod init;
@@ -41,6 +42,7 @@ pub(crate) mod seccomp;
 pub mod spec;
 pub(crate) mod stage1;
 pub(crate) mod supervisor;
+pub(crate) mod user;
 #[allow(
     unsafe_code,
     reason = "the syscall layer: every unsafe block of standin is here, each with its SAFETY comment"
@@ -50,5 +52,5 @@ pub(crate) mod workload;
 
 pub use error::SandboxError;
 pub use netns::CaptureSockets;
-pub use spec::{ExecSpec, NetworkMode, RootSource, SandboxSpec};
+pub use spec::{ExecSpec, ImageRoot, NetworkMode, RootSource, SandboxSpec};
 pub use supervisor::{MainPipes, SandboxProcess, StdioSpec};

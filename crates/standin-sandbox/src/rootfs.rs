@@ -78,15 +78,15 @@ const RUNTIME_OWNED: &[&str] = &["proc", "dev", "sys", "tmp", "etc", "run", "wor
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Where the new root is assembled (only inside the sandbox's private mount namespace).
-const BASE: &str = "/tmp";
+pub(crate) const BASE: &str = "/tmp";
 
-enum Entry {
+pub(crate) enum Entry {
     Symlink(PathBuf),
     Dir(OwnedFd),
     File(OwnedFd),
 }
 
-struct Source {
+pub(crate) struct Source {
     name: String,
     entry: Entry,
 }
@@ -101,6 +101,9 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("making / private: {e}"))?;
+    if let RootSource::Image(image) = &spec.root {
+        return crate::image_root::build(spec, image);
+    }
 
     // 1. Open every source first.
     let (root_dir, root_names): (PathBuf, Vec<String>) = match &spec.root {
@@ -109,30 +112,21 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
             HOST_ROOT_ENTRIES.iter().map(|s| s.to_string()).collect(),
         ),
         RootSource::Dir(dir) => (dir.clone(), list_dir(dir, RUNTIME_OWNED)?),
+        RootSource::Image(_) => return Err("image roots are built by image_root".into()),
     };
     let root_sources = open_entries(&root_dir, &root_names)?;
     let etc_dir = root_dir.join("etc");
     let etc_names: Vec<String> = match &spec.root {
         RootSource::Host => HOST_ETC_ENTRIES.iter().map(|s| s.to_string()).collect(),
         RootSource::Dir(_) if etc_dir.is_dir() => list_dir(&etc_dir, GENERATED_ETC)?,
-        RootSource::Dir(_) => vec![],
+        RootSource::Dir(_) | RootSource::Image(_) => vec![],
     };
     let etc_sources = open_entries(&etc_dir, &etc_names)?;
-    let devices = open_entries(
-        Path::new("/dev"),
-        &DEVICES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    )?;
-    let workdir = match &spec.workdir {
-        Some(dir) => Some(open_path(dir).map_err(|e| format!("--workdir {}: {e}", dir.display()))?),
-        None => None,
-    };
-    let mut user_mounts = Vec::new();
-    for m in &spec.mounts {
-        let fd = open_path(&m.host).map_err(|e| format!("--mount {}: {e}", m.host.display()))?;
-        user_mounts.push((m, fd));
-    }
-    // Parents before children.
-    user_mounts.sort_by_key(|(m, _)| m.guest.components().count());
+    let HostSources {
+        devices,
+        workdir,
+        user_mounts,
+    } = HostSources::open(spec)?;
 
     // 2. The new root.
     let base = Path::new(BASE);
@@ -211,6 +205,42 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// What the sandbox takes from the host whatever its root: device nodes, the workdir and the
+/// user's bind mounts, opened before anything is mounted.
+pub(crate) struct HostSources<'a> {
+    pub(crate) devices: Vec<Source>,
+    pub(crate) workdir: Option<OwnedFd>,
+    /// Parents before children.
+    pub(crate) user_mounts: Vec<(&'a standin_policy::MountSpec, OwnedFd)>,
+}
+
+impl<'a> HostSources<'a> {
+    pub(crate) fn open(spec: &'a SandboxSpec) -> Result<HostSources<'a>, String> {
+        let devices = open_entries(
+            Path::new("/dev"),
+            &DEVICES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
+        let workdir = match &spec.workdir {
+            Some(dir) => {
+                Some(open_path(dir).map_err(|e| format!("--workdir {}: {e}", dir.display()))?)
+            }
+            None => None,
+        };
+        let mut user_mounts = Vec::new();
+        for m in &spec.mounts {
+            let fd =
+                open_path(&m.host).map_err(|e| format!("--mount {}: {e}", m.host.display()))?;
+            user_mounts.push((m, fd));
+        }
+        user_mounts.sort_by_key(|(m, _)| m.guest.components().count());
+        Ok(HostSources {
+            devices,
+            workdir,
+            user_mounts,
+        })
+    }
+}
+
 fn list_dir(dir: &Path, skip: &[&str]) -> Result<Vec<String>, String> {
     let rd = fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     let mut names = Vec::new();
@@ -226,11 +256,11 @@ fn list_dir(dir: &Path, skip: &[&str]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-fn open_path(path: &Path) -> nix::Result<OwnedFd> {
+pub(crate) fn open_path(path: &Path) -> nix::Result<OwnedFd> {
     open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
 }
 
-fn open_entries(dir: &Path, names: &[String]) -> Result<Vec<Source>, String> {
+pub(crate) fn open_entries(dir: &Path, names: &[String]) -> Result<Vec<Source>, String> {
     let mut out = Vec::new();
     for name in names {
         let path = dir.join(name);
@@ -264,14 +294,14 @@ fn open_entries(dir: &Path, names: &[String]) -> Result<Vec<Source>, String> {
 
 /// How a bound entry may be used.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     ReadOnly,
     ReadWrite,
     /// A device node: writable, and not `nodev`.
     Device,
 }
 
-fn place(parent: &Path, src: &Source, access: Access) -> Result<(), String> {
+pub(crate) fn place(parent: &Path, src: &Source, access: Access) -> Result<(), String> {
     let target = parent.join(&src.name);
     match &src.entry {
         Entry::Symlink(to) => {
@@ -288,7 +318,7 @@ fn place(parent: &Path, src: &Source, access: Access) -> Result<(), String> {
     }
 }
 
-fn bind_fd(fd: &OwnedFd, target: &Path, access: Access) -> Result<(), String> {
+pub(crate) fn bind_fd(fd: &OwnedFd, target: &Path, access: Access) -> Result<(), String> {
     let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
     mount(
         Some(source.as_str()),
@@ -307,12 +337,12 @@ fn bind_fd(fd: &OwnedFd, target: &Path, access: Access) -> Result<(), String> {
         .map_err(|e| format!("setting mount flags on {}: {e}", target.display()))
 }
 
-fn mount_tmpfs(target: &Path, data: &str, flags: MsFlags) -> Result<(), String> {
+pub(crate) fn mount_tmpfs(target: &Path, data: &str, flags: MsFlags) -> Result<(), String> {
     mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data))
         .map_err(|e| format!("mounting tmpfs on {}: {e}", target.display()))
 }
 
-fn mkdir(path: &Path) -> Result<(), String> {
+pub(crate) fn mkdir(path: &Path) -> Result<(), String> {
     match fs::DirBuilder::new().mode(0o755).create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -320,7 +350,7 @@ fn mkdir(path: &Path) -> Result<(), String> {
     }
 }
 
-fn make_mountpoint(target: &Path, is_dir: bool) -> Result<(), String> {
+pub(crate) fn make_mountpoint(target: &Path, is_dir: bool) -> Result<(), String> {
     if let Some(parent) = target.parent() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -339,7 +369,7 @@ fn make_mountpoint(target: &Path, is_dir: bool) -> Result<(), String> {
     }
 }
 
-fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
+pub(crate) fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
     let dev = base.join("dev");
     mkdir(&dev)?;
     mount_tmpfs(
@@ -412,25 +442,45 @@ fn install_ca(etc: &Path, pem: &str) -> Result<(), String> {
 }
 
 fn write_generated_etc(etc: &Path, spec: &SandboxSpec) -> Result<(), String> {
+    write_etc_files(etc, &generated_etc(spec, true), false)
+}
+
+/// The `/etc` files the runtime writes: accounts (when `accounts`), hosts, hostname,
+/// resolv.conf, and the spec's own.
+pub(crate) fn generated_etc(spec: &SandboxSpec, accounts: bool) -> Vec<(String, String)> {
     let host = &spec.hostname;
     let resolv = match spec.network {
         NetworkMode::Captured => format!("nameserver {RESOLVER_V4}\noptions edns0\n"),
         NetworkMode::None => "nameserver 127.0.0.1\n".to_owned(),
     };
-    let files: Vec<(String, String)> = vec![
-        (
+    let mut files: Vec<(String, String)> = Vec::new();
+    if accounts {
+        files.push((
             "passwd".into(),
             "root:x:0:0:root:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into(),
-        ),
-        ("group".into(), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into()),
+        ));
+        files.push(("group".into(), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into()));
+    }
+    files.extend([
         (
             "hosts".into(),
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{host}\n"),
         ),
         ("hostname".into(), format!("{host}\n")),
         ("resolv.conf".into(), resolv),
-    ];
-    for (name, contents) in files.iter().chain(spec.etc_files.iter()) {
+    ]);
+    files.extend(spec.etc_files.iter().cloned());
+    files
+}
+
+/// Write `files` below `etc`. With `replace`, whatever is at each path (a symlink included)
+/// is removed first, so nothing is written through a link.
+pub(crate) fn write_etc_files(
+    etc: &Path,
+    files: &[(String, String)],
+    replace: bool,
+) -> Result<(), String> {
+    for (name, contents) in files {
         let relative = Path::new(name);
         if !relative
             .components()
@@ -443,6 +493,15 @@ fn write_generated_etc(etc: &Path, spec: &SandboxSpec) -> Result<(), String> {
         let path = etc.join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
+        }
+        if replace {
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path)
+                    .map_err(|e| format!("removing {}: {e}", path.display()))?,
+                Ok(_) => fs::remove_file(&path)
+                    .map_err(|e| format!("removing {}: {e}", path.display()))?,
+                Err(_) => {}
+            }
         }
         fs::write(&path, contents).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }

@@ -16,6 +16,17 @@ pub enum RootSource {
     Host,
     /// A prepared root filesystem directory; every top-level entry is bound read-only.
     Dir(PathBuf),
+    /// Image layers (bottom first), stacked read-only by overlayfs under a writable layer
+    /// that disappears with the sandbox.
+    Image(ImageRoot),
+}
+
+/// The layers of an image root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRoot {
+    /// Unpacked layer directories, bottom first. They must share one parent directory (the
+    /// image store's), whose path contains none of `:`, `,` or `\\`.
+    pub layers: Vec<PathBuf>,
 }
 
 /// How the sandbox reaches the network.
@@ -64,6 +75,19 @@ pub const SYSTEM_BUNDLES: &[&str] = &[
     "ssl/cert.pem",
 ];
 
+/// The bundle files an image root may have (relative to `/etc`), by distribution: Debian,
+/// Ubuntu and Alpine (`ssl/certs/ca-certificates.crt`, Alpine's `ssl/cert.pem`), Fedora and
+/// RHEL (`pki/tls/certs/ca-bundle.crt` and the file it links to), openSUSE
+/// (`ssl/ca-bundle.pem`). Each one present is replaced by the bundle plus the sandbox CA.
+pub const IMAGE_BUNDLES: &[&str] = &[
+    "ssl/certs/ca-certificates.crt",
+    "pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "pki/tls/certs/ca-bundle.crt",
+    "pki/tls/cert.pem",
+    "ssl/cert.pem",
+    "ssl/ca-bundle.pem",
+];
+
 /// A command to run inside the sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExecSpec {
@@ -72,8 +96,13 @@ pub struct ExecSpec {
     pub argv: Vec<String>,
     /// The complete environment (nothing is inherited).
     pub env: Vec<(String, String)>,
-    /// Working directory inside the sandbox.
+    /// Working directory inside the sandbox (created when missing on an image root).
     pub cwd: PathBuf,
+    /// Run as this user instead of the sandbox's root: `name`, `uid`, `name:group` or
+    /// `uid:gid`, names looked up in the sandbox's `/etc/passwd` and `/etc/group` (an image's
+    /// `User`).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// The sandbox's working directory.

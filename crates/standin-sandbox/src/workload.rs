@@ -36,18 +36,30 @@ pub(crate) fn exec(
             format!("cannot enter working directory {}: {e}", spec.cwd.display()),
         );
     }
-    let Some(path) = resolve(program, &spec.env) else {
+    let ids = match &spec.user {
+        Some(u) => match crate::user::resolve(u, Path::new("/etc")) {
+            Ok(ids) => Some(ids),
+            Err(e) => fail(EXIT_CANNOT_EXEC, e),
+        },
+        None => None,
+    };
+    let mut env = spec.env.clone();
+    if let Some(home) = ids.as_ref().and_then(|i| i.home.clone())
+        && !env.iter().any(|(k, _)| k == "HOME")
+    {
+        env.push(("HOME".into(), home));
+    }
+    let Some(path) = resolve(program, &env) else {
         fail(EXIT_NOT_FOUND, "command not found".into());
     };
     let to_c = |s: &str| CString::new(s).unwrap_or_default();
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     let argv: Vec<CString> = spec.argv.iter().map(|a| to_c(a)).collect();
-    let envp: Vec<CString> = spec
-        .env
+    let envp: Vec<CString> = env
         .iter()
         .map(|(k, v)| to_c(&format!("{k}={v}")))
         .collect();
-    if let Err(e) = drop_privileges(writable, seccomp) {
+    if let Err(e) = drop_privileges(writable, seccomp, ids.map(|i| (i.uid, i.gid))) {
         fail(EXIT_CANNOT_EXEC, e);
     }
     let err = execve(&cpath, &argv, &envp);

@@ -1,13 +1,16 @@
 //! [`SandboxBuilder`]: describe a sandbox, then `create()` it.
 
 use crate::Error;
+use crate::image::{ImageChoice, ResolvedImage};
 use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
 use crate::stdio::StdioSpec;
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
 use standin_sandbox::spec::{
-    CA_BUNDLE, CA_FILE, ExecSpec, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
+    CA_BUNDLE, CA_FILE, ExecSpec, ImageRoot, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
 };
+use standin_image::{ImageRef, PullPolicy, PullProgress};
+use std::sync::Arc;
 use std::path::PathBuf;
 
 /// Builder for a [`Sandbox`]. Invalid input is remembered and reported by
@@ -54,6 +57,8 @@ pub struct SandboxBuilder {
     env: Vec<(String, String)>,
     pub(crate) network: NetworkBuilder,
     command: Option<Vec<String>>,
+    use_image_command: bool,
+    pub(crate) image: ImageChoice,
     pub(crate) helper: Option<PathBuf>,
     pub(crate) stdio: StdioSpec,
     errors: Vec<String>,
@@ -70,6 +75,8 @@ impl SandboxBuilder {
             env: Vec::new(),
             network: NetworkBuilder::default(),
             command: None,
+            use_image_command: false,
+            image: ImageChoice::default(),
             helper: None,
             stdio: StdioSpec::default(),
             errors: Vec::new(),
@@ -112,6 +119,10 @@ impl SandboxBuilder {
 
     /// Use a prepared root filesystem directory instead of the host's system directories.
     pub fn rootfs(mut self, dir: impl Into<PathBuf>) -> Self {
+        if self.image.reference.is_some() {
+            self.errors
+                .push("image(…) and rootfs(…): choose one root filesystem".into());
+        }
         let dir = dir.into();
         match std::fs::canonicalize(&dir) {
             Ok(abs) if abs.join("usr").is_dir() || abs.join("bin").exists() => {
@@ -222,6 +233,74 @@ impl SandboxBuilder {
         self
     }
 
+    /// Run the sandbox on an OCI image (`python:3.12-slim`, `ghcr.io/org/app@sha256:…`):
+    /// its layers, read-only, under a writable layer that disappears with the sandbox. The
+    /// image's `Env` comes before [`env`](Self::env), its `WorkingDir` is the working
+    /// directory (default `/workspace`) and its `User` runs every command. The image is
+    /// pulled when `create()` needs it (see [`pull_policy`](Self::pull_policy)). Replaces
+    /// [`rootfs`](Self::rootfs).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), standin::Error> {
+    /// let sb = standin::Sandbox::builder("agent")
+    ///     .image("python:3.12-slim")
+    ///     .pull_policy(standin::PullPolicy::Missing)
+    ///     .create()
+    ///     .await?;
+    /// let out = sb.exec("python3", ["--version"]).await?;
+    /// # let _ = out;
+    /// # Ok(()) }
+    /// ```
+    pub fn image(mut self, reference: &str) -> Self {
+        match ImageRef::parse(reference) {
+            Ok(r) => {
+                self.image.reference = Some(r);
+                if matches!(self.root, RootSource::Dir(_)) {
+                    self.errors
+                        .push("image(…) and rootfs(…): choose one root filesystem".into());
+                }
+            }
+            Err(e) => self.errors.push(format!("image({reference:?}): {e}")),
+        }
+        self
+    }
+
+    /// When `create()` contacts the registry: [`PullPolicy::Missing`] (default) only when
+    /// the image is not in the local store, [`PullPolicy::Always`] every time (a moved tag
+    /// is followed), [`PullPolicy::Never`] not at all.
+    pub fn pull_policy(mut self, policy: PullPolicy) -> Self {
+        self.image.policy = policy;
+        self
+    }
+
+    /// Trust the CA certificates in this PEM file for registry TLS, besides the host's roots
+    /// (repeatable).
+    pub fn registry_ca(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.image.registry.extra_cas.push(pem_file.into());
+        self
+    }
+
+    /// Reach this registry (`host[:port]`) over plain HTTP. Only this one; use it for test
+    /// registries.
+    pub fn insecure_registry(mut self, host: &str) -> Self {
+        self.image.registry.insecure.push(host.to_owned());
+        self
+    }
+
+    /// Report pull progress to `progress`.
+    pub fn pull_progress(mut self, progress: Arc<dyn PullProgress>) -> Self {
+        self.image.progress = Some(progress);
+        self
+    }
+
+    /// The image's default command (`Entrypoint` then `Cmd`) when no command was given.
+    /// Used by `standin run --image IMAGE` without a command; the SDK's default is an idle
+    /// sandbox.
+    pub fn image_command_if_none(mut self) -> Self {
+        self.use_image_command = true;
+        self
+    }
+
     /// Create the sandbox (and start its main command, if any).
     pub async fn create(self) -> Result<Sandbox, Error> {
         if !self.errors.is_empty() || !self.network.errors.is_empty() {
@@ -232,14 +311,34 @@ impl SandboxBuilder {
         Sandbox::create(self).await
     }
 
-    pub(crate) fn spec(&self) -> SandboxSpec {
+    pub(crate) fn spec(&self, image: Option<&ResolvedImage>) -> Result<SandboxSpec, Error> {
         let hostname = self
             .hostname
             .clone()
             .unwrap_or_else(|| "standin".to_owned());
-        SandboxSpec {
+        let root = match image {
+            Some(i) => RootSource::Image(ImageRoot {
+                layers: i.lease.dirs.clone(),
+            }),
+            None => self.root.clone(),
+        };
+        let mut command = self.command.clone();
+        if command.is_none()
+            && self.use_image_command
+            && let Some(i) = image
+        {
+            let argv = i.record.config.default_command();
+            if argv.is_empty() {
+                return Err(Error::config(format!(
+                    "{} has no Entrypoint or Cmd: give a command",
+                    i.record.reference
+                )));
+            }
+            command = Some(argv);
+        }
+        Ok(SandboxSpec {
             hostname: hostname.clone(),
-            root: self.root.clone(),
+            root,
             workdir: self.workdir.clone(),
             mounts: self.mounts.clone(),
             network: if self.network.enabled {
@@ -247,20 +346,32 @@ impl SandboxBuilder {
             } else {
                 NetworkMode::None
             },
-            command: self.command.as_ref().map(|argv| ExecSpec {
-                argv: argv.clone(),
-                env: self.environment(&hostname),
-                cwd: PathBuf::from(WORKSPACE),
+            command: command.map(|argv| ExecSpec {
+                argv,
+                env: self.environment(&hostname, image),
+                cwd: working_dir(image),
+                user: image.and_then(|i| i.record.config.user.clone()),
             }),
             etc_files: Vec::new(),
             trust_ca_pem: None,
-        }
+        })
     }
 
     /// Base environment plus the user's variables.
-    pub(crate) fn environment(&self, hostname: &str) -> Vec<(String, String)> {
+    pub(crate) fn environment(
+        &self,
+        hostname: &str,
+        image: Option<&ResolvedImage>,
+    ) -> Vec<(String, String)> {
         let term = std::env::var("TERM").ok();
         let mut env = guest_env::base(term.as_deref(), hostname);
+        for kv in image.map(|i| i.record.config.env.as_slice()).unwrap_or(&[]) {
+            if let Some((k, v)) = kv.split_once('=')
+                && !k.is_empty()
+            {
+                guest_env::set(&mut env, k, v);
+            }
+        }
         for (k, v) in &self.env {
             guest_env::set(&mut env, k, v);
         }
@@ -279,6 +390,14 @@ impl SandboxBuilder {
     pub(crate) fn intercepts(&self) -> bool {
         self.network.enabled && !self.network.secrets.is_empty()
     }
+}
+
+/// The image's `WorkingDir`, else `/workspace`.
+pub(crate) fn working_dir(image: Option<&ResolvedImage>) -> PathBuf {
+    image
+        .and_then(|i| i.record.config.working_dir.as_deref())
+        .filter(|w| w.starts_with('/'))
+        .map_or_else(|| PathBuf::from(WORKSPACE), PathBuf::from)
 }
 
 /// The sandbox's root runs as an unprivileged host uid when standin runs as root (see

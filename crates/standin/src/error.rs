@@ -25,6 +25,10 @@ pub enum Error {
     /// The network boundary (DNS, the relay, TLS interception, the sandbox CA) could not start.
     #[error(transparent)]
     Network(NetworkError),
+    /// The image could not be pulled, stored or found. Its text says what to do (log in,
+    /// add a CA, pick another tag, free disk space, …).
+    #[error(transparent)]
+    Image(#[from] standin_image::ImageError),
     /// I/O on the host side.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -30,6 +30,7 @@
 mod builder;
 mod error;
 mod event;
+mod image;
 mod network;
 mod sandbox;
 mod secret;
@@ -37,6 +38,10 @@ mod stdio;
 
 pub use builder::SandboxBuilder;
 pub use error::{Error, NetworkError, RuntimeError};
+pub use image::image_store;
+pub use standin_image::{
+    ImageError, ImageRecord, ImageRef, PullPolicy, PullProgress, Puller, RegistryOptions, Store,
+};
 pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};

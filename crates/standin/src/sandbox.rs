@@ -5,7 +5,7 @@ use crate::builder::SandboxBuilder;
 use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
-use standin_sandbox::spec::{ExecSpec, WORKSPACE};
+use standin_sandbox::spec::ExecSpec;
 use standin_sandbox::{CaptureSockets, SandboxProcess};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +21,11 @@ pub struct Sandbox {
     process: Arc<SandboxProcess>,
     pipes: Option<MainPipes>,
     terminated: Arc<AtomicBool>,
+    cwd: PathBuf,
+    user: Option<String>,
     _boundary: Option<Boundary>,
+    /// The image layers this sandbox stacks, held so no `rmi`/`prune` removes them.
+    _image: Option<crate::image::ResolvedImage>,
 }
 
 /// Output of a finished [`Sandbox::exec`].
@@ -49,8 +53,11 @@ impl Sandbox {
     }
 
     pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
-        let mut spec = b.spec();
-        let exec_env = b.environment(&spec.hostname);
+        let image = b.image.resolve().await?;
+        let mut spec = b.spec(image.as_ref())?;
+        let exec_env = b.environment(&spec.hostname, image.as_ref());
+        let cwd = crate::builder::working_dir(image.as_ref());
+        let user = image.as_ref().and_then(|i| i.record.config.user.clone());
         let id = sandbox_id();
         let secrets = standin_policy::secrets::SecretSet {
             entries: std::mem::take(&mut b.network.secrets),
@@ -151,7 +158,10 @@ impl Sandbox {
             process,
             pipes: Some(pipes.into()),
             terminated,
+            cwd,
+            user,
             _boundary: boundary,
+            _image: image,
         })
     }
 
@@ -231,7 +241,8 @@ impl Sandbox {
         let spec = ExecSpec {
             argv,
             env,
-            cwd: PathBuf::from(WORKSPACE),
+            cwd: self.cwd.clone(),
+            user: self.user.clone(),
         };
         Ok(self.process.exec(&spec, stdio.into_runtime())?)
     }
