@@ -40,6 +40,9 @@ const WORKSPACE_NAME: &str = "workspace";
 /// Build the root from `image` and pivot into it.
 pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String> {
     let sources = HostSources::open(spec)?;
+    // The store may live below BASE (a STANDIN_HOME under /tmp): open it before BASE is
+    // covered.
+    let store = layer_store(image)?;
 
     // 1. The overlay.
     let base = Path::new(BASE);
@@ -51,7 +54,7 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     // The writable layer's root becomes the sandbox's `/`: world-readable.
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| format!("chmod {}: {e}", upper.display()))?;
-    mount_overlay(image, &upper, &work, &root)?;
+    mount_overlay(image, &store, &upper, &work, &root)?;
 
     // 2. Mounts, onto directories opened without following symlinks.
     let root_fd = open(
@@ -120,7 +123,13 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
 /// `mount -t overlay` with the layers top first. The layers share the store's directory, so
 /// they are named relative to it (init's working directory for the call), which keeps the
 /// option string within a page for images of up to ~60 layers.
-fn mount_overlay(image: &ImageRoot, upper: &Path, work: &Path, root: &Path) -> Result<(), String> {
+fn mount_overlay(
+    image: &ImageRoot,
+    store: &OwnedFd,
+    upper: &Path,
+    work: &Path,
+    root: &Path,
+) -> Result<(), String> {
     let Some(first) = image.layers.first() else {
         return Err("the image has no layers".into());
     };
@@ -158,7 +167,7 @@ fn mount_overlay(image: &ImageRoot, upper: &Path, work: &Path, root: &Path) -> R
             image.layers.len()
         ));
     }
-    nix::unistd::chdir(parent).map_err(|e| format!("chdir {}: {e}", parent.display()))?;
+    nix::unistd::fchdir(store).map_err(|e| format!("chdir {}: {e}", parent.display()))?;
     let mounted = mount(
         Some("overlay"),
         root,
@@ -172,6 +181,21 @@ fn mount_overlay(image: &ImageRoot, upper: &Path, work: &Path, root: &Path) -> R
             "mounting the image's layers with overlayfs failed: {e}; this kernel may not allow overlayfs inside a user namespace (Linux 5.11 or later does)"
         )
     })
+}
+
+/// The directory holding the layers, opened while its path is still reachable.
+fn layer_store(image: &ImageRoot) -> Result<OwnedFd, String> {
+    let parent = image
+        .layers
+        .first()
+        .and_then(|l| l.parent())
+        .ok_or("the image has no layers")?;
+    open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("opening the image store {}: {e}", parent.display()))
 }
 
 /// Make `name` in `root` a real directory: a symlink or file the image put there is removed.

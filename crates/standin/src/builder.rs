@@ -365,6 +365,10 @@ impl SandboxBuilder {
     ) -> Vec<(String, String)> {
         let term = std::env::var("TERM").ok();
         let mut env = guest_env::base(term.as_deref(), hostname);
+        if image.is_some_and(|i| i.record.config.user.is_some()) {
+            // The image's user has its own home (filled in from its passwd entry).
+            env.retain(|(k, _)| !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"));
+        }
         for kv in image.map(|i| i.record.config.env.as_slice()).unwrap_or(&[]) {
             if let Some((k, v)) = kv.split_once('=')
                 && !k.is_empty()
