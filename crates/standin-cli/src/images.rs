@@ -104,7 +104,11 @@ pub(crate) fn prune() -> anyhow::Result<i32> {
     for l in &removed {
         println!("removed layer {l}");
     }
-    println!("{} unused layer{} removed", removed.len(), if removed.len() == 1 { "" } else { "s" });
+    println!(
+        "{} unused layer{} removed",
+        removed.len(),
+        if removed.len() == 1 { "" } else { "s" }
+    );
     Ok(0)
 }
 

@@ -136,7 +136,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     } else if image.is_some() {
         builder = builder.image_command_if_none();
     } else {
-        anyhow::bail!("give the command to run after `--` (for example `standin run -- sh -c 'echo hi'`), or --image IMAGE to run the image's own command");
+        anyhow::bail!(
+            "give the command to run after `--` (for example `standin run -- sh -c 'echo hi'`), or --image IMAGE to run the image's own command"
+        );
     }
     if let Some(image) = image {
         builder = builder.image(image);
@@ -148,7 +150,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
             (None, None) => standin::PullPolicy::Missing,
         };
         builder = builder.pull_policy(policy);
-        let reg = images::registry_options(&args.registry, &sb.registry_cas, &sb.insecure_registries);
+        let reg =
+            images::registry_options(&args.registry, &sb.registry_cas, &sb.insecure_registries);
         for ca in reg.extra_cas {
             builder = builder.registry_ca(ca);
         }

@@ -32,7 +32,9 @@ pub(crate) fn drop_privileges(
     // still needs; they are all dropped below either way.
     if let Some((uid, gid)) = switch_to {
         let not_mapped = |what: &str, id: u32, e: nix::errno::Errno| {
-            format!("cannot become {what} {id}: {e} (only ids mapped into the sandbox's user namespace can be used; rootless sandboxes map only root)")
+            format!(
+                "cannot become {what} {id}: {e} (only ids mapped into the sandbox's user namespace can be used; rootless sandboxes map only root)"
+            )
         };
         let g = nix::unistd::Gid::from_raw(gid);
         nix::unistd::setresgid(g, g, g).map_err(|e| not_mapped("gid", gid, e))?;

@@ -87,7 +87,9 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     }
     for (m, fd) in &sources.user_mounts {
         let is_dir = nix::sys::stat::fstat(fd)
-            .map(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR)
+            .map(|st| {
+                SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+            })
             .unwrap_or(true);
         let target = mount_target(&root_fd, &m.guest, is_dir)?;
         let at = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
@@ -201,7 +203,9 @@ fn layer_store(image: &ImageRoot) -> Result<OwnedFd, String> {
 /// Make `name` in `root` a real directory: a symlink or file the image put there is removed.
 fn real_dir(root: &OwnedFd, name: &str) -> Result<(), String> {
     match fstatat(root.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR => {
+        Ok(st)
+            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR =>
+        {
             return Ok(());
         }
         Ok(_) => unlinkat(root.as_fd(), name, UnlinkatFlags::NoRemoveDir)

@@ -31,9 +31,9 @@ pub(crate) mod capture_rules;
 pub(crate) mod enter;
 pub(crate) mod error;
 pub(crate) mod harden;
-pub(crate) mod image_root;
 pub mod helper;
 pub mod idmap;
+pub(crate) mod image_root;
 pub(crate) mod init;
 pub mod netns;
 pub(crate) mod protocol;
@@ -42,12 +42,12 @@ pub(crate) mod seccomp;
 pub mod spec;
 pub(crate) mod stage1;
 pub(crate) mod supervisor;
-pub(crate) mod user;
 #[allow(
     unsafe_code,
     reason = "the syscall layer: every unsafe block of standin is here, each with its SAFETY comment"
 )]
 pub(crate) mod sys;
+pub(crate) mod user;
 pub(crate) mod workload;
 
 pub use error::SandboxError;

@@ -459,7 +459,10 @@ pub(crate) fn generated_etc(spec: &SandboxSpec, accounts: bool) -> Vec<(String, 
             "passwd".into(),
             "root:x:0:0:root:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into(),
         ));
-        files.push(("group".into(), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into()));
+        files.push((
+            "group".into(),
+            "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into(),
+        ));
     }
     files.extend([
         (

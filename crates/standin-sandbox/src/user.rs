@@ -32,8 +32,16 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
         if f.len() < 7 {
             return None;
         }
-        let matches = f[0] == user || (user.parse::<u32>().ok() == f[2].parse::<u32>().ok() && user.parse::<u32>().is_ok());
-        matches.then(|| (f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[5].to_owned()))
+        let matches = f[0] == user
+            || (user.parse::<u32>().ok() == f[2].parse::<u32>().ok()
+                && user.parse::<u32>().is_ok());
+        matches.then(|| {
+            (
+                f[2].parse::<u32>().ok(),
+                f[3].parse::<u32>().ok(),
+                f[5].to_owned(),
+            )
+        })
     });
     let (uid, default_gid, home) = match (user.parse::<u32>(), entry) {
         (Ok(uid), Some((_, gid, home))) => (uid, gid.unwrap_or(uid), Some(home)),
@@ -47,14 +55,16 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
     };
     let gid = match group {
         None => default_gid,
-        Some(g) if g.is_empty() => default_gid,
+        Some("") => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => read_small(&etc.join("group"))
                 .lines()
                 .find_map(|line| {
                     let f: Vec<&str> = line.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .ok_or_else(|| {
                     format!("group {g:?} is not in the sandbox's /etc/group; use a numeric gid")
@@ -87,12 +97,30 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let r = |s: &str| resolve(s, dir.path());
-        assert_eq!(r("agent").unwrap(), Ids { uid: 1000, gid: 1001, home: Some("/home/agent".into()) });
+        assert_eq!(
+            r("agent").unwrap(),
+            Ids {
+                uid: 1000,
+                gid: 1001,
+                home: Some("/home/agent".into())
+            }
+        );
         assert_eq!(r("1000").unwrap().gid, 1001);
-        assert_eq!(r("4242").unwrap(), Ids { uid: 4242, gid: 4242, home: None });
+        assert_eq!(
+            r("4242").unwrap(),
+            Ids {
+                uid: 4242,
+                gid: 4242,
+                home: None
+            }
+        );
         assert_eq!(r("agent:staff").unwrap().gid, 50);
         assert_eq!(r("agent:7").unwrap().gid, 7);
-        assert!(r("ghost").unwrap_err().contains("not in the sandbox's /etc/passwd"));
+        assert!(
+            r("ghost")
+                .unwrap_err()
+                .contains("not in the sandbox's /etc/passwd")
+        );
         assert!(r("agent:nogroup").unwrap_err().contains("/etc/group"));
         assert!(r(":5").is_err());
     }

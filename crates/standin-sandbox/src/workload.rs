@@ -55,10 +55,7 @@ pub(crate) fn exec(
     let to_c = |s: &str| CString::new(s).unwrap_or_default();
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     let argv: Vec<CString> = spec.argv.iter().map(|a| to_c(a)).collect();
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| to_c(&format!("{k}={v}")))
-        .collect();
+    let envp: Vec<CString> = env.iter().map(|(k, v)| to_c(&format!("{k}={v}"))).collect();
     if let Err(e) = drop_privileges(writable, seccomp, ids.map(|i| (i.uid, i.gid))) {
         fail(EXIT_CANNOT_EXEC, e);
     }

@@ -5,13 +5,13 @@ use crate::image::{ImageChoice, ResolvedImage};
 use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
 use crate::stdio::StdioSpec;
+use standin_image::{ImageRef, PullPolicy, PullProgress};
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
 use standin_sandbox::spec::{
     CA_BUNDLE, CA_FILE, ExecSpec, ImageRoot, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
 };
-use standin_image::{ImageRef, PullPolicy, PullProgress};
-use std::sync::Arc;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Builder for a [`Sandbox`]. Invalid input is remembered and reported by
 /// [`create`](SandboxBuilder::create), naming the call at fault.

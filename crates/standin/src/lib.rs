@@ -38,16 +38,16 @@ mod stdio;
 
 pub use builder::SandboxBuilder;
 pub use error::{Error, NetworkError, RuntimeError};
-pub use image::image_store;
-pub use standin_image::{
-    ImageError, ImageRecord, ImageRef, PullPolicy, PullProgress, Puller, RegistryOptions, Store,
-};
 pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
+pub use image::image_store;
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};
 pub use secret::{
     DangerousSecretBuilder, DangerousViolationActionBuilder, SecretBuilder, SecretInjection,
     SecretValue, ViolationAction, ViolationActionBuilder, ViolationPolicy,
+};
+pub use standin_image::{
+    ImageError, ImageRecord, ImageRef, PullPolicy, PullProgress, Puller, RegistryOptions, Store,
 };
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};

@@ -83,6 +83,8 @@ pub(crate) const METADATA_V4: &str = "169.254.169.254";
 pub(crate) const TRACES_V4: &str = "45.90.1.30";
 /// Public-looking address of `registry.npmjs.org` (in the fake internet).
 pub(crate) const REGISTRY_V4: &str = "45.90.1.40";
+/// Public-looking address of `registry.test`, where image tests run a registry.
+pub(crate) const IMAGE_REGISTRY_V4: &str = "45.90.1.50";
 /// The DNS server's address.
 pub(crate) const DNS_V4: &str = "192.0.2.1";
 
@@ -96,6 +98,7 @@ pub(crate) const ZONE: &[(&str, &str)] = &[
     ("traces.example", TRACES_V4),
     ("registry.npmjs.org", REGISTRY_V4),
     ("wrongcert.example", UPSTREAM_V4),
+    ("registry.test", IMAGE_REGISTRY_V4),
 ];
 
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
@@ -249,6 +252,12 @@ impl FakeInternet {
         tls_ports: &[u16],
     ) -> FakeInternet {
         FakeInternet::build(tcp_ports, udp_ports, tls_ports)
+    }
+
+    /// The directory of the test PKI: `ca.pem`, and `leaf.pem`/`leaf.key` for every name of
+    /// [`ZONE`].
+    pub(crate) fn pki_dir(&self) -> std::path::PathBuf {
+        self.pki.as_ref().expect("with_tls").path().to_path_buf()
     }
 
     /// The test CA's certificate (PEM).
@@ -454,7 +463,14 @@ impl FakeInternet {
                 "nodad",
             ],
         );
-        for extra in [EVIL_V4, PRIVATE_V4, METADATA_V4, TRACES_V4, REGISTRY_V4] {
+        for extra in [
+            EVIL_V4,
+            PRIVATE_V4,
+            METADATA_V4,
+            TRACES_V4,
+            REGISTRY_V4,
+            IMAGE_REGISTRY_V4,
+        ] {
             in_ns(i, &["addr", "add", &format!("{extra}/32"), "dev", "lo"]);
         }
         // A black hole for "slow resolver" tests: packets to it vanish.

@@ -1,0 +1,679 @@
+//! OCI images end to end: a real registry (Debian's `docker-registry`, TLS from the test CA,
+//! htpasswd Basic auth) in the fake internet's namespace, images made offline by each test
+//! (busybox from `busybox-static`, curl and its libraries copied from the host) with `umoci`
+//! and pushed with `skopeo`, pulled and run by the real `standin` binary in the client
+//! namespace. Each test has its own namespaces, registry, images and `STANDIN_HOME`.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use support::{FakeInternet, IMAGE_REGISTRY_V4, report, stderr, stdout};
+
+const USER: &str = "ci";
+const PASSWORD: &str = "correct-horse";
+const REGISTRY: &str = "registry.test";
+
+/// A registry in the fake internet, with the files a client needs.
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start(net: &FakeInternet) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", USER, PASSWORD])
+            .output()
+            .expect("htpasswd (apache2-utils)");
+        assert!(out.status.success());
+        std::fs::write(d.join("htpasswd"), &out.stdout).unwrap();
+        let pki = net.pki_dir();
+        std::fs::write(
+            d.join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {IMAGE_REGISTRY_V4}:443\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: standin-test\n    path: {htpasswd}\n",
+                data = d.join("data").display(),
+                cert = pki.join("leaf.pem").display(),
+                key = pki.join("leaf.key").display(),
+                htpasswd = d.join("htpasswd").display(),
+            ),
+        )
+        .unwrap();
+        // skopeo's trust: a directory with the CA.
+        std::fs::create_dir(d.join("certs")).unwrap();
+        std::fs::copy(pki.join("ca.pem"), d.join("certs/ca.crt")).unwrap();
+        // standin's credentials (podman/skopeo format).
+        std::fs::write(
+            d.join("auth.json"),
+            format!(
+                r#"{{"auths":{{"{REGISTRY}":{{"auth":"{}"}}}}}}"#,
+                b64(&format!("{USER}:{PASSWORD}"))
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &net.inet, "docker-registry", "serve"])
+            .arg(d.join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let reg = Registry { child, dir };
+        reg.wait_ready(net);
+        reg
+    }
+
+    /// Readiness: the registry answers `/v2/` (401 without credentials) over TLS.
+    fn wait_ready(&self, net: &FakeInternet) {
+        let ca = net.ca_file();
+        for _ in 0..500 {
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &net.client,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args(["-w", "%{http_code}", "--cacert"])
+                .arg(&ca)
+                .arg(format!("https://{REGISTRY}/v2/"))
+                .output()
+                .unwrap();
+            if stdout(&o) == "401" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the registry did not start");
+    }
+
+    fn auth_file(&self) -> PathBuf {
+        self.dir.path().join("auth.json")
+    }
+
+    /// `skopeo copy oci:LAYOUT:TAG docker://registry.test/NAME`, from the client namespace.
+    fn push(&self, net: &FakeInternet, layout: &Path, tag: &str, name: &str) {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &net.client, "skopeo", "copy", "--quiet"])
+            .arg("--dest-cert-dir")
+            .arg(self.dir.path().join("certs"))
+            .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{REGISTRY}/{name}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+    }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run")
+}
+
+fn umoci(args: &[&str]) {
+    let o = Command::new("umoci").args(args).output().expect("umoci");
+    assert!(o.status.success(), "umoci {args:?}: {}", stderr(&o));
+}
+
+/// An OCI layout with a busybox image at tag `base`: busybox and its applet links, passwd
+/// with an `agent` user, a file `/etc/doomed` later images delete, and a config with Env,
+/// WorkingDir, User and Cmd.
+fn busybox_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("oci");
+    let bundle = dir.join("bundle");
+    let l = layout.to_str().unwrap();
+    umoci(&["init", "--layout", l]);
+    umoci(&["new", "--image", &format!("{l}:base")]);
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{l}:base"),
+        bundle.to_str().unwrap(),
+    ]);
+    let root = bundle.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "echo", "cat", "ls", "id", "env", "pwd", "test", "rm", "wc",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nagent:x:1000:\n").unwrap();
+    std::fs::write(root.join("etc/doomed"), "from the base layer\n").unwrap();
+    umoci(&[
+        "repack",
+        "--image",
+        &format!("{l}:base"),
+        bundle.to_str().unwrap(),
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{l}:base"),
+        "--config.env",
+        "PATH=/bin",
+        "--config.env",
+        "IMAGE_VAR=from-image",
+        "--config.workingdir",
+        "/work",
+        "--config.user",
+        "agent",
+        "--config.cmd",
+        "sh",
+        "--config.cmd",
+        "-c",
+        "--config.cmd",
+        "echo cmd:$IMAGE_VAR:$(pwd):$HOME; id -u",
+    ]);
+    std::fs::remove_dir_all(&bundle).unwrap();
+    layout
+}
+
+/// Tag `child` in `layout`: `base` plus a layer that deletes `/etc/doomed` (a whiteout) and
+/// adds `/etc/child`.
+fn add_child_image(dir: &Path, layout: &Path) {
+    let l = layout.to_str().unwrap();
+    let bundle = dir.join("bundle-child");
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{l}:base"),
+        bundle.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(bundle.join("rootfs/etc/doomed")).unwrap();
+    std::fs::write(bundle.join("rootfs/etc/child"), "child layer\n").unwrap();
+    umoci(&[
+        "repack",
+        "--image",
+        &format!("{l}:child"),
+        bundle.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&bundle).unwrap();
+}
+
+/// `standin ARGS` in the client namespace with its own STANDIN_HOME and the registry's
+/// credentials.
+fn standin(net: &FakeInternet, reg: &Registry, home: &Path, args: &[&str]) -> Output {
+    run(Command::new("ip")
+        .args(["netns", "exec", &net.client, support::standin_bin()])
+        .args(args)
+        .env("STANDIN_HOME", home)
+        .env("REGISTRY_AUTH_FILE", reg.auth_file()))
+}
+
+fn image(name: &str) -> String {
+    format!("{REGISTRY}/{name}")
+}
+
+fn layer_dirs(home: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(home.join("images/layers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// One registry with the busybox image pushed as `bb:1`.
+fn setup() -> (
+    FakeInternet,
+    Registry,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    PathBuf,
+) {
+    let net = FakeInternet::with_tls(&[], &[], &[8443]);
+    let reg = Registry::start(&net);
+    let work = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(work.path());
+    reg.push(&net, &layout, "base", "bb:1");
+    let home = tempfile::tempdir().unwrap();
+    (net, reg, work, home, layout)
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
+    let (net, reg, _work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["pull", "--registry-ca", &ca, &image("bb:1")],
+    );
+    assert!(o.status.success(), "{}", report(&o, &net));
+    assert!(
+        stdout(&o).starts_with("registry.test/bb:1 sha256:"),
+        "{}",
+        stdout(&o)
+    );
+    // No command: the image's Cmd, as its User, in its WorkingDir, with its Env.
+    let o = standin(&net, &reg, h, &["run", "--image", &image("bb:1")]);
+    assert_eq!(
+        stdout(&o),
+        "cmd:from-image:/work:/home/agent\n1000\n",
+        "{}",
+        report(&o, &net)
+    );
+    // The user's --env comes after the image's; the root is writable (for root) and the
+    // writes vanish with the sandbox.
+    let script = "echo $IMAGE_VAR; echo x > /etc/new-file && cat /etc/new-file";
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &[
+            "run",
+            "--image",
+            &image("bb:1"),
+            "--env",
+            "IMAGE_VAR=mine",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "agent cannot write /etc: {}",
+        report(&o, &net)
+    );
+    let images = standin(&net, &reg, h, &["images"]);
+    assert!(
+        stdout(&images).contains("registry.test/bb:1"),
+        "{}",
+        stdout(&images)
+    );
+    // With the registry gone, --pull missing (the default) runs from the store...
+    drop(reg);
+    let reg2 = Registry::start(&net);
+    // ...a new, empty registry: anything fetched would fail, so success proves no contact.
+    let o = standin(
+        &net,
+        &reg2,
+        h,
+        &[
+            "run",
+            "--image",
+            &image("bb:1"),
+            "--",
+            "sh",
+            "-c",
+            "echo $IMAGE_VAR",
+        ],
+    );
+    assert_eq!(stdout(&o), "from-image\n", "{}", report(&o, &net));
+    let o = standin(
+        &net,
+        &reg2,
+        h,
+        &[
+            "run",
+            "--registry-ca",
+            &ca,
+            "--pull",
+            "always",
+            "--image",
+            &image("bb:1"),
+            "--",
+            "true",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not found in the registry"),
+        "{}",
+        stderr(&o)
+    );
+    // rmi removes the record and its layers.
+    let o = standin(&net, &reg2, h, &["rmi", &image("bb:1")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(layer_dirs(h).is_empty(), "{:?}", layer_dirs(h));
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn denied_credentials_untrusted_tls_and_bad_names_say_what_to_do() {
+    let (net, reg, work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    // Wrong password.
+    let bad = work.path().join("bad-auth.json");
+    std::fs::write(
+        &bad,
+        format!(
+            r#"{{"auths":{{"{REGISTRY}":{{"auth":"{}"}}}}}}"#,
+            b64(&format!("{USER}:wrong"))
+        ),
+    )
+    .unwrap();
+    let o = run(Command::new("ip")
+        .args(["netns", "exec", &net.client, support::standin_bin()])
+        .args(["pull", "--registry-ca", &ca, &image("bb:1")])
+        .env("STANDIN_HOME", h)
+        .env("REGISTRY_AUTH_FILE", &bad));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refused access"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad-auth.json"),
+        "names the file: {}",
+        stderr(&o)
+    );
+    // Without the CA.
+    let o = standin(&net, &reg, h, &["pull", &image("bb:1")]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--registry-ca"), "{}", stderr(&o));
+    // A missing tag, a bad name.
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["pull", "--registry-ca", &ca, &image("bb:nope")],
+    );
+    assert!(
+        stderr(&o).contains("not found in the registry"),
+        "{}",
+        stderr(&o)
+    );
+    let o = standin(&net, &reg, h, &["pull", "Bad/Name"]);
+    assert!(
+        stderr(&o).contains("not a valid image reference"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(layer_dirs(h).is_empty());
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn shared_layers_are_stored_once_whiteouts_delete_and_pull_always_follows_a_moved_tag() {
+    let (net, reg, work, home, layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    add_child_image(work.path(), &layout);
+    reg.push(&net, &layout, "child", "child:1");
+    for name in ["bb:1", "child:1"] {
+        let o = standin(&net, &reg, h, &["pull", "--registry-ca", &ca, &image(name)]);
+        assert!(o.status.success(), "{}", report(&o, &net));
+    }
+    assert_eq!(
+        layer_dirs(h).len(),
+        2,
+        "base layer shared: {:?}",
+        layer_dirs(h)
+    );
+    let check = "cat /etc/doomed 2>/dev/null || echo gone; cat /etc/child 2>/dev/null || echo none";
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["run", "--image", &image("child:1"), "--", "sh", "-c", check],
+    );
+    assert_eq!(stdout(&o), "gone\nchild layer\n", "{}", report(&o, &net));
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["run", "--image", &image("bb:1"), "--", "sh", "-c", check],
+    );
+    assert_eq!(
+        stdout(&o),
+        "from the base layer\nnone\n",
+        "{}",
+        report(&o, &net)
+    );
+    // Move bb:1 to the child image.
+    reg.push(&net, &layout, "child", "bb:1");
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["run", "--image", &image("bb:1"), "--", "sh", "-c", check],
+    );
+    assert_eq!(
+        stdout(&o),
+        "from the base layer\nnone\n",
+        "--pull missing keeps the stored image"
+    );
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &[
+            "run",
+            "--registry-ca",
+            &ca,
+            "--pull",
+            "always",
+            "--image",
+            &image("bb:1"),
+            "--",
+            "sh",
+            "-c",
+            check,
+        ],
+    );
+    assert_eq!(stdout(&o), "gone\nchild layer\n", "{}", report(&o, &net));
+    // Both images now name the same layers; prune finds nothing to remove.
+    let o = standin(&net, &reg, h, &["image", "prune"]);
+    assert!(
+        stdout(&o).contains("0 unused layers removed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Write a one-layer OCI layout whose layer is `tar` (uncompressed), tagged `evil`.
+fn layout_with_layer(dir: &Path, tar: &[u8]) -> PathBuf {
+    let layout = dir.join("evil-oci");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex: String = sha256_hex(bytes);
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (layer, layer_len) = put(tar);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+    );
+    let (cfg, cfg_len) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{cfg_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_len}}}]}}"#
+    );
+    let (man, man_len) = put(manifest.as_bytes());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{man}","size":{man_len},"annotations":{{"org.opencontainers.image.ref.name":"evil"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    layout
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_owned()
+}
+
+/// A tar with raw entries (paths the tar builders refuse to write).
+fn raw_tar(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, kind, link, data) in entries {
+        let mut h = [0u8; 512];
+        h[..path.len()].copy_from_slice(path.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = *kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| *b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn malicious_layers_are_refused_and_the_store_stays_intact() {
+    let (net, reg, work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["pull", "--registry-ca", &ca, &image("bb:1")],
+    );
+    assert!(o.status.success(), "{}", report(&o, &net));
+    let before = layer_dirs(h);
+    let victim = work.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let victim_s = victim.display().to_string();
+    let traversal = format!("../../../../../../..{victim_s}/traversal");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("traversal", raw_tar(&[(&traversal, b'0', "", b"pwned")])),
+        (
+            "absolute",
+            raw_tar(&[(&format!("{victim_s}/absolute"), b'0', "", b"pwned")]),
+        ),
+        (
+            "symlink",
+            raw_tar(&[
+                ("esc", b'2', &victim_s, b""),
+                ("esc/through-link", b'0', "", b"pwned"),
+            ]),
+        ),
+        ("hardlink", raw_tar(&[("pw", b'1', "/etc/shadow", b"")])),
+    ];
+    for (i, (what, tar)) in cases.iter().enumerate() {
+        let dir = work.path().join(format!("case{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        let layout = layout_with_layer(&dir, tar);
+        reg.push(&net, &layout, "evil", &format!("evil{i}:1"));
+        let o = standin(
+            &net,
+            &reg,
+            h,
+            &["pull", "--registry-ca", &ca, &image(&format!("evil{i}:1"))],
+        );
+        assert!(!o.status.success(), "{what}: {}", report(&o, &net));
+        assert!(stderr(&o).contains("was refused"), "{what}: {}", stderr(&o));
+        assert_eq!(layer_dirs(h), before, "{what}: nothing published");
+        assert_eq!(
+            std::fs::read_dir(&victim).unwrap().count(),
+            0,
+            "{what}: nothing written outside"
+        );
+        let staging = std::fs::read_dir(h.join("images/tmp")).unwrap().count();
+        assert_eq!(staging, 0, "{what}: staging cleaned up");
+    }
+    // A layer whose one file claims more than the format can carry: refused, not read.
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &[
+            "run",
+            "--image",
+            &image("bb:1"),
+            "--",
+            "sh",
+            "-c",
+            "echo intact",
+        ],
+    );
+    assert_eq!(stdout(&o), "intact\n", "{}", report(&o, &net));
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn concurrent_pulls_of_one_image_share_one_copy() {
+    let (net, reg, _work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    let spawn = || {
+        Command::new("ip")
+            .args(["netns", "exec", &net.client, support::standin_bin()])
+            .args(["pull", "--registry-ca", &ca, &image("bb:1")])
+            .env("STANDIN_HOME", h)
+            .env("REGISTRY_AUTH_FILE", reg.auth_file())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<Child> = (0..4).map(|_| spawn()).collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(layer_dirs(h).len(), 1);
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &[
+            "run",
+            "--image",
+            &image("bb:1"),
+            "--",
+            "sh",
+            "-c",
+            "echo ok",
+        ],
+    );
+    assert_eq!(stdout(&o), "ok\n", "{}", report(&o, &net));
+}
