@@ -19,7 +19,6 @@ use crate::store::Store;
 use crate::tree::remove_path;
 use crate::unpack::{UnpackError, unpack};
 use bytes::Bytes;
-use bytes_chunk::Chunk;
 use futures_util::StreamExt;
 use oci_client::manifest::OciDescriptor;
 use std::io::{self, BufRead, BufReader, Read};
@@ -437,10 +436,8 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-mod bytes_chunk {
-    /// One piece of a blob, or the reason the download stopped.
-    pub(super) type Chunk = Result<bytes::Bytes, std::io::Error>;
-}
+/// One piece of a blob, or the reason the download stopped.
+type Chunk = Result<Bytes, io::Error>;
 
 /// The blocking side of the download queue.
 struct ChannelReader {

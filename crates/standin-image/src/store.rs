@@ -138,19 +138,25 @@ impl Store {
 
     /// A fresh, empty staging directory.
     pub(crate) fn staging_dir(&self, hint: &str) -> Result<PathBuf, ImageError> {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = self.root.join("tmp").join(format!(
-            "{}.{}.{n}",
-            &hex_of(hint)[..hex_of(hint).len().min(16)],
-            std::process::id()
-        ));
+        let dir = self.staging_path(hint);
         let _ = remove_path(&dir);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .map_err(|e| ImageError::io(&dir, e))?;
         Ok(dir)
+    }
+
+    /// A staging path unique to this process and call (nothing is created).
+    fn staging_path(&self, hint: &str) -> PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hex = hex_of(hint);
+        self.root.join("tmp").join(format!(
+            "{}.{}.{n}",
+            &hex[..hex.len().min(16)],
+            std::process::id()
+        ))
     }
 
     /// Publish a fully unpacked staging directory as the layer `diff_id`.
@@ -273,8 +279,7 @@ impl Store {
             ) else {
                 continue;
             };
-            let staged = self.staging_dir(&diff_id)?;
-            let _ = fs::remove_dir(&staged);
+            let staged = self.staging_path(&diff_id);
             fs::rename(entry.path(), &staged).map_err(|e| ImageError::io(entry.path(), e))?;
             remove_path(&staged).map_err(|e| ImageError::io(&staged, e))?;
             let _ = fs::remove_file(self.root.join("locks").join(format!("{hex}.lock")));

@@ -337,15 +337,7 @@ impl Unpacker {
                 if !exists {
                     mkdirat(&parent, name.as_slice(), Mode::from_raw_mode(0o700))?;
                 }
-                if self.owners.chown {
-                    chownat(
-                        &parent,
-                        name.as_slice(),
-                        Some(self.host_uid(uid)),
-                        Some(self.host_gid(gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )?;
-                }
+                self.chown_at(parent.as_fd(), name, uid, gid)?;
                 self.set_xattrs_at(parent.as_fd(), name, &pax.xattrs, true)?;
                 self.dirs.push(DirMeta {
                     path: comps.clone(),
@@ -397,15 +389,7 @@ impl Unpacker {
                 }
                 self.clear(parent.as_fd(), name)?;
                 symlinkat(target.as_slice(), &parent, name.as_slice())?;
-                if self.owners.chown {
-                    chownat(
-                        &parent,
-                        name.as_slice(),
-                        Some(self.host_uid(uid)),
-                        Some(self.host_gid(gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )?;
-                }
+                self.chown_at(parent.as_fd(), name, uid, gid)?;
                 utimensat(
                     &parent,
                     name.as_slice(),
@@ -453,15 +437,7 @@ impl Unpacker {
                     Mode::from_raw_mode(file_mode(mode)),
                     0,
                 )?;
-                if self.owners.chown {
-                    chownat(
-                        &parent,
-                        name.as_slice(),
-                        Some(self.host_uid(uid)),
-                        Some(self.host_gid(gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )?;
-                }
+                self.chown_at(parent.as_fd(), name, uid, gid)?;
             }
             EntryType::Char | EntryType::Block => {
                 self.stats.skipped_devices += 1;
@@ -474,6 +450,26 @@ impl Unpacker {
                 ))
                 .into());
             }
+        }
+        Ok(())
+    }
+
+    /// Give the entry `name` (not followed) its mapped owner, when chowning at all.
+    fn chown_at(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        uid: u64,
+        gid: u64,
+    ) -> Result<(), UnpackError> {
+        if self.owners.chown {
+            chownat(
+                parent,
+                name,
+                Some(self.host_uid(uid)),
+                Some(self.host_gid(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
     if user.is_empty() {
         return Err(format!("user {spec:?} names no user"));
     }
+    let numeric = user.parse::<u32>().ok();
     let passwd = read_small(&etc.join("passwd"));
     // name:x:uid:gid:gecos:home:shell
     let entry = passwd.lines().find_map(|line| {
@@ -32,9 +33,7 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
         if f.len() < 7 {
             return None;
         }
-        let matches = f[0] == user
-            || (user.parse::<u32>().ok() == f[2].parse::<u32>().ok()
-                && user.parse::<u32>().is_ok());
+        let matches = f[0] == user || (numeric.is_some() && numeric == f[2].parse::<u32>().ok());
         matches.then(|| {
             (
                 f[2].parse::<u32>().ok(),
@@ -43,11 +42,11 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
             )
         })
     });
-    let (uid, default_gid, home) = match (user.parse::<u32>(), entry) {
-        (Ok(uid), Some((_, gid, home))) => (uid, gid.unwrap_or(uid), Some(home)),
-        (Ok(uid), None) => (uid, uid, None),
-        (Err(_), Some((Some(uid), Some(gid), home))) => (uid, gid, Some(home)),
-        (Err(_), _) => {
+    let (uid, default_gid, home) = match (numeric, entry) {
+        (Some(uid), Some((_, gid, home))) => (uid, gid.unwrap_or(uid), Some(home)),
+        (Some(uid), None) => (uid, uid, None),
+        (None, Some((Some(uid), Some(gid), home))) => (uid, gid, Some(home)),
+        (None, _) => {
             return Err(format!(
                 "user {user:?} is not in the sandbox's /etc/passwd; use a numeric uid"
             ));
