@@ -78,7 +78,7 @@ pub(crate) struct RmiArgs {
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Run only these workloads (comma-separated): keepalive, newconn, newhost, bulk, dns,
-    /// startup, idle. Default: all of them.
+    /// startup, idle, images. Default: all of them.
     #[arg(long, value_delimiter = ',', value_name = "WORKLOAD")]
     pub only: Vec<crate::bench::Workload>,
 

@@ -7,7 +7,7 @@
 //! ```text
 //! ImageRef::parse("python:3.12")          reference: Docker's short-name rules
 //!   → Puller::ensure(&ref, PullPolicy)    pull: registry (oci-client), auth files
-//!       → unpack_blob per layer           unpack: decompress, hostile-tar rules, limits
+//!       → unpack_blob per layer           blob: decompress + hash ‖ unpack: hostile-tar rules
 //!       → Store::publish_layer, put_record store: locks, atomic rename
 //!   → Store::lease(&record)               layer dirs for overlayfs, held while it runs
 //! ```
@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod blob;
 mod error;
 mod home;
 pub mod limits;
@@ -31,10 +32,11 @@ mod tree;
 pub mod unpack;
 
 pub use auth::{auth_files, credentials_for};
+pub use blob::unpack_blob;
 pub use error::{ImageError, LayerRefusal};
 pub use home::state_dir;
 pub use lock::FileLock;
-pub use pull::{PARALLEL_LAYERS, PullPolicy, PullProgress, Puller, Quiet, unpack_blob};
+pub use pull::{PARALLEL_LAYERS, PullPolicy, PullProgress, Puller, Quiet};
 pub use record::{ImageRecord, LayerRecord, RunConfig};
 pub use reference::ImageRef;
 pub use registry::{RegistryOptions, host_platform};

@@ -2,13 +2,15 @@
 //!
 //! The manifest and config come first (the platform picked from an index, digests checked).
 //! Then up to [`PARALLEL_LAYERS`] layers at once, each streamed straight from the network
-//! through decompression into the unpacker, with no temporary copy of the blob: the registry
+//! through decompression into the unpacker ([`crate::blob`]), with no temporary copy of the
+//! blob: the registry
 //! digest is checked on the compressed bytes as they stream, the diff ID on the tar bytes as
 //! the unpacker reads them, and the layer is published (renamed into place) only when both
 //! match and the unpacker accepted every entry. A layer already in the store (from any image)
 //! is not downloaded again.
 
 use crate::auth::credentials_for;
+use crate::blob::unpack_blob;
 use crate::error::ImageError;
 use crate::limits::Limits;
 use crate::lock::LockMode;
@@ -17,18 +19,16 @@ use crate::reference::ImageRef;
 use crate::registry::{RegistryOptions, SeenPlatforms, chain, classify, client, transport};
 use crate::store::Store;
 use crate::tree::remove_path;
-use crate::unpack::{UnpackError, unpack};
+use crate::unpack::UnpackError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use oci_client::manifest::OciDescriptor;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Layers downloaded and unpacked at once.
 pub const PARALLEL_LAYERS: usize = 3;
-/// Bytes tolerated after a tar's end-of-archive marker (real archives pad to 10 KiB).
-const MAX_TRAILING: u64 = 1 << 20;
 /// Chunks queued between the download and the unpacker.
 const QUEUE_CHUNKS: usize = 16;
 
@@ -365,77 +365,6 @@ fn download_failure(reference: &ImageRef, desc: &OciDescriptor, e: io::Error) ->
     transport(reference.to_string(), detail)
 }
 
-/// Decompress (gzip, zstd or none, told by the magic bytes as Docker does), unpack, and
-/// return the diff ID of the tar stream.
-pub fn unpack_blob<R: Read>(
-    mut blob: R,
-    dest: &Path,
-    owners: &crate::unpack::Ownership,
-    limits: &Limits,
-) -> Result<String, UnpackError> {
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match blob.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let joined = BufReader::with_capacity(
-        128 << 10,
-        io::Cursor::new(magic[..got].to_vec()).chain(blob),
-    );
-    let decompressed = decoder(&magic[..got], joined)?;
-    unpack_tar(decompressed, dest, owners, limits)
-}
-
-fn decoder<'a, R: BufRead + 'a>(magic: &[u8], r: R) -> Result<Box<dyn Read + 'a>, UnpackError> {
-    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(r))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
-    } else {
-        Box::new(r)
-    })
-}
-
-fn unpack_tar(
-    tar: Box<dyn Read + '_>,
-    dest: &Path,
-    owners: &crate::unpack::Ownership,
-    limits: &Limits,
-) -> Result<String, UnpackError> {
-    let hashing = HashingReader {
-        inner: tar,
-        ctx: ring::digest::Context::new(&ring::digest::SHA256),
-    };
-    let (_stats, mut rest) = unpack(hashing, dest, owners, limits)?;
-    let trailing = io::copy(&mut (&mut rest).take(MAX_TRAILING + 1), &mut io::sink())?;
-    if trailing > MAX_TRAILING {
-        return Err(crate::error::LayerRefusal::TooLarge {
-            what: "data after the end of the archive",
-            limit: MAX_TRAILING,
-        }
-        .into());
-    }
-    Ok(format!("sha256:{}", hex(rest.ctx.finish().as_ref())))
-}
-
-struct HashingReader<R> {
-    inner: R,
-    ctx: ring::digest::Context,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.ctx.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// One piece of a blob, or the reason the download stopped.
 type Chunk = Result<Bytes, io::Error>;
 
@@ -517,7 +446,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

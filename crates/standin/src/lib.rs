@@ -48,6 +48,7 @@ pub use secret::{
 };
 pub use standin_image::{
     ImageError, ImageRecord, ImageRef, PullPolicy, PullProgress, Puller, RegistryOptions, Store,
+    host_platform,
 };
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::{EnvSpec, MountSpec};

@@ -7,6 +7,7 @@
 //! checks that every request through the boundary arrived with the real value.
 
 pub(crate) mod client;
+mod images;
 mod mitmproxy;
 mod nginx;
 mod upstream;
@@ -37,6 +38,8 @@ pub(crate) enum Workload {
     Startup,
     /// Memory with many idle connections.
     Idle,
+    /// Image pull (against skopeo) and image start-up, from a local registry.
+    Images,
 }
 
 /// What one `standin bench` run measures.
@@ -78,6 +81,18 @@ pub(crate) fn run(args: &crate::cli::BenchArgs) -> i32 {
     }
     if let Err(e) = standin::raise_descriptor_limit() {
         eprintln!("standin bench: cannot raise the descriptor limit: {e}");
+    }
+    if plan.wants(Workload::Images) {
+        match images::run() {
+            Ok(_) => println!(),
+            Err(e) => {
+                eprintln!("standin bench: images: {e:#}");
+                return 125;
+            }
+        }
+        if plan.only == [Workload::Images] {
+            return 0;
+        }
     }
     let internet = match Internet::build() {
         Ok(i) => i,
