@@ -1,10 +1,12 @@
 //! OCI images end to end: a real registry (Debian's `docker-registry`, TLS from the test CA,
-//! htpasswd Basic auth) in the fake internet's namespace, images made offline by each test
+//! htpasswd Basic auth or a bearer-token server) in the fake internet's namespace, images made offline by each test
 //! (busybox from `busybox-static`, curl and its libraries copied from the host) with `umoci`
 //! and pushed with `skopeo`, pulled and run by the real `standin` binary in the client
 //! namespace. Each test has its own namespaces, registry, images and `STANDIN_HOME`.
 
 mod support;
+#[path = "images_support/token.rs"]
+mod token;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,36 +20,75 @@ const REGISTRY: &str = "registry.test:5000";
 
 /// A registry in the fake internet, with the files a client needs.
 struct Registry {
-    child: Child,
+    children: Vec<Child>,
     dir: tempfile::TempDir,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// How the test registry authenticates clients.
+enum Auth {
+    /// htpasswd Basic auth on the registry itself.
+    Basic,
+    /// The bearer-token flow: the registry sends clients to a token server
+    /// (`https://registry.test:5001/token`) and accepts the tokens it signs.
+    Token,
 }
 
 impl Registry {
     fn start(net: &FakeInternet) -> Registry {
+        Registry::start_with(net, Auth::Basic)
+    }
+
+    fn start_with(net: &FakeInternet, auth: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let out = Command::new("htpasswd")
-            .args(["-Bbn", USER, PASSWORD])
-            .output()
-            .expect("htpasswd (apache2-utils)");
-        assert!(out.status.success());
-        std::fs::write(d.join("htpasswd"), &out.stdout).unwrap();
         let pki = net.pki_dir();
+        let mut children = Vec::new();
+        let auth_config = match auth {
+            Auth::Basic => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", USER, PASSWORD])
+                    .output()
+                    .expect("htpasswd (apache2-utils)");
+                assert!(out.status.success());
+                std::fs::write(d.join("htpasswd"), &out.stdout).unwrap();
+                format!(
+                    "  htpasswd:\n    realm: standin-test\n    path: {}\n",
+                    d.join("htpasswd").display()
+                )
+            }
+            Auth::Token => {
+                let signer = token::Signer::new();
+                std::fs::write(d.join("token-signer.pem"), signer.cert_pem()).unwrap();
+                std::fs::write(
+                    d.join("token.json"),
+                    format!(r#"{{"token":"{0}","access_token":"{0}"}}"#, signer.token()),
+                )
+                .unwrap();
+                children.push(token::serve(net, d, &pki));
+                format!(
+                    "  token:\n    realm: https://registry.test:5001/token\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    token::SERVICE,
+                    token::ISSUER,
+                    d.join("token-signer.pem").display()
+                )
+            }
+        };
         std::fs::write(
             d.join("config.yml"),
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {IMAGE_REGISTRY_V4}:5000\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: standin-test\n    path: {htpasswd}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {IMAGE_REGISTRY_V4}:5000\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n{auth_config}",
                 data = d.join("data").display(),
                 cert = pki.join("leaf.pem").display(),
                 key = pki.join("leaf.key").display(),
-                htpasswd = d.join("htpasswd").display(),
             ),
         )
         .unwrap();
@@ -63,14 +104,16 @@ impl Registry {
             ),
         )
         .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &net.inet, "docker-registry", "serve"])
-            .arg(d.join("config.yml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry");
-        let reg = Registry { child, dir };
+        children.push(
+            Command::new("ip")
+                .args(["netns", "exec", &net.inet, "docker-registry", "serve"])
+                .arg(d.join("config.yml"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("docker-registry"),
+        );
+        let reg = Registry { children, dir };
         reg.wait_ready(net);
         reg
     }
@@ -796,5 +839,51 @@ fn secrets_keep_all_four_outcomes_inside_an_image_sandbox() {
     assert!(
         !all.contains("/exfil") && !all.contains("/after-terminate"),
         "{all}"
+    );
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn pulls_through_the_bearer_token_flow() {
+    let net = FakeInternet::with_tls(&[], &[], &[8443]);
+    let reg = Registry::start_with(&net, Auth::Token);
+    let work = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(work.path());
+    reg.push(&net, &layout, "base", "bb:1");
+    let home = tempfile::tempdir().unwrap();
+    let ca = net.ca_file().display().to_string();
+    let log = reg.dir.path().join("token-requests.log");
+    let pushed = std::fs::read_to_string(&log).unwrap_or_default();
+    let o = standin(
+        &net,
+        &reg,
+        home.path(),
+        &[
+            "run",
+            "--registry-ca",
+            &ca,
+            "--image",
+            &image("bb:1"),
+            "--",
+            "cat",
+            "/etc/doomed",
+        ],
+    );
+    assert!(o.status.success(), "{}", report(&o, &net));
+    let all = std::fs::read_to_string(&log).unwrap();
+    let ours = &all[pushed.len()..];
+    // standin asked the realm for a pull token for the repository, with the credentials
+    // from REGISTRY_AUTH_FILE, and the registry accepted what the token server signed.
+    assert!(
+        ours.contains("service=registry.test")
+            && (ours.contains("repository%3Abb%3Apull") || ours.contains("repository:bb:pull")),
+        "{ours}"
+    );
+    assert!(
+        ours.contains(&format!(
+            "auth=Basic {}",
+            b64(&format!("{USER}:{PASSWORD}"))
+        )),
+        "{ours}"
     );
 }
