@@ -247,7 +247,7 @@ fn busybox_layout(dir: &Path) -> PathBuf {
 }
 
 /// Tag `child` in `layout`: `base` plus a layer that deletes `/etc/doomed` (a whiteout) and
-/// adds `/etc/child`.
+/// adds `/etc/child` (owned by the image's user).
 fn add_child_image(dir: &Path, layout: &Path) {
     let l = layout.to_str().unwrap();
     let bundle = dir.join("bundle-child");
@@ -259,6 +259,8 @@ fn add_child_image(dir: &Path, layout: &Path) {
     ]);
     std::fs::remove_file(bundle.join("rootfs/etc/doomed")).unwrap();
     std::fs::write(bundle.join("rootfs/etc/child"), "child layer\n").unwrap();
+    // The image's user (agent, 1000) owns it: runs may write it.
+    std::os::unix::fs::chown(bundle.join("rootfs/etc/child"), Some(1000), Some(1000)).unwrap();
     umoci(&[
         "repack",
         "--image",
@@ -495,6 +497,26 @@ fn shared_layers_are_stored_once_whiteouts_delete_and_pull_always_follows_a_move
         &["run", "--image", &image("child:1"), "--", "sh", "-c", check],
     );
     assert_eq!(stdout(&o), "gone\nchild layer\n", "{}", report(&o, &net));
+    // The copy fallback merges the same way, and writes stay in the sandbox: a file of the
+    // base layer overwritten in one run is intact in the next.
+    let copy_run = |script: &str| {
+        run(Command::new("ip")
+            .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+            .args(["--image", &image("child:1"), "--", "sh", "-c", script])
+            .env("STANDIN_HOME", h)
+            .env("STANDIN_IMAGE_ROOT", "copy"))
+    };
+    let o = copy_run(&format!(
+        "{check}; echo scribbled > /etc/child; cat /etc/child"
+    ));
+    assert_eq!(
+        stdout(&o),
+        "gone\nchild layer\nscribbled\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = copy_run("cat /etc/child");
+    assert_eq!(stdout(&o), "child layer\n", "{}", stderr(&o));
     let o = standin(
         &net,
         &reg,

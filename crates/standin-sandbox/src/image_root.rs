@@ -54,7 +54,12 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     // The writable layer's root becomes the sandbox's `/`: world-readable.
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| format!("chmod {}: {e}", upper.display()))?;
-    mount_overlay(image, &store, &upper, &work, &root)?;
+    if image.copy {
+        copy_root(image, &store, &root)?;
+    } else if let Err(e) = mount_overlay(image, &store, &upper, &work, &root) {
+        eprintln!("standin: {e}; copying the image's layers instead (a slower start)");
+        copy_root(image, &store, &root)?;
+    }
 
     // 2. Mounts, onto directories opened without following symlinks.
     let root_fd = open(
@@ -122,16 +127,26 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     Ok(())
 }
 
-/// `mount -t overlay` with the layers top first. The layers share the store's directory, so
-/// they are named relative to it (init's working directory for the call), which keeps the
-/// option string within a page for images of up to ~60 layers.
-fn mount_overlay(
-    image: &ImageRoot,
-    store: &OwnedFd,
-    upper: &Path,
-    work: &Path,
-    root: &Path,
-) -> Result<(), String> {
+/// The copy fallback: a tmpfs at `root` holding the layers merged as overlayfs would.
+fn copy_root(image: &ImageRoot, store: &OwnedFd, root: &Path) -> Result<(), String> {
+    mount_tmpfs(root, "mode=0755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let layers = layer_names(image)?
+        .into_iter()
+        .rev()
+        .map(|name| {
+            openat(store.as_fd(), name, flags, Mode::empty())
+                .map_err(|e| format!("opening image layer {name}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let root_fd =
+        open(root, flags, Mode::empty()).map_err(|e| format!("opening the image root: {e}"))?;
+    crate::layer_copy::copy_layers(&layers, &root_fd)
+}
+
+/// The layers' directory names, top first, checked to share the store's directory and to be
+/// usable in overlayfs options.
+fn layer_names(image: &ImageRoot) -> Result<Vec<&str>, String> {
     let Some(first) = image.layers.first() else {
         return Err("the image has no layers".into());
     };
@@ -152,6 +167,20 @@ fn mount_overlay(
             .ok_or_else(|| format!("layer directory name {} is not usable", layer.display()))?;
         names.push(name);
     }
+    Ok(names)
+}
+
+/// `mount -t overlay` with the layers top first. The layers share the store's directory, so
+/// they are named relative to it (init's working directory for the call), which keeps the
+/// option string within a page for images of up to ~60 layers.
+fn mount_overlay(
+    image: &ImageRoot,
+    store: &OwnedFd,
+    upper: &Path,
+    work: &Path,
+    root: &Path,
+) -> Result<(), String> {
+    let names = layer_names(image)?;
     for p in [upper, work] {
         if p.to_string_lossy().contains([':', ',', '\\']) {
             return Err(format!("{} contains ':', ',' or '\\'", p.display()));
@@ -169,7 +198,7 @@ fn mount_overlay(
             image.layers.len()
         ));
     }
-    nix::unistd::fchdir(store).map_err(|e| format!("chdir {}: {e}", parent.display()))?;
+    nix::unistd::fchdir(store).map_err(|e| format!("chdir to the image store: {e}"))?;
     let mounted = mount(
         Some("overlay"),
         root,

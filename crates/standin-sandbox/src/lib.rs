@@ -35,6 +35,7 @@ pub mod helper;
 pub mod idmap;
 pub(crate) mod image_root;
 pub(crate) mod init;
+pub(crate) mod layer_copy;
 pub mod netns;
 pub(crate) mod protocol;
 pub(crate) mod rootfs;

@@ -27,6 +27,10 @@ pub struct ImageRoot {
     /// Unpacked layer directories, bottom first. They must share one parent directory (the
     /// image store's), whose path contains none of `:`, `,` or `\\`.
     pub layers: Vec<PathBuf>,
+    /// Copy the layers into a tmpfs instead of stacking them with overlayfs (which is also
+    /// what happens, with a warning, when overlayfs cannot be mounted).
+    #[serde(default)]
+    pub copy: bool,
 }
 
 /// How the sandbox reaches the network.

@@ -319,6 +319,7 @@ impl SandboxBuilder {
         let root = match image {
             Some(i) => RootSource::Image(ImageRoot {
                 layers: i.lease.dirs.clone(),
+                copy: crate::image::copy_requested()?,
             }),
             None => self.root.clone(),
         };

@@ -78,3 +78,16 @@ impl ImageChoice {
         Ok(Some(ResolvedImage { record, lease }))
     }
 }
+
+/// `STANDIN_IMAGE_ROOT=copy` asks for the copy fallback instead of overlayfs (for file
+/// systems overlayfs cannot stack, and to test the fallback); `overlay` or unset is the
+/// default, which still falls back to a copy, with a warning, when overlayfs fails.
+pub(crate) fn copy_requested() -> Result<bool, crate::Error> {
+    match std::env::var("STANDIN_IMAGE_ROOT").as_deref() {
+        Err(_) | Ok("" | "overlay") => Ok(false),
+        Ok("copy") => Ok(true),
+        Ok(other) => Err(crate::Error::config(format!(
+            "STANDIN_IMAGE_ROOT={other:?} is not understood: use overlay (the default) or copy"
+        ))),
+    }
+}
