@@ -193,13 +193,18 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn owners() -> Ownership {
-        Ownership {
-            uid_base: 0,
-            gid_base: 0,
-            len: 65536,
-            chown: false,
-        }
+    use crate::unpack::tests::owners;
+
+    /// A regular file's header, owned by root, of `size` bytes.
+    fn file_header(mut h: tar::Header, size: usize) -> tar::Header {
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        h
     }
 
     /// A tar of `files` (name, size in bytes of a repeating pattern) and its diff ID.
@@ -207,13 +212,7 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         for (name, size) in files {
             let data: Vec<u8> = (0..*size).map(|i| (i % 251) as u8).collect();
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(1_600_000_000);
-            h.set_cksum();
+            let mut h = file_header(tar::Header::new_gnu(), data.len());
             b.append_data(&mut h, name, &data[..]).unwrap();
         }
         let tar = b.into_inner().unwrap();
@@ -287,22 +286,9 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_old();
         h.as_old_mut().name[..5].copy_from_slice(b"../x\0");
-        h.set_size(0);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        b.append(&h, &[][..]).unwrap();
+        b.append(&file_header(h, 0), &[][..]).unwrap();
         let data = vec![7u8; (PIPE_DEPTH + 4) * PIPE_CHUNK];
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h.set_cksum();
+        let mut h = file_header(tar::Header::new_gnu(), data.len());
         b.append_data(&mut h, "big", &data[..]).unwrap();
         let (_dir, r) = unpack_into(&gzip(&b.into_inner().unwrap()));
         assert!(matches!(r, Err(UnpackError::Refused(_))), "{r:?}");

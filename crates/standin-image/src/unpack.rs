@@ -746,4 +746,4 @@ fn copy_exact<R: Read, W: Write>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@
 //! mode, owner and modification time; hard links within a layer become separate copies;
 //! extended attributes other than the overlay markers are not copied.
 
-use nix::dir::{Dir, Type};
+use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmodat, fstatat, mkdirat};
@@ -49,13 +49,7 @@ fn merge_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> Result<(
         return Err(format!("directories nested deeper than {MAX_DEPTH}"));
     }
     let mut entries = Dir::openat(src, c".", DIR_FLAGS, Mode::empty()).map_err(err("opendir"))?;
-    let names: Vec<(CString, Option<Type>)> = entries
-        .iter()
-        .filter_map(Result::ok)
-        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
-        .map(|e| (e.file_name().to_owned(), e.file_type()))
-        .collect();
-    for (name, _) in names {
+    for name in entry_names(&mut entries)? {
         let st =
             fstatat(src, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(err("stat"))?;
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
@@ -183,16 +177,23 @@ fn remove_entry(dir: BorrowedFd<'_>, name: &CStr, depth: usize) -> Result<(), St
     let sub = openat(dir, name, DIR_FLAGS, Mode::empty()).map_err(err("open for removal"))?;
     let mut entries = Dir::openat(sub.as_fd(), c".", DIR_FLAGS, Mode::empty())
         .map_err(err("opendir for removal"))?;
-    let names: Vec<CString> = entries
-        .iter()
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_owned())
-        .filter(|n| !matches!(n.to_bytes(), b"." | b".."))
-        .collect();
-    for n in names {
+    for n in entry_names(&mut entries)? {
         remove_entry(sub.as_fd(), &n, depth + 1)?;
     }
     unlinkat(dir, name, UnlinkatFlags::RemoveDir).map_err(err("rmdir"))
+}
+
+/// The names in a directory, without `.` and `..`. A read error fails the copy: a missed
+/// whiteout would show a file the image deleted.
+fn entry_names(dir: &mut Dir) -> Result<Vec<CString>, String> {
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(err("readdir"))?;
+        if !matches!(entry.file_name().to_bytes(), b"." | b"..") {
+            names.push(entry.file_name().to_owned());
+        }
+    }
+    Ok(names)
 }
 
 fn err(what: &'static str) -> impl Fn(Errno) -> String {

@@ -3,7 +3,7 @@
 use super::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-fn owners() -> Ownership {
+pub(crate) fn owners() -> Ownership {
     Ownership {
         uid_base: 0,
         gid_base: 0,
