@@ -284,6 +284,19 @@ fn image(name: &str) -> String {
     format!("{REGISTRY}/{name}")
 }
 
+/// `standin pull` of `name` from the test registry (trusting the test CA), which must succeed.
+fn pull_ok(net: &FakeInternet, reg: &Registry, home: &Path, name: &str) -> Output {
+    let ca = net.ca_file().display().to_string();
+    let o = standin(
+        net,
+        reg,
+        home,
+        &["pull", "--registry-ca", &ca, &image(name)],
+    );
+    assert!(o.status.success(), "pull {name}: {}", report(&o, net));
+    o
+}
+
 fn layer_dirs(home: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(home.join("images/layers"))
         .map(|rd| {
@@ -319,13 +332,7 @@ fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
     let (net, reg, _work, home, _layout) = setup();
     let ca = net.ca_file().display().to_string();
     let h = home.path();
-    let o = standin(
-        &net,
-        &reg,
-        h,
-        &["pull", "--registry-ca", &ca, &image("bb:1")],
-    );
-    assert!(o.status.success(), "{}", report(&o, &net));
+    let o = pull_ok(&net, &reg, h, "bb:1");
     assert!(
         stdout(&o).starts_with("registry.test:5000/bb:1 sha256:"),
         "{}",
@@ -480,8 +487,7 @@ fn shared_layers_are_stored_once_whiteouts_delete_and_pull_always_follows_a_move
     add_child_image(work.path(), &layout);
     reg.push(&net, &layout, "child", "child:1");
     for name in ["bb:1", "child:1"] {
-        let o = standin(&net, &reg, h, &["pull", "--registry-ca", &ca, &image(name)]);
-        assert!(o.status.success(), "{}", report(&o, &net));
+        pull_ok(&net, &reg, h, name);
     }
     assert_eq!(
         layer_dirs(h).len(),
@@ -647,13 +653,7 @@ fn malicious_layers_are_refused_and_the_store_stays_intact() {
     let (net, reg, work, home, _layout) = setup();
     let ca = net.ca_file().display().to_string();
     let h = home.path();
-    let o = standin(
-        &net,
-        &reg,
-        h,
-        &["pull", "--registry-ca", &ca, &image("bb:1")],
-    );
-    assert!(o.status.success(), "{}", report(&o, &net));
+    pull_ok(&net, &reg, h, "bb:1");
     let before = layer_dirs(h);
     let victim = work.path().join("victim");
     std::fs::create_dir(&victim).unwrap();
@@ -806,13 +806,7 @@ fn secrets_keep_all_four_outcomes_inside_an_image_sandbox() {
     reg.push(&net, &layout, "base", "curl:1");
     let home = tempfile::tempdir().unwrap();
     let ca = net.ca_file().display().to_string();
-    let o = standin(
-        &net,
-        &reg,
-        home.path(),
-        &["pull", "--registry-ca", &ca, &image("curl:1")],
-    );
-    assert!(o.status.success(), "{}", report(&o, &net));
+    pull_ok(&net, &reg, home.path(), "curl:1");
     let sandbox = |extra: &[&str], script: &str| {
         run(Command::new("ip")
             .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
