@@ -6,6 +6,8 @@
 //!
 //! - a cold `standin pull` into an empty store (download, verify, decompress, unpack);
 //! - `skopeo copy` of the same image to a `dir:` (download and verify only);
+//! - `skopeo copy` into a `containers-storage:` overlay store of its own (what `podman pull`
+//!   does: download, verify, unpack into layers ready to run: the pull's end state);
 //! - `skopeo copy` to an OCI layout then `umoci unpack` (download, verify, unpack: the same
 //!   work as the pull), when umoci is installed;
 //! - create-to-exit of `standin run --image IMG --pull never -- true` with a warm store,
@@ -98,6 +100,7 @@ pub(crate) fn run() -> anyhow::Result<bool> {
         Ok(())
     };
     let (mut pull, mut copy, mut copy_unpack) = (Vec::new(), Vec::new(), Vec::new());
+    let mut copy_storage = Vec::new();
     for i in 0..PULL_RUNS {
         let home = w.join(format!("home-{i}"));
         let t = Instant::now();
@@ -109,6 +112,14 @@ pub(crate) fn run() -> anyhow::Result<bool> {
             w.join(format!("skopeo-dir-{i}")).display()
         ))?;
         copy.push(t.elapsed());
+        let storage = w.join(format!("skopeo-storage-{i}"));
+        let t = Instant::now();
+        skopeo(format!(
+            "containers-storage:[overlay@{}+{}]bench:1",
+            storage.join("root").display(),
+            storage.join("run").display()
+        ))?;
+        copy_storage.push(t.elapsed());
         if umoci {
             let oci = w.join(format!("skopeo-oci-{i}"));
             let t = Instant::now();
@@ -167,6 +178,7 @@ pub(crate) fn run() -> anyhow::Result<bool> {
         "≤ skopeo copy",
     );
     row("skopeo copy to dir: (download + verify)", &copy, "");
+    row("skopeo copy to containers-storage: (overlay)", &copy_storage, "");
     if umoci {
         row("skopeo copy to oci: + umoci unpack", &copy_unpack, "");
     } else {
