@@ -151,8 +151,14 @@ impl Registry {
 
     /// `skopeo copy oci:LAYOUT:TAG docker://registry.test/NAME`, from the client namespace.
     fn push(&self, net: &FakeInternet, layout: &Path, tag: &str, name: &str) {
+        self.push_with(net, layout, tag, name, &[]);
+    }
+
+    /// [`Registry::push`] with more `skopeo copy` options.
+    fn push_with(&self, net: &FakeInternet, layout: &Path, tag: &str, name: &str, opts: &[&str]) {
         let o = Command::new("ip")
             .args(["netns", "exec", &net.client, "skopeo", "copy", "--quiet"])
+            .args(opts)
             .arg("--dest-cert-dir")
             .arg(self.dir.path().join("certs"))
             .args(["--dest-creds", &format!("{USER}:{PASSWORD}")])
@@ -268,6 +274,93 @@ fn add_child_image(dir: &Path, layout: &Path) {
         bundle.to_str().unwrap(),
     ]);
     std::fs::remove_dir_all(&bundle).unwrap();
+}
+
+/// This host's architecture as OCI names it.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Tag `multi` and `foreign` in `layout` (which has `base`): OCI image indexes over `base`'s
+/// layers. `multi` lists another platform first and then this host's; `foreign` lists only
+/// platforms this host is not (another architecture, and this architecture on Windows). Each
+/// manifest's config adds `PICKED=` naming its platform, so a run shows which was chosen.
+fn add_index_images(layout: &Path) {
+    use serde_json::{Value, json};
+    let blobs = layout.join("blobs/sha256");
+    let read = |digest: &str| -> Value {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(blobs.join(hex)).unwrap()).unwrap()
+    };
+    let put = |v: &Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(v).unwrap();
+        let hex = sha256_hex(&bytes);
+        std::fs::write(blobs.join(&hex), &bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let index_path = layout.join("index.json");
+    let mut top: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let base = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "base")
+        .unwrap()
+        .clone();
+    let manifest = read(base["digest"].as_str().unwrap());
+    let config = read(manifest["config"]["digest"].as_str().unwrap());
+    let platform = |os: &str, arch: &str| -> Value {
+        let mut c = config.clone();
+        c["os"] = json!(os);
+        c["architecture"] = json!(arch);
+        c["config"]["Env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("PICKED={os}/{arch}")));
+        let (digest, size) = put(&c);
+        let mut m = manifest.clone();
+        m["config"]["digest"] = json!(digest);
+        m["config"]["size"] = json!(size);
+        let (digest, size) = put(&m);
+        json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": size,
+            "platform": {"os": os, "architecture": arch},
+        })
+    };
+    let other = if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    for (tag, entries) in [
+        (
+            "multi",
+            vec![platform("linux", other), platform("linux", host_arch())],
+        ),
+        (
+            "foreign",
+            vec![platform("linux", "s390x"), platform("windows", host_arch())],
+        ),
+    ] {
+        let (digest, size) = put(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }));
+        top["manifests"].as_array_mut().unwrap().push(json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest,
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }));
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
 }
 
 /// `standin ARGS` in the client namespace with its own STANDIN_HOME and the registry's
@@ -578,7 +671,22 @@ fn shared_layers_are_stored_once_whiteouts_delete_and_pull_always_follows_a_move
 
 /// Write a one-layer OCI layout whose layer is `tar` (uncompressed), tagged `evil`.
 fn layout_with_layer(dir: &Path, tar: &[u8]) -> PathBuf {
-    let layout = dir.join("evil-oci");
+    let file = dir.join("evil-layer.tar");
+    std::fs::write(&file, tar).unwrap();
+    one_layer_layout(dir, "evil-oci", "evil", &file, serde_json::json!({}))
+}
+
+/// Write an OCI layout `dir/NAME` with one image at `tag`: the uncompressed tar at `tar` (moved
+/// into the layout) as its layer, and `config` as its runtime configuration.
+fn one_layer_layout(
+    dir: &Path,
+    name: &str,
+    tag: &str,
+    tar: &Path,
+    config: serde_json::Value,
+) -> PathBuf {
+    use serde_json::json;
+    let layout = dir.join(name);
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| -> (String, usize) {
@@ -586,27 +694,40 @@ fn layout_with_layer(dir: &Path, tar: &[u8]) -> PathBuf {
         std::fs::write(blobs.join(&hex), bytes).unwrap();
         (format!("sha256:{hex}"), bytes.len())
     };
-    let (layer, layer_len) = put(tar);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
-    );
-    let (cfg, cfg_len) = put(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{cfg_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_len}}}]}}"#
-    );
-    let (man, man_len) = put(manifest.as_bytes());
+    let sum = run(Command::new("sha256sum").arg(tar));
+    let hex = stdout(&sum)[..64].to_owned();
+    let layer_len = std::fs::metadata(tar).unwrap().len();
+    std::fs::rename(tar, blobs.join(&hex)).unwrap();
+    let layer = format!("sha256:{hex}");
+    let config = json!({
+        "architecture": host_arch(),
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer]},
+    });
+    let (cfg, cfg_len) = put(config.to_string().as_bytes());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": cfg_len},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_len}],
+    });
+    let (man, man_len) = put(manifest.to_string().as_bytes());
     std::fs::write(
         layout.join("oci-layout"),
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{man}","size":{man_len},"annotations":{{"org.opencontainers.image.ref.name":"evil"}}}}]}}"#
-        ),
-    )
-    .unwrap();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": man,
+            "size": man_len,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
     layout
 }
 
@@ -757,7 +878,12 @@ fn concurrent_pulls_of_one_image_share_one_copy() {
 /// An OCI layout tagged `base` holding busybox and the host's curl with the libraries `ldd`
 /// names: a small real userland with a TLS client.
 fn curl_layout(dir: &Path) -> PathBuf {
-    let (layout, bundle) = empty_image(dir, "curl-oci");
+    curl_layout_with(dir, "curl-oci", |_| {})
+}
+
+/// [`curl_layout`] at `dir/NAME`, with `extra` adding files to the root first.
+fn curl_layout_with(dir: &Path, name: &str, extra: impl FnOnce(&Path)) -> PathBuf {
+    let (layout, bundle) = empty_image(dir, name);
     let l = layout.to_str().unwrap();
     let root = bundle.join("rootfs");
     let copy = |path: &str| {
@@ -778,6 +904,7 @@ fn curl_layout(dir: &Path) -> PathBuf {
             copy(p);
         }
     }
+    extra(&root);
     umoci(&[
         "repack",
         "--image",
@@ -902,4 +1029,240 @@ fn pulls_through_the_bearer_token_flow() {
         )),
         "{ours}"
     );
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn picks_this_hosts_platform_from_an_index_or_names_the_platforms_offered() {
+    let (net, reg, _work, home, layout) = setup();
+    add_index_images(&layout);
+    let all = ["--multi-arch", "all"];
+    reg.push_with(&net, &layout, "multi", "multi:1", &all);
+    reg.push_with(
+        &net,
+        &layout,
+        "multi",
+        "multi-docker:1",
+        &[&all[..], &["--format", "v2s2"]].concat(),
+    );
+    reg.push_with(&net, &layout, "foreign", "foreign:1", &all);
+    // What the registry serves: an OCI index, and a Docker manifest list.
+    let served = |name: &str| {
+        let o = run(Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.client,
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{content_type}", "--cacert"])
+            .arg(net.ca_file())
+            .args(["-u", &format!("{USER}:{PASSWORD}"), "-H"])
+            .arg(
+                "Accept: application/vnd.oci.image.index.v1+json, \
+                 application/vnd.docker.distribution.manifest.list.v2+json",
+            )
+            .arg(format!("https://{REGISTRY}/v2/{name}/manifests/1")));
+        stdout(&o)
+    };
+    assert_eq!(served("multi"), "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        served("multi-docker"),
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let want = format!("PICKED=linux/{}\n", host_arch());
+    for name in ["multi:1", "multi-docker:1"] {
+        pull_ok(&net, &reg, home.path(), name);
+        let o = standin(
+            &net,
+            &reg,
+            home.path(),
+            &[
+                "run",
+                "--no-network",
+                "--image",
+                &image(name),
+                "--pull",
+                "never",
+            ]
+            .into_iter()
+            .chain(["--", "sh", "-c", "echo PICKED=$PICKED"])
+            .collect::<Vec<_>>(),
+        );
+        assert_eq!(stdout(&o), want, "{name}: {}", report(&o, &net));
+    }
+    // Both indexes point at base's layers: stored once.
+    assert_eq!(layer_dirs(home.path()).len(), 1);
+
+    let ca = net.ca_file().display().to_string();
+    let o = standin(
+        &net,
+        &reg,
+        home.path(),
+        &["pull", "--registry-ca", &ca, &image("foreign:1")],
+    );
+    assert!(!o.status.success(), "{}", report(&o, &net));
+    let err = stderr(&o);
+    for needle in [
+        format!("has no image for linux/{}", host_arch()),
+        "linux/s390x".to_owned(),
+        format!("windows/{}", host_arch()),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} not in: {err}");
+    }
+    let listed = standin(&net, &reg, home.path(), &["images"]);
+    assert!(!stdout(&listed).contains("foreign"), "{}", stdout(&listed));
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn the_sandbox_ca_is_trusted_through_each_distributions_bundle_path() {
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let reg = Registry::start(&net);
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // The image's own roots: any certificate that did not sign the sandbox's leaves.
+    let roots = std::fs::read_to_string(net.ca_file()).unwrap();
+    let put = |root: &Path, path: &str| {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &roots).unwrap();
+    };
+    // Alpine: one file. Fedora/RHEL: the extracted bundle, and the classic path linking to it.
+    let alpine = curl_layout_with(work.path(), "alpine-oci", |r| put(r, "/etc/ssl/cert.pem"));
+    let fedora = curl_layout_with(work.path(), "fedora-oci", |r| {
+        put(r, "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem");
+        std::fs::create_dir_all(r.join("etc/pki/tls/certs")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../ca-trust/extracted/pem/tls-ca-bundle.pem",
+            r.join("etc/pki/tls/certs/ca-bundle.crt"),
+        )
+        .unwrap();
+    });
+    reg.push(&net, &alpine, "base", "alpine-like:1");
+    reg.push(&net, &fedora, "base", "fedora-like:1");
+    let ca = net.ca_file().display().to_string();
+    let lines = roots.lines().count();
+    for (name, bundles) in [
+        ("alpine-like:1", &["/etc/ssl/cert.pem"][..]),
+        (
+            "fedora-like:1",
+            &[
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+            ][..],
+        ),
+    ] {
+        pull_ok(&net, &reg, home.path(), name);
+        // No CA variables: only the distribution's bundle file can make curl trust the
+        // boundary. The image's roots stay first in it.
+        let script: String = bundles
+            .iter()
+            .map(|b| {
+                format!(
+                    "busybox head -n {lines} {b} | busybox md5sum; \
+                     curl -sS -m 5 -o /dev/null -w '%{{http_code}}\\n' --cacert {b} https://api.openai.com/v1/models; "
+                )
+            })
+            .collect();
+        let o = run(Command::new("ip")
+            .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+            .args(["--image", &image(name), "--upstream-ca", &ca, "--"])
+            .args([
+                "busybox",
+                "env",
+                "-u",
+                "CURL_CA_BUNDLE",
+                "-u",
+                "SSL_CERT_FILE",
+            ])
+            .args(["sh", "-c", &script])
+            .env("STANDIN_HOME", home.path()));
+        let md5 = run(Command::new("md5sum").arg(net.ca_file()));
+        let md5 = stdout(&md5).split_whitespace().next().unwrap().to_owned();
+        let want: String = bundles.iter().map(|_| format!("{md5}  -\n200\n")).collect();
+        assert_eq!(stdout(&o), want, "{name}: {}", report(&o, &net));
+    }
+}
+
+/// A minimal Debian root as one uncompressed tar, built by `.ci/run` with `debootstrap
+/// --variant=minbase` from Debian's archive (the only download; the test itself reaches
+/// nothing outside its namespaces). `STANDIN_TEST_DEBIAN_TAR` points elsewhere.
+const DEBIAN_TAR: &str = "/var/cache/standin-ci/debian-bookworm-minbase.tar";
+
+#[test]
+#[ignore = "needs root (creates network namespaces) and the Debian root .ci/run builds with debootstrap"]
+fn a_debootstrapped_debian_image_pulls_as_zstd_and_runs() {
+    let tar = std::env::var("STANDIN_TEST_DEBIAN_TAR").unwrap_or_else(|_| DEBIAN_TAR.into());
+    assert!(
+        Path::new(&tar).is_file(),
+        "{tar} is missing: `bash .ci/run` builds it (debootstrap --variant=minbase bookworm)"
+    );
+    let net = FakeInternet::with_tls(&[], &[], &[8443]);
+    let reg = Registry::start(&net);
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let copy = work.path().join("debian.tar");
+    std::fs::copy(&tar, &copy).unwrap();
+    let layout = one_layer_layout(
+        work.path(),
+        "debian-oci",
+        "bookworm",
+        &copy,
+        serde_json::json!({
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["bash"],
+        }),
+    );
+    // Pushed as zstd: the registry serves what skopeo compressed, the pull decompresses it.
+    reg.push_with(
+        &net,
+        &layout,
+        "bookworm",
+        "debian:bookworm",
+        &["--dest-compress", "--dest-compress-format", "zstd"],
+    );
+    pull_ok(&net, &reg, home.path(), "debian:bookworm");
+    // Debian's own tools: bash, dpkg's database, apt. The minbase root has no CA bundle:
+    // Debian's path is created holding the sandbox CA (there is one when a secret is given).
+    let script = r#"set -e; . /etc/os-release; echo "$ID $VERSION_CODENAME"; id -un;
+        dpkg-query -W -f '${Package} ${Status}\n' bash apt;
+        cmp /etc/ssl/certs/ca-certificates.crt /etc/standin/ca.pem; echo ca-trusted;
+        echo written > /tmp/x && cat /tmp/x; apt-get --version | head -n 1 | cut -d ' ' -f 1"#;
+    let o = run(Command::new("ip")
+        .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+        .args(["--image", &image("debian:bookworm"), "--pull", "never"])
+        .args(["--secret", "OPENAI_API_KEY@api.openai.com"])
+        .args(["--", "bash", "-c", script])
+        .env("STANDIN_HOME", home.path())
+        .env("OPENAI_API_KEY", "sk-debian-test"));
+    assert_eq!(
+        stdout(&o),
+        "debian bookworm\nroot\napt install ok installed\nbash install ok installed\n\
+         ca-trusted\nwritten\napt\n",
+        "{}",
+        report(&o, &net)
+    );
+    // The image's Cmd runs when no command is given.
+    let o = Command::new("ip")
+        .args(["netns", "exec", &net.client, support::standin_bin(), "run"])
+        .args(["--no-network", "--image", &image("debian:bookworm")])
+        .args(["--pull", "never"])
+        .env("STANDIN_HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"echo $BASH_VERSION | cut -d. -f1\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(stdout(&o), "5\n", "{}", report(&o, &net));
 }

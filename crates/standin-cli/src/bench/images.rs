@@ -178,7 +178,11 @@ pub(crate) fn run() -> anyhow::Result<bool> {
         "≤ skopeo copy",
     );
     row("skopeo copy to dir: (download + verify)", &copy, "");
-    row("skopeo copy to containers-storage: (overlay)", &copy_storage, "");
+    row(
+        "skopeo copy to containers-storage: (overlay)",
+        &copy_storage,
+        "",
+    );
     if umoci {
         row("skopeo copy to oci: + umoci unpack", &copy_unpack, "");
     } else {
