@@ -124,6 +124,26 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
+    /// Memory limit for the sandbox's processes and its writable space together: 512M, 2G,
+    /// … or unlimited (default: 4G, or half the host's memory when less). At the limit the
+    /// kernel kills the largest process in the sandbox.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU limit in CPUs: 0.5, 2, … or unlimited (the default).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+
+    /// Limit on processes and threads together: 256, … or unlimited (default: 4096).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<String>,
+
+    /// Limit on everything the sandbox can write (/tmp, /dev/shm, /workspace unless
+    /// --workdir, an image's writable layer), together: 1G, … or unlimited (default: half
+    /// the memory limit).
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
+
     /// Give the sandbox loopback only: no way out at all.
     #[arg(long)]
     pub no_network: bool,

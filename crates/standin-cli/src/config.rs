@@ -119,6 +119,33 @@ pub(crate) struct SandboxSection {
     pub mounts: Vec<String>,
     #[serde(default)]
     pub env: Vec<String>,
+    pub memory: Option<LimitText>,
+    pub cpus: Option<LimitText>,
+    pub pids: Option<LimitText>,
+    pub disk: Option<LimitText>,
+}
+
+/// A limit in the file: text (`"2G"`, `"unlimited"`) or a number (`cpus = 1.5`,
+/// `pids = 256`, `memory = 1073741824`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum LimitText {
+    /// `"2G"`.
+    Text(String),
+    /// `256`.
+    Integer(i64),
+    /// `1.5`.
+    Float(f64),
+}
+
+impl std::fmt::Display for LimitText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitText::Text(s) => f.write_str(s),
+            LimitText::Integer(n) => write!(f, "{n}"),
+            LimitText::Float(x) => write!(f, "{x}"),
+        }
+    }
 }
 
 /// `[network]`.

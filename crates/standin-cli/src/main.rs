@@ -171,6 +171,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(h) = args.hostname.as_ref().or(sb.hostname.as_ref()) {
         builder = builder.hostname(h);
     }
+    builder = limits(builder, &args, sb)?;
     for m in sb.mounts.iter().chain(&args.mount) {
         builder = builder.mount(MountSpec::parse(m)?);
     }
@@ -227,6 +228,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let sandbox = builder.create().await?;
+    for w in sandbox.limit_warnings() {
+        eprintln!("standin: warning: {w}");
+    }
     let code = tokio::select! {
         code = sandbox.wait() => {
             let code = code?;
@@ -239,7 +243,46 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         _ = sigint.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGINT }
         _ = sigterm.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGTERM }
     };
+    for m in sandbox.limit_messages() {
+        eprintln!("standin: {m}");
+    }
     Ok(code)
+}
+
+/// `--memory`, `--cpus`, `--pids`, `--disk` (or the config's), checked here so that an error
+/// names the flag or the config key.
+fn limits(
+    mut builder: standin::SandboxBuilder,
+    args: &RunArgs,
+    sb: &config::SandboxSection,
+) -> anyhow::Result<standin::SandboxBuilder> {
+    use standin_policy::limits::{parse_cpus, parse_disk, parse_memory, parse_pids};
+    type Check = fn(&str) -> Result<(), standin_policy::limits::LimitError>;
+    let table: [(&str, &Option<String>, &Option<config::LimitText>, Check); 4] = [
+        ("memory", &args.memory, &sb.memory, |t| {
+            parse_memory(t).map(drop)
+        }),
+        ("cpus", &args.cpus, &sb.cpus, |t| parse_cpus(t).map(drop)),
+        ("pids", &args.pids, &sb.pids, |t| parse_pids(t).map(drop)),
+        ("disk", &args.disk, &sb.disk, |t| parse_disk(t).map(drop)),
+    ];
+    for (name, flag, file, check) in table {
+        let (text, origin) = match (flag, file) {
+            (Some(t), _) => (t.clone(), format!("--{name}")),
+            (None, Some(t)) => (t.to_string(), format!("config [sandbox] {name}")),
+            (None, None) => continue,
+        };
+        if let Err(e) = check(&text) {
+            anyhow::bail!("{origin} {text}: {}", e.problem);
+        }
+        builder = match name {
+            "memory" => builder.memory(&text),
+            "cpus" => builder.cpus(&text),
+            "pids" => builder.pids(&text),
+            _ => builder.disk(&text),
+        };
+    }
+    Ok(builder)
 }
 
 mod libc_sig {

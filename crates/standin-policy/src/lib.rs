@@ -8,6 +8,8 @@
 //! Today it holds:
 //! - [`ip_class`]: which class an address belongs to (public, private, loopback, metadata…),
 //!   the vocabulary of the egress policy;
+//! - [`limits`]: the grammar and defaults of the resource limits (`--memory`, `--cpus`,
+//!   `--pids`, `--disk`);
 //! - [`mount_spec`]: the `HOST:GUEST[:ro]` bind-mount grammar of `--mount`;
 //! - [`env_spec`]: the `K=V` / `K` grammar of `--env`, and the checks on variable names;
 //! - [`guest_env`]: the environment a sandboxed command starts with (built from scratch);
@@ -24,6 +26,7 @@ pub mod egress;
 pub mod env_spec;
 pub mod guest_env;
 pub mod ip_class;
+pub mod limits;
 pub mod mount_spec;
 pub mod secrets;
 

@@ -1,7 +1,8 @@
 //! The exec helper: runs one more command inside a running sandbox.
 //!
 //! Started by the supervisor as a fresh, single-threaded process holding a pidfd of the
-//! sandbox's init at fd 3. It joins all of init's namespaces with one `setns(pidfd, …)`
+//! sandbox's init at fd 3 (and the sandbox cgroup's `cgroup.procs` after it, which it joins
+//! first). It joins all of init's namespaces with one `setns(pidfd, …)`
 //! (no PID-reuse race), becomes the sandbox's root, forks (the child lands in the sandbox's
 //! PID namespace), and the child hardens itself exactly like the main command before
 //! `execve`. The helper stays outside, waits, and exits with the command's status; if the
@@ -15,7 +16,7 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid, setresgid, setresuid};
 use serde::{Deserialize, Serialize};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// What the exec helper is asked to do (passed as one JSON argument).
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,17 +25,29 @@ pub(crate) struct EnterRequest {
     pub exec: ExecSpec,
     /// The sandbox it runs in (for its writable paths).
     pub sandbox: SandboxSpec,
+    /// How many `cgroup.procs` descriptors of the sandbox's cgroup follow the pidfd.
+    #[serde(default)]
+    pub cgroup_fds: usize,
 }
 
 /// Exit code when the sandbox could not be entered.
 pub(crate) const EXIT_ENTER_FAILED: i32 = 125;
 
-/// Entry point. `pidfd` refers to the sandbox's init.
-pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd) -> ! {
+/// Entry point. `pidfd` refers to the sandbox's init; `cgroup` are the `cgroup.procs`
+/// descriptors of the sandbox's cgroup.
+pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> ! {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("standin: cannot enter the sandbox ({what}): {e}");
         std::process::exit(EXIT_ENTER_FAILED)
     };
+    // Into the sandbox's cgroup first, while still in the host's namespaces: the command is
+    // bounded by the sandbox's limits like everything else in it.
+    for procs in &cgroup {
+        if let Err(e) = crate::cgroup::join(procs.as_fd()) {
+            fail("joining its cgroup", &e);
+        }
+    }
+    drop(cgroup);
     let all = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS

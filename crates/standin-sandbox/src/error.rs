@@ -28,6 +28,9 @@ pub enum SandboxError {
     /// The control channel broke or carried something unexpected.
     #[error("sandbox control channel: {0}")]
     Protocol(String),
+    /// A resource limit that was asked for cannot be enforced on this host.
+    #[error("{0}")]
+    Limits(String),
     /// The sandbox is no longer running.
     #[error("the sandbox has stopped")]
     Stopped,

@@ -35,6 +35,13 @@ pub fn run_if_requested() {
             eprintln!("standin: exec helper started without the sandbox's pidfd: {e}");
             std::process::exit(enter::EXIT_ENTER_FAILED)
         });
-        enter::main(&req, pidfd)
+        let cgroup = (0..req.cgroup_fds)
+            .map(|i| adopt_inherited(HELPER_FD + 1 + i as i32))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| {
+                eprintln!("standin: exec helper started without the sandbox's cgroup: {e}");
+                std::process::exit(enter::EXIT_ENTER_FAILED)
+            });
+        enter::main(&req, pidfd, cgroup)
     }
 }

@@ -20,6 +20,7 @@
 use crate::rootfs::{
     Access, BASE, HostSources, bind_fd, build_dev, generated_etc, mount_tmpfs, write_etc_files,
 };
+use crate::scratch::Scratch;
 use crate::spec::{CA_BUNDLE, CA_FILE, IMAGE_BUNDLES, ImageRoot, SandboxSpec};
 use nix::fcntl::{AtFlags, OFlag, open, openat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -45,8 +46,10 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     let store = layer_store(image)?;
 
     // 1. The overlay.
+    // The writable layer and every other writable directory share one tmpfs of the disk
+    // limit's size.
     let base = Path::new(BASE);
-    mount_tmpfs(base, "mode=0700", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    let scratch = Scratch::mount(base, spec.limits.disk)?;
     let (upper, work, root) = (base.join("upper"), base.join("work"), base.join("root"));
     for d in [&upper, &work, &root] {
         fs::create_dir(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
@@ -55,10 +58,10 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| format!("chmod {}: {e}", upper.display()))?;
     if image.copy {
-        copy_root(image, &store, &root)?;
+        copy_root(image, &store, &root, spec.limits.disk)?;
     } else if let Err(e) = mount_overlay(image, &store, &upper, &work, &root) {
         eprintln!("standin: {e}; copying the image's layers instead (a slower start)");
-        copy_root(image, &store, &root)?;
+        copy_root(image, &store, &root, spec.limits.disk)?;
     }
 
     // 2. Mounts, onto directories opened without following symlinks.
@@ -79,16 +82,12 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
         None::<&str>,
     )
     .map_err(|e| format!("mounting /proc: {e}"))?;
-    build_dev(&root, &sources.devices)?;
-    mount_tmpfs(
-        &root.join("tmp"),
-        "mode=1777",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )?;
+    build_dev(&root, &sources.devices, &scratch)?;
+    scratch.bind("tmp", 0o1777, &root.join("tmp"), false)?;
     let ws = root.join(WORKSPACE_NAME);
     match &sources.workdir {
         Some(fd) => bind_fd(fd, &ws, Access::ReadWrite)?,
-        None => mount_tmpfs(&ws, "mode=0755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?,
+        None => scratch.bind("workspace", 0o755, &ws, false)?,
     }
     for (m, fd) in &sources.user_mounts {
         let is_dir = nix::sys::stat::fstat(fd)
@@ -128,7 +127,14 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
 }
 
 /// The copy fallback: a tmpfs at `root` holding the layers merged as overlayfs would.
-fn copy_root(image: &ImageRoot, store: &OwnedFd, root: &Path) -> Result<(), String> {
+/// With a disk limit, the tmpfs is then shrunk to the image's size plus the limit, so the
+/// sandbox can write at most that much there too.
+fn copy_root(
+    image: &ImageRoot,
+    store: &OwnedFd,
+    root: &Path,
+    disk: Option<u64>,
+) -> Result<(), String> {
     mount_tmpfs(root, "mode=0755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let layers = layer_names(image)?
@@ -141,7 +147,21 @@ fn copy_root(image: &ImageRoot, store: &OwnedFd, root: &Path) -> Result<(), Stri
         .collect::<Result<Vec<_>, _>>()?;
     let root_fd =
         open(root, flags, Mode::empty()).map_err(|e| format!("opening the image root: {e}"))?;
-    crate::layer_copy::copy_layers(&layers, &root_fd)
+    crate::layer_copy::copy_layers(&layers, &root_fd)?;
+    if let Some(disk) = disk {
+        let st = nix::sys::statvfs::fstatvfs(&root_fd)
+            .map_err(|e| format!("statfs of the image copy: {e}"))?;
+        let used = (st.blocks() - st.blocks_free()) * st.fragment_size();
+        mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(format!("size={}", used.saturating_add(disk)).as_str()),
+        )
+        .map_err(|e| format!("sizing the image copy: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The layers' directory names, top first, checked to share the store's directory and to be

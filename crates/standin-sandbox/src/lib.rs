@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub(crate) mod capture_rules;
+pub mod cgroup;
 pub(crate) mod enter;
 pub(crate) mod error;
 pub(crate) mod harden;
@@ -39,6 +40,7 @@ pub(crate) mod layer_copy;
 pub mod netns;
 pub(crate) mod protocol;
 pub(crate) mod rootfs;
+pub(crate) mod scratch;
 pub(crate) mod seccomp;
 pub mod spec;
 pub(crate) mod stage1;
@@ -51,7 +53,8 @@ pub(crate) mod sys;
 pub(crate) mod user;
 pub(crate) mod workload;
 
+pub use cgroup::LimitUsage;
 pub use error::SandboxError;
 pub use netns::CaptureSockets;
-pub use spec::{ExecSpec, ImageRoot, NetworkMode, RootSource, SandboxSpec};
+pub use spec::{ExecSpec, ImageRoot, NetworkMode, ResourceLimits, RootSource, SandboxSpec};
 pub use supervisor::{MainPipes, SandboxProcess, StdioSpec};

@@ -3,6 +3,7 @@
 //! One message per `SOCK_SEQPACKET` datagram, JSON-encoded, at most [`MAX_MESSAGE`] bytes.
 //! Descriptors ride along as `SCM_RIGHTS` on the message that announces them.
 
+use crate::cgroup::{HandOff, LimitUsage};
 use crate::spec::SandboxSpec;
 use crate::sys::fdpass;
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,13 @@ pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
 /// Supervisor → stage1.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToSandbox {
-    /// The sandbox to build.
-    Spec(Box<SandboxSpec>),
+    /// The sandbox to build, and its cgroup (whose descriptors ride along).
+    Spec {
+        /// The sandbox.
+        spec: Box<SandboxSpec>,
+        /// Its cgroup, when it has limits enforced by one.
+        cgroup: Option<HandOff>,
+    },
     /// uid/gid maps for stage1's user namespace are written.
     MapsWritten,
 }
@@ -46,6 +52,9 @@ pub(crate) enum FromSandbox {
     Exited {
         /// Exit code.
         code: i32,
+        /// What the sandbox's cgroup recorded (with a cgroup).
+        #[serde(default)]
+        usage: Option<LimitUsage>,
     },
 }
 

@@ -18,6 +18,7 @@
 //! ```
 
 use crate::netns::RESOLVER_V4;
+use crate::scratch::Scratch;
 use crate::spec::{NetworkMode, RootSource, SandboxSpec, WORKSPACE};
 use crate::sys::mount::{ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY, set_attrs};
 use nix::fcntl::{OFlag, open};
@@ -150,7 +151,12 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
         install_ca(&etc, pem)?;
     }
 
-    build_dev(base, &devices)?;
+    // Everything writable lives in one tmpfs of the disk limit's size.
+    let scratch_at = base.join(".scratch");
+    mkdir(&scratch_at)?;
+    let scratch = Scratch::mount(&scratch_at, spec.limits.disk)?;
+
+    build_dev(base, &devices, &scratch)?;
 
     let proc_dir = base.join("proc");
     mkdir(&proc_dir)?;
@@ -165,14 +171,15 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
 
     let tmp = base.join("tmp");
     mkdir(&tmp)?;
-    mount_tmpfs(&tmp, "mode=1777", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    scratch.bind("tmp", 0o1777, &tmp, false)?;
 
     let ws = base.join(WORKSPACE.trim_start_matches('/'));
     mkdir(&ws)?;
     match &workdir {
         Some(fd) => bind_fd(fd, &ws, Access::ReadWrite)?,
-        None => mount_tmpfs(&ws, "mode=0755", MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?,
+        None => scratch.bind("workspace", 0o755, &ws, false)?,
     }
+    scratch.detach()?;
 
     for (m, fd) in &user_mounts {
         let target = base.join(m.guest.strip_prefix("/").unwrap_or(&m.guest));
@@ -369,7 +376,7 @@ pub(crate) fn make_mountpoint(target: &Path, is_dir: bool) -> Result<(), String>
     }
 }
 
-pub(crate) fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
+pub(crate) fn build_dev(base: &Path, devices: &[Source], scratch: &Scratch) -> Result<(), String> {
     let dev = base.join("dev");
     mkdir(&dev)?;
     mount_tmpfs(
@@ -392,11 +399,7 @@ pub(crate) fn build_dev(base: &Path, devices: &[Source]) -> Result<(), String> {
     .map_err(|e| format!("mounting /dev/pts: {e}"))?;
     let shm = dev.join("shm");
     mkdir(&shm)?;
-    mount_tmpfs(
-        &shm,
-        "mode=1777",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-    )?;
+    scratch.bind("shm", 0o1777, &shm, true)?;
     for (name, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),

@@ -66,6 +66,28 @@ pub struct SandboxSpec {
     /// files that exist, so clients that ignore environment variables trust it too.
     #[serde(default)]
     pub trust_ca_pem: Option<String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: ResourceLimits,
+}
+
+/// Resource limits, resolved (`None`: unlimited). Memory, CPU and pids are enforced by a
+/// cgroup per sandbox ([`crate::cgroup`]); disk by the size of the one tmpfs that holds
+/// everything the sandbox can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// Bytes of memory (the sandbox's processes and its tmpfs pages together).
+    pub memory: Option<u64>,
+    /// Thousandths of a CPU.
+    pub cpu_millis: Option<u32>,
+    /// Processes and threads.
+    pub pids: Option<u32>,
+    /// Bytes of writable space: `/tmp`, `/workspace` (unless a host directory), `/dev/shm`
+    /// and an image's writable layer, together.
+    pub disk: Option<u64>,
+    /// Refuse to start when a limit cannot be enforced on this host (limits the user gave);
+    /// otherwise (defaults only) start with a warning naming what is not enforced.
+    pub required: bool,
 }
 
 /// The sandbox CA alone, inside the sandbox.

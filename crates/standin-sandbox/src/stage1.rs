@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! setsid                               (terminal signals go to standin alone)
+//! with limits: fork the cgroup reaper, join the sandbox's cgroup
 //! unshare(USER) → NeedMaps → (supervisor writes maps) → MapsWritten → setresuid/gid(0)
 //! unshare(NS|UTS|IPC|CGROUP|NET)
 //! configure the network namespace, create the listeners → Capture + 6 fds
 //! unshare(PID)                         (last: the first child becomes PID 1)
 //! fork → init (PID 1)                  → InitStarted { host pid }
 //! wait for init, or for the supervisor to vanish (control socket hang-up) → kill init
-//! → Exited { code }
+//! → Exited { code, what the cgroup recorded }
 //! ```
 //!
 //! stage1 never runs workload code and holds no secrets.
 
+use crate::cgroup::Joined;
 use crate::init::{self, EXIT_SETUP_FAILED};
 use crate::netns;
 use crate::protocol::{self, FromSandbox, ToSandbox};
@@ -45,17 +47,26 @@ fn at<T, E: std::fmt::Display>(stage: &str, r: Result<T, E>) -> StageResult<T> {
 }
 
 fn run(ctrl: &OwnedFd) -> StageResult<i32> {
-    let spec = match at(
+    let (spec, cgroup) = match at(
         "reading the sandbox spec",
         protocol::recv::<ToSandbox>(ctrl),
     )? {
-        Some((ToSandbox::Spec(spec), _)) => *spec,
+        Some((ToSandbox::Spec { spec, cgroup }, fds)) => (*spec, cgroup.map(|c| (c, fds))),
         _ => {
             return Err((
                 "reading the sandbox spec".into(),
                 "unexpected message".into(),
             ));
         }
+    };
+    // First, while still in the host's namespaces: the reaper, then the cgroup. Everything
+    // this process starts from here on is inside it.
+    let cgroup = match cgroup {
+        Some((hand, fds)) => Some(at(
+            "joining the sandbox's cgroup",
+            Joined::join(hand, fds, ctrl.as_fd()),
+        )?),
+        None => None,
     };
 
     unshare(CloneFlags::CLONE_NEWUSER)
@@ -132,7 +143,8 @@ fn run(ctrl: &OwnedFd) -> StageResult<i32> {
         ),
     )?;
     let code = supervise(ctrl, init_pid, init_fd);
-    let _ = protocol::send(ctrl.as_fd(), &FromSandbox::Exited { code }, &[]);
+    let usage = cgroup.as_ref().map(Joined::usage);
+    let _ = protocol::send(ctrl.as_fd(), &FromSandbox::Exited { code, usage }, &[]);
     drop(alive_w);
     Ok(code)
 }

@@ -3,26 +3,31 @@
 //! [`SandboxProcess::start`] re-executes a helper binary (normally standin itself) as stage1
 //! with a control socket at fd 3 and an empty environment, answers its uid-map request,
 //! receives the capture listeners and init's PID, and returns once the sandbox is ready.
+//! With limits, the sandbox's cgroup is created first and handed to stage1 ([`crate::cgroup`]).
 //! Stopping is `pidfd_send_signal(init, SIGKILL)`: the kernel then kills every process in the
 //! sandbox's PID namespace. If the supervisor itself dies, stage1 sees the control socket hang
 //! up and does the same.
 
+use crate::cgroup::{LimitUsage, SandboxCgroup};
 use crate::enter::EnterRequest;
 use crate::error::SandboxError;
 use crate::helper::{ENTER_ARG, STAGE1_ARG};
 use crate::idmap::IdMaps;
 use crate::netns::CaptureSockets;
 use crate::protocol::{self, FromSandbox, ToSandbox};
-use crate::spec::{ExecSpec, NetworkMode, SandboxSpec};
+use crate::spec::{ExecSpec, NetworkMode, ResourceLimits, SandboxSpec};
 use crate::sys::pidfd;
 use crate::sys::process::pass_fd;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-/// The descriptor number at which helpers find their control socket or pidfd.
+/// The descriptor number at which helpers find their control socket or pidfd (the exec
+/// helper finds the cgroup's `cgroup.procs` descriptors right after it).
 pub(crate) const HELPER_FD: i32 = 3;
+/// Descriptors passed to a helper are first copied to numbers at least this high.
+const PASS_FLOOR: i32 = 64;
 
 /// Standard streams for the main command or an exec'd command.
 #[derive(Debug, Default)]
@@ -45,6 +50,9 @@ pub struct SandboxProcess {
     init_pid: i32,
     stage1: Mutex<Child>,
     id_maps: IdMaps,
+    cgroup: Option<SandboxCgroup>,
+    warnings: Vec<String>,
+    usage: Mutex<Option<LimitUsage>>,
 }
 
 /// Pipes of the main command, when requested with `Stdio::piped()`.
@@ -69,6 +77,7 @@ impl SandboxProcess {
         helper: &Path,
         stdio: StdioSpec,
     ) -> Result<(SandboxProcess, Option<CaptureSockets>, MainPipes), SandboxError> {
+        let (cgroup, warnings) = SandboxCgroup::create(&spec.limits)?;
         let (ours, theirs) = crate::sys::fdpass::seqpacket_pair()
             .map_err(SandboxError::io("creating the control socket"))?;
         let mut cmd = Command::new(helper);
@@ -97,7 +106,19 @@ impl SandboxProcess {
             e
         };
         let handshake = (|| {
-            send(&ours, &ToSandbox::Spec(Box::new(spec.clone())))?;
+            let (hand, fds) = match &cgroup {
+                Some(c) => {
+                    let (hand, fds) = c.hand_off();
+                    (Some(hand), fds)
+                }
+                None => (None, Vec::new()),
+            };
+            let msg = ToSandbox::Spec {
+                spec: Box::new(spec.clone()),
+                cgroup: hand,
+            };
+            protocol::send(ours.as_fd(), &msg, &fds)
+                .map_err(|e| SandboxError::Protocol(e.to_string()))?;
             expect(&ours, |m| matches!(m, FromSandbox::NeedMaps))?;
             id_maps
                 .write(stage1_pid)
@@ -143,7 +164,13 @@ impl SandboxProcess {
         })();
         let (capture, init_pid, init_pidfd) = match handshake {
             Ok(v) => v,
-            Err(e) => return Err(fail_early(&mut child, e)),
+            Err(e) => {
+                let e = fail_early(&mut child, e);
+                if let Some(c) = &cgroup {
+                    c.remove();
+                }
+                return Err(e);
+            }
         };
         Ok((
             SandboxProcess {
@@ -154,6 +181,9 @@ impl SandboxProcess {
                 init_pid,
                 stage1: Mutex::new(child),
                 id_maps,
+                cgroup,
+                warnings,
+                usage: Mutex::new(None),
             },
             capture,
             pipes,
@@ -168,6 +198,31 @@ impl SandboxProcess {
     /// The uid/gid maps in force.
     pub fn id_maps(&self) -> IdMaps {
         self.id_maps
+    }
+
+    /// Limits that could not be enforced on this host (defaults only: a limit the user gave
+    /// that cannot be enforced fails [`SandboxProcess::start`] instead).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// What the sandbox's cgroup recorded, once [`SandboxProcess::wait`] has returned (`None`
+    /// before, or without a cgroup).
+    pub fn limit_usage(&self) -> Option<LimitUsage> {
+        self.usage.lock().ok().and_then(|g| *g)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> ResourceLimits {
+        self.spec.limits
+    }
+
+    /// The sandbox's cgroup directories (one per hierarchy used; empty without limits).
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup
+            .as_ref()
+            .map(SandboxCgroup::paths)
+            .unwrap_or_default()
     }
 
     /// Kill every process of the sandbox at once. Idempotent.
@@ -196,8 +251,11 @@ impl SandboxProcess {
         let mut code = None;
         loop {
             match protocol::recv::<FromSandbox>(&self.ctrl) {
-                Ok(Some((FromSandbox::Exited { code: c }, _))) => {
+                Ok(Some((FromSandbox::Exited { code: c, usage }, _))) => {
                     code = Some(c);
+                    if let Ok(mut g) = self.usage.lock() {
+                        *g = usage;
+                    }
                     break;
                 }
                 Ok(Some((FromSandbox::Failed { stage, message }, _))) => {
@@ -213,6 +271,9 @@ impl SandboxProcess {
             .map_err(|_| SandboxError::Protocol("stage1 lock poisoned".into()))?
             .wait()
             .map_err(SandboxError::io("waiting for stage1"))?;
+        if let Some(c) = &self.cgroup {
+            c.remove();
+        }
         use std::os::unix::process::ExitStatusExt;
         Ok(code
             .or(status.code())
@@ -223,16 +284,28 @@ impl SandboxProcess {
     /// Start `exec` inside the sandbox; the returned child is the exec helper, whose exit status
     /// is the command's.
     pub fn exec(&self, exec: &ExecSpec, stdio: StdioSpec) -> Result<Child, SandboxError> {
+        // Copies above every descriptor number the helper is given, so that placing one at its
+        // number cannot overwrite another before it is placed.
+        let high = |fd: BorrowedFd<'_>| {
+            rustix::io::fcntl_dupfd_cloexec(fd, PASS_FLOOR)
+                .map_err(|e| SandboxError::io("duplicating a descriptor")(e.into()))
+        };
+        let procs = self
+            .cgroup
+            .as_ref()
+            .map(SandboxCgroup::procs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(high)
+            .collect::<Result<Vec<OwnedFd>, _>>()?;
         let req = EnterRequest {
             exec: exec.clone(),
             sandbox: self.spec.clone(),
+            cgroup_fds: procs.len(),
         };
         let json =
             serde_json::to_string(&req).map_err(|e| SandboxError::Protocol(e.to_string()))?;
-        let pidfd = self
-            .init_pidfd
-            .try_clone()
-            .map_err(SandboxError::io("duplicating init's pidfd"))?;
+        let pidfd = high(self.init_pidfd.as_fd())?;
         let mut cmd = Command::new(&self.helper);
         cmd.arg(ENTER_ARG).arg(json).env_clear();
         cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::null));
@@ -240,11 +313,15 @@ impl SandboxProcess {
         cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::piped));
         let raw = pidfd.as_raw_fd();
         pass_fd(&mut cmd, raw, HELPER_FD);
+        for (i, p) in procs.iter().enumerate() {
+            pass_fd(&mut cmd, p.as_raw_fd(), HELPER_FD + 1 + i as i32);
+        }
         let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             path: self.helper.display().to_string(),
             source,
         })?;
         drop(pidfd);
+        drop(procs);
         Ok(child)
     }
 }
@@ -254,6 +331,9 @@ impl Drop for SandboxProcess {
         self.kill();
         if let Ok(mut child) = self.stage1.lock() {
             let _ = child.wait();
+        }
+        if let Some(c) = &self.cgroup {
+            c.remove();
         }
     }
 }

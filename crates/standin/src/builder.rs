@@ -6,9 +6,11 @@ use crate::network::NetworkBuilder;
 use crate::sandbox::Sandbox;
 use crate::stdio::StdioSpec;
 use standin_image::{ImageRef, PullPolicy, PullProgress};
+use standin_policy::limits::{self, Limits};
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
 use standin_sandbox::spec::{
-    CA_BUNDLE, CA_FILE, ExecSpec, ImageRoot, NetworkMode, RootSource, SandboxSpec, WORKSPACE,
+    CA_BUNDLE, CA_FILE, ExecSpec, ImageRoot, NetworkMode, ResourceLimits, RootSource, SandboxSpec,
+    WORKSPACE,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +63,7 @@ pub struct SandboxBuilder {
     pub(crate) image: ImageChoice,
     pub(crate) helper: Option<PathBuf>,
     pub(crate) stdio: StdioSpec,
+    limits: Limits,
     errors: Vec<String>,
 }
 
@@ -79,6 +82,7 @@ impl SandboxBuilder {
             image: ImageChoice::default(),
             helper: None,
             stdio: StdioSpec::default(),
+            limits: Limits::default(),
             errors: Vec::new(),
         }
     }
@@ -301,6 +305,47 @@ impl SandboxBuilder {
         self
     }
 
+    /// Memory limit: `512M`, `2G`, … or `unlimited` (default: 4 GiB, or half the host's
+    /// memory when that is less). The sandbox's processes and its writable space (a tmpfs)
+    /// count together; at the limit the kernel kills the largest process in the sandbox.
+    pub fn memory(mut self, size: &str) -> Self {
+        match limits::parse_memory(size) {
+            Ok(l) => self.limits.memory = l,
+            Err(e) => self.errors.push(format!("memory({size:?}): {}", e.problem)),
+        }
+        self
+    }
+
+    /// CPU limit, in CPUs: `0.5`, `2`, … or `unlimited` (the default).
+    pub fn cpus(mut self, cpus: &str) -> Self {
+        match limits::parse_cpus(cpus) {
+            Ok(l) => self.limits.cpus = l,
+            Err(e) => self.errors.push(format!("cpus({cpus:?}): {}", e.problem)),
+        }
+        self
+    }
+
+    /// Limit on processes and threads together: `256`, … or `unlimited` (default: 4096).
+    /// At the limit, `fork` and thread creation fail with `EAGAIN`.
+    pub fn pids(mut self, pids: &str) -> Self {
+        match limits::parse_pids(pids) {
+            Ok(l) => self.limits.pids = l,
+            Err(e) => self.errors.push(format!("pids({pids:?}): {}", e.problem)),
+        }
+        self
+    }
+
+    /// Limit on everything the sandbox can write (`/tmp`, `/dev/shm`, `/workspace` unless
+    /// it is a host directory, an image's writable layer), together: `1G`, … or `unlimited`
+    /// (default: half the memory limit). At the limit, writes fail with `ENOSPC`.
+    pub fn disk(mut self, size: &str) -> Self {
+        match limits::parse_disk(size) {
+            Ok(l) => self.limits.disk = l,
+            Err(e) => self.errors.push(format!("disk({size:?}): {}", e.problem)),
+        }
+        self
+    }
+
     /// Create the sandbox (and start its main command, if any).
     pub async fn create(self) -> Result<Sandbox, Error> {
         if !self.errors.is_empty() || !self.network.errors.is_empty() {
@@ -355,7 +400,20 @@ impl SandboxBuilder {
             }),
             etc_files: Vec::new(),
             trust_ca_pem: None,
+            limits: self.resource_limits(),
         })
+    }
+
+    /// The limits, with defaults for this host.
+    pub(crate) fn resource_limits(&self) -> ResourceLimits {
+        let r = self.limits.resolve(host_memory());
+        ResourceLimits {
+            memory: r.memory,
+            cpu_millis: r.cpu_millis,
+            pids: r.pids,
+            disk: r.disk,
+            required: r.explicit,
+        }
     }
 
     /// Base environment plus the user's variables.
@@ -425,4 +483,16 @@ fn writable_by_sandbox(dir: &std::path::Path) -> Result<(), String> {
         maps.gid.outside,
         dir.display()
     ))
+}
+
+/// The host's memory in bytes (`MemTotal`), or 4 GiB when it cannot be read.
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        })
+        .unwrap_or(4 << 30)
 }

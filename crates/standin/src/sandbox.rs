@@ -6,7 +6,7 @@ use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
 use standin_sandbox::spec::ExecSpec;
-use standin_sandbox::{CaptureSockets, SandboxProcess};
+use standin_sandbox::{CaptureSockets, LimitUsage, ResourceLimits, SandboxProcess};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -265,6 +265,36 @@ impl Sandbox {
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
             .map_err(Error::from)
+    }
+
+    /// Limits that could not be enforced on this host (only defaults can be skipped: a limit
+    /// given explicitly that cannot be enforced fails `create`).
+    pub fn limit_warnings(&self) -> &[String] {
+        self.process.warnings()
+    }
+
+    /// What the limits did, once [`wait`](Sandbox::wait) has returned: processes killed at
+    /// the memory limit, forks refused at the pids limit, CPU periods throttled.
+    pub fn limit_usage(&self) -> Option<LimitUsage> {
+        self.process.limit_usage()
+    }
+
+    /// The limits in force (defaults applied).
+    pub fn limits(&self) -> ResourceLimits {
+        self.process.limits()
+    }
+
+    /// One message per limit the sandbox reached, naming it and how to raise it; empty
+    /// before [`wait`](Sandbox::wait) has returned or when no limit was reached.
+    pub fn limit_messages(&self) -> Vec<String> {
+        self.limit_usage()
+            .map(|u| crate::limit_report::limit_messages(&self.limits(), &u))
+            .unwrap_or_default()
+    }
+
+    /// The sandbox's cgroup directories on the host (one per cgroup hierarchy used).
+    pub fn cgroup_paths(&self) -> Vec<std::path::PathBuf> {
+        self.process.cgroup_paths()
     }
 
     /// Whether the sandbox was killed by a block-and-terminate secret violation.

@@ -8,8 +8,9 @@ use nix::sys::socket::{
     sendmsg, socketpair,
 };
 
-/// Most descriptors one message may carry.
-pub(crate) const MAX_FDS_PER_MESSAGE: usize = 8;
+/// Most descriptors one message may carry (the largest is the spec with a cgroup in three
+/// hierarchies: 9).
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
 
 /// A connected pair of `SOCK_SEQPACKET` sockets, both close-on-exec.
 pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {

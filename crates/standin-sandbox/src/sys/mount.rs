@@ -11,6 +11,8 @@ pub(crate) const ATTR_RDONLY: u64 = 0x0000_0001;
 pub(crate) const ATTR_NOSUID: u64 = 0x0000_0002;
 /// `MOUNT_ATTR_NODEV`.
 pub(crate) const ATTR_NODEV: u64 = 0x0000_0004;
+/// `MOUNT_ATTR_NOEXEC`.
+pub(crate) const ATTR_NOEXEC: u64 = 0x0000_0008;
 
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
