@@ -12,8 +12,10 @@
 //!              passwd, group, hosts, hostname, resolv.conf
 //! /proc        fresh procfs of the sandbox's PID namespace
 //! /dev         tmpfs: null zero full random urandom tty, devpts, shm
-//! /tmp         tmpfs, writable
-//! /workspace   --workdir bound read-write, or a fresh tmpfs
+//! /tmp         writable
+//! /workspace   --workdir bound read-write, or a fresh directory
+//!              (/tmp, /dev/shm and a fresh /workspace: one tmpfs of the --disk size,
+//!              [`crate::scratch`])
 //! (mounts)     --mount binds
 //! ```
 

@@ -31,7 +31,7 @@ mod builder;
 mod error;
 mod event;
 mod image;
-mod limit_report;
+mod limits;
 mod network;
 mod sandbox;
 mod secret;
@@ -41,7 +41,7 @@ pub use builder::SandboxBuilder;
 pub use error::{Error, NetworkError, RuntimeError};
 pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
 pub use image::image_store;
-pub use limit_report::limit_messages;
+pub use limits::{LimitUsage, ResourceLimits, limit_messages};
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{ExecOutput, Sandbox};
 pub use secret::{
@@ -55,7 +55,6 @@ pub use standin_image::{
 pub use standin_policy::egress::{Action, Rule};
 pub use standin_policy::limits::{Bytes, Cpus};
 pub use standin_policy::{EnvSpec, MountSpec};
-pub use standin_sandbox::{LimitUsage, ResourceLimits};
 pub use stdio::{MainPipes, StdioSpec};
 
 /// Raise this process's soft descriptor limit (`RLIMIT_NOFILE`) to its hard limit; returns

@@ -6,7 +6,8 @@ use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
 use standin_sandbox::spec::ExecSpec;
-use standin_sandbox::{CaptureSockets, LimitUsage, ResourceLimits, SandboxProcess};
+use crate::limits::{LimitUsage, ResourceLimits};
+use standin_sandbox::{CaptureSockets, SandboxProcess};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,19 +277,19 @@ impl Sandbox {
     /// What the limits did, once [`wait`](Sandbox::wait) has returned: processes killed at
     /// the memory limit, forks refused at the pids limit, CPU periods throttled.
     pub fn limit_usage(&self) -> Option<LimitUsage> {
-        self.process.limit_usage()
+        self.process.limit_usage().map(Into::into)
     }
 
     /// The limits in force (defaults applied).
     pub fn limits(&self) -> ResourceLimits {
-        self.process.limits()
+        self.process.limits().into()
     }
 
     /// One message per limit the sandbox reached, naming it and how to raise it; empty
     /// before [`wait`](Sandbox::wait) has returned or when no limit was reached.
     pub fn limit_messages(&self) -> Vec<String> {
         self.limit_usage()
-            .map(|u| crate::limit_report::limit_messages(&self.limits(), &u))
+            .map(|u| crate::limits::limit_messages(&self.limits(), &u))
             .unwrap_or_default()
     }
 

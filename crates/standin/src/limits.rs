@@ -1,8 +1,60 @@
-//! What a sandbox's limits did, in words: the messages `standin run` prints and the SDKs
-//! return, naming the limit that was reached and how to raise it.
+//! Resource limits as the SDK reports them: the limits in force, what they did, and that in
+//! words (the messages `standin run` prints, naming the limit reached and how to raise it).
 
 use standin_policy::limits::Bytes;
-use standin_sandbox::{LimitUsage, ResourceLimits};
+
+/// The limits a sandbox runs with, defaults applied (`None`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ResourceLimits {
+    /// Bytes of memory (processes and writable space together).
+    pub memory: Option<u64>,
+    /// Thousandths of a CPU.
+    pub cpu_millis: Option<u32>,
+    /// Processes and threads.
+    pub pids: Option<u32>,
+    /// Bytes of writable space.
+    pub disk: Option<u64>,
+}
+
+impl From<standin_sandbox::ResourceLimits> for ResourceLimits {
+    fn from(l: standin_sandbox::ResourceLimits) -> ResourceLimits {
+        ResourceLimits {
+            memory: l.memory,
+            cpu_millis: l.cpu_millis,
+            pids: l.pids,
+            disk: l.disk,
+        }
+    }
+}
+
+/// What the limits did during a sandbox's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LimitUsage {
+    /// Processes the kernel killed because the memory limit was reached.
+    pub oom_kills: u64,
+    /// Most memory in use at once, in bytes, where the kernel reports it.
+    pub memory_peak: Option<u64>,
+    /// New processes or threads refused because the pids limit was reached.
+    pub pids_refused: u64,
+    /// CPU periods (100 ms) in which the sandbox was held back by its CPU limit.
+    pub cpu_throttled: u64,
+    /// CPU time used, in microseconds, where the kernel reports it.
+    pub cpu_usage_usec: Option<u64>,
+}
+
+impl From<standin_sandbox::LimitUsage> for LimitUsage {
+    fn from(u: standin_sandbox::LimitUsage) -> LimitUsage {
+        LimitUsage {
+            oom_kills: u.oom_kills,
+            memory_peak: u.memory_peak,
+            pids_refused: u.pids_refused,
+            cpu_throttled: u.cpu_throttled,
+            cpu_usage_usec: u.cpu_usage_usec,
+        }
+    }
+}
 
 /// One message per limit that was reached (none when none was).
 pub fn limit_messages(limits: &ResourceLimits, usage: &LimitUsage) -> Vec<String> {
