@@ -360,3 +360,60 @@ fn bad_limits_get_clear_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+#[ignore = "needs root (to switch to an unprivileged user); .ci/run runs it with --include-ignored"]
+fn rootless_without_a_delegated_cgroup_says_what_it_cannot_enforce() {
+    require_root();
+    // A copy every user can execute (the build tree may not be traversable).
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("standin");
+    std::fs::copy(standin_bin(), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", "--no-network"])
+            .args(args)
+            .args(["--", "sh", "-c", "echo ran"])
+            .output()
+            .unwrap()
+    };
+    // This machine's cgroups belong to root: nobody cannot create one.
+    // Defaults alone: the sandbox runs, and standin names each default it could not enforce.
+    let o = as_nobody(&[]);
+    assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+    for limit in ["memory", "pids"] {
+        assert!(
+            stderr(&o).contains(&format!("warning: the {limit} limit cannot be enforced")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // A limit asked for: nothing runs, and the message says what to do. The pids default
+    // it could not enforce either is a warning, not part of the refusal.
+    let o = as_nobody(&["--memory", "64M"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert!(!stderr(&o).contains("pids"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the memory limit cannot be enforced")
+            && stderr(&o).contains("Delegate=yes")
+            && stderr(&o).contains("unlimited"),
+        "{}",
+        stderr(&o)
+    );
+    // Lifting the limits it cannot enforce starts quietly; the disk limit needs no cgroup.
+    let o = as_nobody(&[
+        "--memory",
+        "unlimited",
+        "--pids",
+        "unlimited",
+        "--disk",
+        "8M",
+    ]);
+    assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}

@@ -189,6 +189,18 @@ pub struct Limits {
     pub disk: Limit<u64>,
 }
 
+/// Which cgroup-enforced limits were given explicitly (the disk limit needs no cgroup and
+/// is always enforced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Explicit {
+    /// `--memory` was given.
+    pub memory: bool,
+    /// `--cpus` was given.
+    pub cpus: bool,
+    /// `--pids` was given.
+    pub pids: bool,
+}
+
 /// Resolved limits (`None`: unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resolved {
@@ -200,9 +212,9 @@ pub struct Resolved {
     pub pids: Option<u32>,
     /// Bytes of writable space.
     pub disk: Option<u64>,
-    /// Whether any limit was given explicitly (then every limit must be enforced; defaults
-    /// alone are enforced where the host allows, with a warning where it does not).
-    pub explicit: bool,
+    /// Which limits were given explicitly: those must be enforced; defaults are enforced
+    /// where the host allows, with a warning where it does not.
+    pub explicit: Explicit,
 }
 
 impl Limits {
@@ -228,13 +240,11 @@ impl Limits {
             cpu_millis: pick(self.cpus, None),
             pids: pick(self.pids, Some(DEFAULT_PIDS)),
             disk,
-            explicit: [
-                self.memory != Limit::Default,
-                self.cpus != Limit::Default,
-                self.pids != Limit::Default,
-                self.disk != Limit::Default,
-            ]
-            .contains(&true),
+            explicit: Explicit {
+                memory: self.memory != Limit::Default,
+                cpus: self.cpus != Limit::Default,
+                pids: self.pids != Limit::Default,
+            },
         }
     }
 }
@@ -354,7 +364,7 @@ mod tests {
         assert_eq!(r.disk, Some(2 << 30));
         assert_eq!(r.pids, Some(DEFAULT_PIDS));
         assert_eq!(r.cpu_millis, None);
-        assert!(!r.explicit);
+        assert_eq!(r.explicit, Explicit::default());
         // A small host: half its memory, and writable space half of that.
         let r = Limits::default().resolve(2 << 30);
         assert_eq!((r.memory, r.disk), (Some(1 << 30), Some(512 << 20)));
@@ -365,7 +375,7 @@ mod tests {
         };
         let r = lifted.resolve(host);
         assert_eq!((r.memory, r.disk), (None, Some(6 << 30)));
-        assert!(r.explicit);
+        assert!(r.explicit.memory && !r.explicit.pids && !r.explicit.cpus);
         // A given memory limit sets the default writable space.
         let given = Limits {
             memory: Limit::Value(256 << 20),

@@ -74,7 +74,7 @@ pub struct SandboxSpec {
 /// Resource limits, resolved (`None`: unlimited). Memory, CPU and pids are enforced by a
 /// cgroup per sandbox ([`crate::cgroup`]); disk by the size of the one tmpfs that holds
 /// everything the sandbox can write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResourceLimits {
     /// Bytes of memory (the sandbox's processes and its tmpfs pages together).
     pub memory: Option<u64>,
@@ -85,9 +85,11 @@ pub struct ResourceLimits {
     /// Bytes of writable space: `/tmp`, `/workspace` (unless a host directory), `/dev/shm`
     /// and an image's writable layer, together.
     pub disk: Option<u64>,
-    /// Refuse to start when a limit cannot be enforced on this host (limits the user gave);
-    /// otherwise (defaults only) start with a warning naming what is not enforced.
-    pub required: bool,
+    /// The cgroup limits that must be enforced (the user gave them): the sandbox does not
+    /// start when one cannot be. The others (defaults) are enforced where the host allows,
+    /// with a warning naming each that is not.
+    #[serde(default)]
+    pub required: Vec<crate::cgroup::Controller>,
 }
 
 /// The sandbox CA alone, inside the sandbox.

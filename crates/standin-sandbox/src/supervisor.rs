@@ -214,7 +214,7 @@ impl SandboxProcess {
 
     /// The limits in force.
     pub fn limits(&self) -> ResourceLimits {
-        self.spec.limits
+        self.spec.limits.clone()
     }
 
     /// The sandbox's cgroup directories (one per hierarchy used; empty without limits).

@@ -8,6 +8,7 @@ use crate::stdio::StdioSpec;
 use standin_image::{ImageRef, PullPolicy, PullProgress};
 use standin_policy::limits::{self, Limits};
 use standin_policy::{EnvSpec, MountSpec, env_spec, guest_env};
+use standin_sandbox::cgroup::Controller;
 use standin_sandbox::spec::{
     CA_BUNDLE, CA_FILE, ExecSpec, ImageRoot, NetworkMode, ResourceLimits, RootSource, SandboxSpec,
     WORKSPACE,
@@ -412,7 +413,14 @@ impl SandboxBuilder {
             cpu_millis: r.cpu_millis,
             pids: r.pids,
             disk: r.disk,
-            required: r.explicit,
+            required: [
+                (Controller::Memory, r.explicit.memory),
+                (Controller::Cpu, r.explicit.cpus),
+                (Controller::Pids, r.explicit.pids),
+            ]
+            .into_iter()
+            .filter_map(|(c, on)| on.then_some(c))
+            .collect(),
         }
     }
 

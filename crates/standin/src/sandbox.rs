@@ -2,11 +2,11 @@
 
 use crate::Error;
 use crate::builder::SandboxBuilder;
+use crate::limits::{LimitUsage, ResourceLimits};
 use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
 use standin_sandbox::spec::ExecSpec;
-use crate::limits::{LimitUsage, ResourceLimits};
 use standin_sandbox::{CaptureSockets, SandboxProcess};
 use std::path::PathBuf;
 use std::sync::Arc;

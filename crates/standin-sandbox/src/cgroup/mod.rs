@@ -75,7 +75,7 @@ fn unenforced(c: Controller, why: impl std::fmt::Display) -> String {
 impl SandboxCgroup {
     /// Create the cgroup for `limits`. Returns `None` when no cgroup limit is set, and the
     /// limits that cannot be enforced on this host (an error instead when
-    /// `limits.required`).
+    /// a limit in `limits.required`).
     pub(crate) fn create(
         limits: &ResourceLimits,
     ) -> Result<(Option<SandboxCgroup>, Vec<String>), SandboxError> {
@@ -91,15 +91,18 @@ impl SandboxCgroup {
             return Ok((None, Vec::new()));
         }
         let name = format!("{NAME_PREFIX}{}", random_hex());
-        let mut problems = Vec::new();
+        let mut problems: Vec<(Controller, String)> = Vec::new();
         // Group the controllers by the directory their sandbox cgroup goes in.
         let mut groups: Vec<(OwnCgroup, PathBuf, Vec<Controller>)> = Vec::new();
         for c in wanted {
             let Some(own) = discover(c) else {
-                problems.push(unenforced(
+                problems.push((
                     c,
-                    "no cgroup hierarchy offers this controller to standin's cgroup \
-                     (rootless without a delegated cgroup, or the controller is disabled)",
+                    unenforced(
+                        c,
+                        "no cgroup hierarchy offers this controller to standin's cgroup \
+                         (rootless without a delegated cgroup, or the controller is disabled)",
+                    ),
                 ));
                 continue;
             };
@@ -120,20 +123,25 @@ impl SandboxCgroup {
         for (own, parent, controllers) in groups {
             match cgroup.add_part(&own, &parent, &controllers, limits) {
                 Ok(part) => cgroup.parts.push(part),
-                Err(why) => problems.extend(controllers.iter().map(|c| unenforced(*c, &why))),
+                Err(why) => problems.extend(controllers.iter().map(|c| (*c, unenforced(*c, &why)))),
             }
         }
-        if !problems.is_empty() && limits.required {
+        let refused: Vec<&str> = problems
+            .iter()
+            .filter(|(c, _)| limits.required.contains(c))
+            .map(|(_, why)| why.as_str())
+            .collect();
+        if !refused.is_empty() {
             cgroup.remove();
             return Err(SandboxError::Limits(format!(
                 "{}. Run standin as root, or in a cgroup delegated to your user (systemd: \
                  `systemd-run --user --scope -p Delegate=yes standin …`), or lift the limit \
                  with `unlimited`",
-                problems.join("; ")
+                refused.join("; ")
             )));
         }
         let cgroup = (!cgroup.parts.is_empty()).then_some(cgroup);
-        Ok((cgroup, problems))
+        Ok((cgroup, problems.into_iter().map(|(_, why)| why).collect()))
     }
 
     fn add_part(
