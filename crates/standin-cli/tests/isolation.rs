@@ -257,12 +257,7 @@ fn environment_is_built_from_scratch() {
 #[ignore = "needs root (to switch to an unprivileged user); .ci/run runs it with --include-ignored"]
 fn an_unprivileged_user_can_run_a_sandbox() {
     require_root();
-    // A copy every user can execute (the build tree may not be traversable).
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("standin");
-    std::fs::copy(standin_bin(), &bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_dir, bin) = standin_for_everyone();
     let o = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)

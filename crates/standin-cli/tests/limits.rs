@@ -365,12 +365,7 @@ fn bad_limits_get_clear_errors() {
 #[ignore = "needs root (to switch to an unprivileged user); .ci/run runs it with --include-ignored"]
 fn rootless_without_a_delegated_cgroup_says_what_it_cannot_enforce() {
     require_root();
-    // A copy every user can execute (the build tree may not be traversable).
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("standin");
-    std::fs::copy(standin_bin(), &bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_dir, bin) = standin_for_everyone();
     let as_nobody = |args: &[&str]| {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

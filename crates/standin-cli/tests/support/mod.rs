@@ -52,6 +52,17 @@ pub(crate) fn require_root() {
     );
 }
 
+/// A copy of the standin binary every user can execute (the build tree may not be
+/// traversable), in a directory that lives as long as the returned guard.
+pub(crate) fn standin_for_everyone() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("standin");
+    std::fs::copy(standin_bin(), &bin).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
 pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
