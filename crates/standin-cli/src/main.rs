@@ -252,37 +252,43 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
 /// `--memory`, `--cpus`, `--pids`, `--disk` (or the config's), checked here so that an error
 /// names the flag or the config key.
 fn limits(
-    mut builder: standin::SandboxBuilder,
+    builder: standin::SandboxBuilder,
     args: &RunArgs,
     sb: &config::SandboxSection,
 ) -> anyhow::Result<standin::SandboxBuilder> {
+    use standin::SandboxBuilder as B;
     use standin_policy::limits::{parse_cpus, parse_disk, parse_memory, parse_pids};
-    type Check = fn(&str) -> Result<(), standin_policy::limits::LimitError>;
-    let table: [(&str, &Option<String>, &Option<config::LimitText>, Check); 4] = [
-        ("memory", &args.memory, &sb.memory, |t| {
-            parse_memory(t).map(drop)
-        }),
-        ("cpus", &args.cpus, &sb.cpus, |t| parse_cpus(t).map(drop)),
-        ("pids", &args.pids, &sb.pids, |t| parse_pids(t).map(drop)),
-        ("disk", &args.disk, &sb.disk, |t| parse_disk(t).map(drop)),
-    ];
-    for (name, flag, file, check) in table {
-        let (text, origin) = match (flag, file) {
-            (Some(t), _) => (t.clone(), format!("--{name}")),
-            (None, Some(t)) => (t.to_string(), format!("config [sandbox] {name}")),
-            (None, None) => continue,
-        };
-        if let Err(e) = check(&text) {
-            anyhow::bail!("{origin} {text}: {}", e.problem);
-        }
-        builder = match name {
-            "memory" => builder.memory(&text),
-            "cpus" => builder.cpus(&text),
-            "pids" => builder.pids(&text),
-            _ => builder.disk(&text),
-        };
+    let b = limit(
+        builder,
+        "memory",
+        &args.memory,
+        &sb.memory,
+        parse_memory,
+        B::memory,
+    )?;
+    let b = limit(b, "cpus", &args.cpus, &sb.cpus, parse_cpus, B::cpus)?;
+    let b = limit(b, "pids", &args.pids, &sb.pids, parse_pids, B::pids)?;
+    limit(b, "disk", &args.disk, &sb.disk, parse_disk, B::disk)
+}
+
+/// One limit: the flag's value, else the config's, checked with `parse`, then applied.
+fn limit<T>(
+    builder: standin::SandboxBuilder,
+    name: &str,
+    flag: &Option<String>,
+    file: &Option<config::LimitText>,
+    parse: fn(&str) -> Result<T, standin_policy::limits::LimitError>,
+    apply: fn(standin::SandboxBuilder, &str) -> standin::SandboxBuilder,
+) -> anyhow::Result<standin::SandboxBuilder> {
+    let (text, origin) = match (flag, file) {
+        (Some(t), _) => (t.clone(), format!("--{name}")),
+        (None, Some(t)) => (t.to_string(), format!("config [sandbox] {name}")),
+        (None, None) => return Ok(builder),
+    };
+    if let Err(e) = parse(&text) {
+        anyhow::bail!("{origin} {text}: {}", e.problem);
     }
-    Ok(builder)
+    Ok(apply(builder, &text))
 }
 
 mod libc_sig {

@@ -103,6 +103,12 @@ fn parse_size(what: &'static str, text: &str, min: u64) -> Result<Limit<u64>, Li
 
 /// `number × 2^shift`, for a decimal `number` with at most three fractional digits.
 fn scaled(number: &str, shift: u32) -> Option<u64> {
+    u64::try_from((u128::from(thousandths(number)?) << shift) / 1000).ok()
+}
+
+/// A decimal number with at most three fractional digits (`2`, `0.5`, `.25`), in
+/// thousandths.
+fn thousandths(number: &str) -> Option<u64> {
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
     if int.is_empty() && frac.is_empty()
         || frac.len() > 3
@@ -111,11 +117,8 @@ fn scaled(number: &str, shift: u32) -> Option<u64> {
         return None;
     }
     let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac_milli: u64 = format!("{frac:0<3}").parse().ok()?;
-    let unit = 1u64.checked_shl(shift)?;
-    let whole = int.checked_mul(unit)?;
-    let part = frac_milli.checked_mul(unit)? / 1000;
-    whole.checked_add(part)
+    let frac: u64 = format!("{frac:0<3}").parse().ok()?;
+    int.checked_mul(1000)?.checked_add(frac)
 }
 
 /// Parse a `--cpus` value into thousandths of a CPU.
@@ -129,14 +132,7 @@ pub fn parse_cpus(text: &str) -> Result<Limit<u32>, LimitError> {
     if t.len() > MAX_TEXT {
         return Err(error("cpus", text, usage));
     }
-    let millis = scaled(t, 0)
-        .and_then(|_| {
-            let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-            let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-            let frac: u64 = format!("{frac:0<3}").parse().ok()?;
-            int.checked_mul(1000)?.checked_add(frac)
-        })
-        .ok_or_else(|| error("cpus", text, usage))?;
+    let millis = thousandths(t).ok_or_else(|| error("cpus", text, usage))?;
     // The kernel's smallest quota is 1 ms per 100 ms period.
     if millis < 10 {
         return Err(error("cpus", text, "at least 0.01 CPU is needed"));

@@ -164,13 +164,7 @@ impl SandboxProcess {
         })();
         let (capture, init_pid, init_pidfd) = match handshake {
             Ok(v) => v,
-            Err(e) => {
-                let e = fail_early(&mut child, e);
-                if let Some(c) = &cgroup {
-                    c.remove();
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(fail_early(&mut child, e)),
         };
         Ok((
             SandboxProcess {
@@ -215,14 +209,6 @@ impl SandboxProcess {
     /// The limits in force.
     pub fn limits(&self) -> ResourceLimits {
         self.spec.limits.clone()
-    }
-
-    /// The sandbox's cgroup directories (one per hierarchy used; empty without limits).
-    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
-        self.cgroup
-            .as_ref()
-            .map(SandboxCgroup::paths)
-            .unwrap_or_default()
     }
 
     /// Kill every process of the sandbox at once. Idempotent.
@@ -271,6 +257,7 @@ impl SandboxProcess {
             .map_err(|_| SandboxError::Protocol("stage1 lock poisoned".into()))?
             .wait()
             .map_err(SandboxError::io("waiting for stage1"))?;
+        // Removed now rather than on drop: the sandbox has ended, and a caller may look.
         if let Some(c) = &self.cgroup {
             c.remove();
         }
@@ -332,9 +319,7 @@ impl Drop for SandboxProcess {
         if let Ok(mut child) = self.stage1.lock() {
             let _ = child.wait();
         }
-        if let Some(c) = &self.cgroup {
-            c.remove();
-        }
+        // Then the cgroup goes with its field (`SandboxCgroup`'s drop).
     }
 }
 

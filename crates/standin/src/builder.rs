@@ -406,7 +406,7 @@ impl SandboxBuilder {
     }
 
     /// The limits, with defaults for this host.
-    pub(crate) fn resource_limits(&self) -> ResourceLimits {
+    fn resource_limits(&self) -> ResourceLimits {
         let r = self.limits.resolve(host_memory());
         ResourceLimits {
             memory: r.memory,

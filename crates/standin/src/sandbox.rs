@@ -293,11 +293,6 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
-    /// The sandbox's cgroup directories on the host (one per cgroup hierarchy used).
-    pub fn cgroup_paths(&self) -> Vec<std::path::PathBuf> {
-        self.process.cgroup_paths()
-    }
-
     /// Whether the sandbox was killed by a block-and-terminate secret violation.
     pub fn terminated_by_violation(&self) -> bool {
         self.terminated.load(Ordering::Acquire)

@@ -46,7 +46,6 @@ const CPU_PERIOD_US: u64 = 100_000;
 struct Part {
     version: Version,
     controllers: Vec<Controller>,
-    path: PathBuf,
     parent: OwnedFd,
     dir: OwnedFd,
     procs: OwnedFd,
@@ -132,7 +131,7 @@ impl SandboxCgroup {
             .map(|(_, why)| why.as_str())
             .collect();
         if !refused.is_empty() {
-            cgroup.remove();
+            // Dropping `cgroup` removes what was created.
             return Err(SandboxError::Limits(format!(
                 "{}. Run standin as root, or in a cgroup delegated to your user (systemd: \
                  `systemd-run --user --scope -p Delegate=yes standin …`), or lift the limit \
@@ -170,7 +169,6 @@ impl SandboxCgroup {
                 parent: open(parent, OFlags::RDONLY | OFlags::DIRECTORY)?,
                 dir: open(&path, OFlags::RDONLY | OFlags::DIRECTORY)?,
                 procs: open(&path.join("cgroup.procs"), OFlags::WRONLY)?,
-                path: path.clone(),
             })
         })();
         if configured.is_err() {
@@ -204,17 +202,18 @@ impl SandboxCgroup {
         self.parts.iter().map(|p| p.procs.as_fd()).collect()
     }
 
-    /// The cgroup's directories.
-    pub(crate) fn paths(&self) -> Vec<PathBuf> {
-        self.parts.iter().map(|p| p.path.clone()).collect()
-    }
-
     /// Remove the cgroup's directories that are empty (the reaper removes the others once
-    /// their last process is gone). Idempotent.
+    /// their last process is gone). Idempotent; also done on drop.
     pub(crate) fn remove(&self) {
         for p in &self.parts {
             let _ = unlinkat(&p.parent, self.name.as_str(), AtFlags::REMOVEDIR);
         }
+    }
+}
+
+impl Drop for SandboxCgroup {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
