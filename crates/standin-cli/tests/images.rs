@@ -291,17 +291,8 @@ fn host_arch() -> &'static str {
 /// manifest's config adds `PICKED=` naming its platform, so a run shows which was chosen.
 fn add_index_images(layout: &Path) {
     use serde_json::{Value, json};
-    let blobs = layout.join("blobs/sha256");
-    let read = |digest: &str| -> Value {
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&std::fs::read(blobs.join(hex)).unwrap()).unwrap()
-    };
-    let put = |v: &Value| -> (String, usize) {
-        let bytes = serde_json::to_vec(v).unwrap();
-        let hex = sha256_hex(&bytes);
-        std::fs::write(blobs.join(&hex), &bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
+    let read = |digest: &str| read_json_blob(layout, digest);
+    let put = |v: &Value| put_blob(layout, &serde_json::to_vec(v).unwrap());
     let index_path = layout.join("index.json");
     let mut top: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     let base = top["manifests"]
@@ -689,11 +680,7 @@ fn one_layer_layout(
     let layout = dir.join(name);
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| -> (String, usize) {
-        let hex: String = sha256_hex(bytes);
-        std::fs::write(blobs.join(&hex), bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
+    let put = |bytes: &[u8]| put_blob(&layout, bytes);
     let sum = run(Command::new("sha256sum").arg(tar));
     let hex = stdout(&sum)[..64].to_owned();
     let layer_len = std::fs::metadata(tar).unwrap().len();
@@ -794,6 +781,11 @@ fn malicious_layers_are_refused_and_the_store_stays_intact() {
             ]),
         ),
         ("hardlink", raw_tar(&[("pw", b'1', "/etc/shadow", b"")])),
+        // A PAX header of 2 MiB: past the 1 MiB limit, refused before it is read.
+        (
+            "absurd size",
+            raw_tar(&[("pax", b'x', "", &vec![b'a'; 2 << 20])]),
+        ),
     ];
     for (i, (what, tar)) in cases.iter().enumerate() {
         let dir = work.path().join(format!("case{i}"));
@@ -1265,4 +1257,97 @@ fn a_debootstrapped_debian_image_pulls_as_zstd_and_runs() {
         })
         .unwrap();
     assert_eq!(stdout(&o), "5\n", "{}", report(&o, &net));
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn a_lying_diff_id_an_unreachable_registry_and_a_full_disk_say_what_to_do() {
+    let (net, reg, work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    let h = home.path();
+    // A config whose diff ID is not its layer's: stored under that ID, the layer would stand
+    // in for another image's. Refused, nothing published.
+    let tar = work.path().join("honest.tar");
+    std::fs::write(&tar, raw_tar(&[("hello", b'0', "", b"hi")])).unwrap();
+    let lie = format!("sha256:{}", sha256_hex(b"another layer"));
+    let layout = one_layer_layout(work.path(), "liar-oci", "liar", &tar, serde_json::json!({}));
+    set_diff_id(&layout, &lie);
+    reg.push(&net, &layout, "liar", "liar:1");
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["pull", "--registry-ca", &ca, &image("liar:1")],
+    );
+    assert!(!o.status.success(), "{}", report(&o, &net));
+    assert!(
+        stderr(&o).contains("does not match its digest"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(layer_dirs(h).is_empty(), "{:?}", layer_dirs(h));
+    // Nothing listens on this port of the registry's host.
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &["pull", "--registry-ca", &ca, "registry.test:5999/bb:1"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot reach the registry"),
+        "{}",
+        stderr(&o)
+    );
+    // A state directory on a 64 KiB tmpfs (mounted in the private mount namespace `ip netns
+    // exec` gives the command, so it goes with it).
+    let full = work.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let o = run(Command::new("ip")
+        .args(["netns", "exec", &net.client, "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" pull --registry-ca "$3" "$4""#)
+        .args([
+            "sh",
+            full.to_str().unwrap(),
+            support::standin_bin(),
+            &ca,
+            &image("bb:1"),
+        ])
+        .env("STANDIN_HOME", &full)
+        .env("REGISTRY_AUTH_FILE", reg.auth_file()));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no space left under"), "{}", stderr(&o));
+}
+
+/// Rewrite the image at `layout`'s only tag so that its config claims `diff_id` for its layer.
+fn set_diff_id(layout: &Path, diff_id: &str) {
+    use serde_json::{Value, json};
+    let read = |digest: &str| read_json_blob(layout, digest);
+    let put = |v: &Value| put_blob(layout, &serde_json::to_vec(v).unwrap());
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"] = json!([diff_id]);
+    let (digest, size) = put(&config);
+    manifest["config"]["digest"] = json!(digest);
+    manifest["config"]["size"] = json!(size);
+    let (digest, size) = put(&manifest);
+    index["manifests"][0]["digest"] = json!(digest);
+    index["manifests"][0]["size"] = json!(size);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A JSON blob of the OCI layout at `layout`, by digest.
+fn read_json_blob(layout: &Path, digest: &str) -> serde_json::Value {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Store `bytes` as a blob of the OCI layout at `layout`; returns its digest and size.
+fn put_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
+    let hex = sha256_hex(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
+    (format!("sha256:{hex}"), bytes.len())
 }
