@@ -1351,3 +1351,39 @@ fn put_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
     std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
     (format!("sha256:{hex}"), bytes.len())
 }
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn pull_progress_shows_on_a_terminal_and_nothing_otherwise() {
+    let (net, reg, _work, home, _layout) = setup();
+    let ca = net.ca_file().display().to_string();
+    // stderr a pipe: nothing but errors, and there are none.
+    let o = pull_ok(&net, &reg, home.path(), "bb:1");
+    assert_eq!(stderr(&o), "");
+    // stderr a terminal (`script` gives the command a pty): layers and bytes, in place.
+    let fresh = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} pull --registry-ca {ca} {}",
+        support::standin_bin(),
+        image("bb:1")
+    );
+    let o = run(Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.client,
+            "script",
+            "-qec",
+            &cmd,
+            "/dev/null",
+        ])
+        .env("STANDIN_HOME", fresh.path())
+        .env("REGISTRY_AUTH_FILE", reg.auth_file()));
+    assert!(o.status.success(), "{}", report(&o, &net));
+    let shown = stdout(&o);
+    assert!(
+        shown.contains(&format!("pulling {}: 1/1 layers", image("bb:1"))),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\r\x1b[K"), "redrawn in place: {shown:?}");
+}
