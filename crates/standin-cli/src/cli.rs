@@ -18,8 +18,28 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N).
+    /// Run COMMAND in a fresh sandbox and exit with its exit code (128+N if killed by signal N);
+    /// with -d, leave it running in the background and print its name.
     Run(Box<RunArgs>),
+    /// List detached sandboxes: name, id, state, root, age, limits.
+    #[command(alias = "ps")]
+    Ls(LsArgs),
+    /// Run COMMAND in a running detached sandbox, with this terminal's streams; exit with its
+    /// exit code.
+    Exec(ExecArgs),
+    /// Print the output of a detached sandbox's main command.
+    Logs(LogsArgs),
+    /// Stop detached sandboxes: SIGTERM to the main command, SIGKILL to everything after the
+    /// grace period.
+    Stop(StopArgs),
+    /// Remove stopped detached sandboxes (their records and logs).
+    Rm(RmArgs),
+    /// Show a detached sandbox as JSON: its configuration (never a secret value), state and
+    /// resource use.
+    Inspect(NameArg),
+    /// Copy files and directories between the host and a sandbox: `cp HOST_PATH NAME:PATH` or
+    /// `cp NAME:PATH HOST_PATH`. Modes are kept; paths inside resolve in the sandbox's root.
+    Cp(CpArgs),
     /// Pull an image from its registry into the local store.
     Pull(PullArgs),
     /// List the images in the local store.
@@ -36,6 +56,83 @@ pub(crate) enum Command {
     /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
     /// through a sandbox with a secret substituted in every request (needs root; no internet).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Print JSON (one array of objects) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Remove the records of exited sandboxes and of those whose supervisor died, then list.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NameArg {
+    /// The sandbox's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Set K=V for the command, or copy this process's value of K (repeatable).
+    #[arg(long, short = 'e', value_name = "K=V|K")]
+    pub env: Vec<String>,
+
+    /// The sandbox's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing new output until the sandbox ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    /// The sandbox's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, short = 't', default_value_t = 10, value_name = "SECS")]
+    pub time: u64,
+
+    /// The sandboxes' names.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// Stop running sandboxes first (at once, with SIGKILL).
+    #[arg(long, short = 'f')]
+    pub force: bool,
+
+    /// The sandboxes' names.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CpArgs {
+    /// What to copy: a host path, or NAME:PATH in a sandbox.
+    #[arg(value_name = "SRC")]
+    pub src: String,
+
+    /// Where to: NAME:PATH in a sandbox, or a host path (into it when it is a directory).
+    #[arg(value_name = "DEST")]
+    pub dest: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +190,16 @@ pub(crate) struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
+    /// Leave the sandbox running in the background under a supervisor of its own, print its
+    /// name once it is ready, and exit (see `standin ls`, `exec`, `logs`, `stop`, `rm`).
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+
+    /// Name the sandbox (unique among this user's detached sandboxes; 1 to 63 characters from
+    /// a-z A-Z 0-9 _ . -). Default with -d: `sb-` and its id.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
     /// Bind HOST_DIR read-write at /workspace, the working directory (default: a fresh empty
     /// directory, removed afterwards).
     #[arg(long, value_name = "HOST_DIR")]

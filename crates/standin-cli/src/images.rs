@@ -112,7 +112,7 @@ pub(crate) fn prune() -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -135,7 +135,7 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-fn ago(secs: u64) -> String {
+pub(crate) fn ago(secs: u64) -> String {
     match secs {
         0..60 => "just now".into(),
         60..3600 => format!("{} min ago", secs / 60),

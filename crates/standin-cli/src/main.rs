@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod images;
 mod progress;
+mod sandboxes;
 mod secrets;
 
 use anyhow::Context;
@@ -47,6 +48,19 @@ fn main() {
         Command::Pull(args) => {
             init_logging(&cli.log_level);
             with_runtime(images::pull(&args))
+        }
+        Command::Ls(args) => report(sandboxes::ls(&args)),
+        Command::Exec(args) => {
+            init_logging(&cli.log_level);
+            with_runtime(sandboxes::exec(args))
+        }
+        Command::Logs(args) => report(sandboxes::logs(&args)),
+        Command::Stop(args) => with_runtime(sandboxes::stop(args)),
+        Command::Rm(args) => with_runtime(sandboxes::rm(args)),
+        Command::Inspect(args) => with_runtime(sandboxes::inspect(args)),
+        Command::Cp(args) => {
+            init_logging(&cli.log_level);
+            with_runtime(sandboxes::cp(args))
         }
         Command::Images => report(images::list()),
         Command::Rmi(args) => report(images::rmi(&args)),
@@ -130,12 +144,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     };
     let (sb, net) = (&cfg.sandbox, &cfg.network);
     let image = args.image.as_ref().or(sb.image.as_ref());
-    let mut builder = Sandbox::builder("run");
+    let name = match (&args.name, args.detach) {
+        (Some(n), _) => n.clone(),
+        (None, true) => sandboxes::generated_name(),
+        (None, false) => "run".to_owned(),
+    };
+    if let Err(e) = standin::detached::validate_name(&name) {
+        anyhow::bail!("--name: {e}");
+    }
+    let mut builder = Sandbox::builder(&name).detached(args.detach);
     if !args.command.is_empty() {
         builder = builder.command(args.command.clone());
     } else if image.is_some() {
         builder = builder.image_command_if_none();
-    } else {
+    } else if !args.detach {
         anyhow::bail!(
             "give the command to run after `--` (for example `standin run -- sh -c 'echo hi'`), or --image IMAGE to run the image's own command"
         );
@@ -230,6 +252,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     let sandbox = builder.create().await?;
     for w in sandbox.limit_warnings() {
         eprintln!("standin: warning: {w}");
+    }
+    if args.detach {
+        println!("{}", sandbox.name());
+        return Ok(0);
     }
     let code = tokio::select! {
         code = sandbox.wait() => {

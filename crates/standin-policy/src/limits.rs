@@ -28,7 +28,7 @@ pub const DEFAULT_MEMORY: u64 = 4 << 30;
 pub const DEFAULT_PIDS: u32 = 4096;
 
 /// One limit's setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Limit<T> {
     /// Not given: the default applies.
     #[default]
@@ -173,7 +173,7 @@ pub fn parse_pids(text: &str) -> Result<Limit<u32>, LimitError> {
 /// limit; writable space (the tmpfs holding `/tmp`, `/workspace`, `/dev/shm` and an image's
 /// writable layer, which lives in memory) half the memory limit, or a quarter of the host's
 /// memory when memory is unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `--memory`.
     pub memory: Limit<u64>,

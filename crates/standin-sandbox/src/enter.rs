@@ -1,4 +1,4 @@
-//! The exec helper: runs one more command inside a running sandbox.
+//! The exec helper: runs one more command (or a file operation) inside a running sandbox.
 //!
 //! Started by the supervisor as a fresh, single-threaded process holding a pidfd of the
 //! sandbox's init at fd 3 (and the sandbox cgroup's `cgroup.procs` after it, which it joins
@@ -9,7 +9,7 @@
 //! helper dies, the command gets SIGKILL.
 
 use crate::init::{die_with_parent, writable_paths};
-use crate::spec::{ExecSpec, SandboxSpec};
+use crate::spec::{Job, SandboxSpec};
 use crate::sys::process::{Forked, fork};
 use crate::workload;
 use nix::sched::{CloneFlags, setns};
@@ -21,8 +21,8 @@ use std::os::fd::{AsFd, OwnedFd};
 /// What the exec helper is asked to do (passed as one JSON argument).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct EnterRequest {
-    /// The command.
-    pub exec: ExecSpec,
+    /// The command or file operation.
+    pub job: Job,
     /// The sandbox it runs in (for its writable paths).
     pub sandbox: SandboxSpec,
     /// How many `cgroup.procs` descriptors of the sandbox's cgroup follow the pidfd.
@@ -77,7 +77,16 @@ pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> 
             drop(alive_w);
             die_with_parent(&alive_r);
             drop(alive_r);
-            workload::exec(&req.exec, &writable, &seccomp)
+            match &req.job {
+                Job::Command(exec) => workload::exec(exec, &writable, &seccomp),
+                Job::Files { op, user } => {
+                    if let Err(e) = workload::drop_to(user.as_deref(), &writable, &seccomp) {
+                        eprintln!("standin: {}: {e}", op.path().display());
+                        std::process::exit(crate::files::EXIT_FAILED);
+                    }
+                    std::process::exit(crate::files::main(op))
+                }
+            }
         }
         Ok(Forked::Parent(pid)) => {
             drop(alive_r);

@@ -45,3 +45,16 @@ pub fn run_if_requested() {
         enter::main(&req, pidfd, cgroup)
     }
 }
+
+/// Have `cmd` start with `fd` at descriptor number `at` (for a helper role of a higher layer,
+/// such as a detached sandbox's supervisor). `fd` must stay open until `cmd` is spawned.
+pub fn pass_descriptor(cmd: &mut std::process::Command, fd: std::os::fd::BorrowedFd<'_>, at: i32) {
+    use std::os::fd::AsRawFd;
+    crate::sys::process::pass_fd(cmd, fd.as_raw_fd(), at);
+}
+
+/// Take ownership of descriptor `fd`, inherited from the parent through
+/// [`pass_descriptor`]; an error when it is not open.
+pub fn adopt_descriptor(fd: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    adopt_inherited(fd)
+}

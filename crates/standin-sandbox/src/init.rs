@@ -26,10 +26,12 @@ pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
     die_with_parent(&alive);
     drop(alive);
 
-    // Block SIGCHLD so we can wait for it synchronously; other signals from inside the
-    // namespace are ignored by the kernel for PID 1 without a handler.
+    // Block SIGCHLD and SIGTERM so we can wait for them synchronously. A blocked signal is
+    // never discarded, so the supervisor's SIGTERM (a graceful stop) reaches PID 1 even though
+    // it has no handler; other signals from inside the namespace are ignored by the kernel.
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
+    chld.add(Signal::SIGTERM);
     let _ = chld.thread_block();
 
     if let Err(message) = setup(spec) {
@@ -113,6 +115,8 @@ fn setup(spec: &SandboxSpec) -> Result<(), String> {
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting the hostname: {e}"))
 }
 
+/// Reap every child until the main command exits. SIGTERM (a graceful stop) goes on to the
+/// main command; a sandbox without one ends at once (with 143, as if terminated).
 fn reap(main_pid: Option<i32>, chld: &SigSet) -> ! {
     loop {
         loop {
@@ -127,7 +131,15 @@ fn reap(main_pid: Option<i32>, chld: &SigSet) -> ! {
                 }
             }
         }
-        let _ = chld.wait();
+        if let Ok(Signal::SIGTERM) = chld.wait() {
+            match main_pid {
+                Some(pid) => {
+                    let _ =
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+                }
+                None => std::process::exit(128 + Signal::SIGTERM as i32),
+            }
+        }
     }
 }
 

@@ -29,8 +29,10 @@
 
 pub(crate) mod capture_rules;
 pub mod cgroup;
+pub mod channel;
 pub(crate) mod enter;
 pub(crate) mod error;
+pub mod files;
 pub(crate) mod harden;
 pub mod helper;
 pub mod idmap;
@@ -56,5 +58,5 @@ pub(crate) mod workload;
 pub use cgroup::LimitUsage;
 pub use error::SandboxError;
 pub use netns::CaptureSockets;
-pub use spec::{ExecSpec, ImageRoot, NetworkMode, ResourceLimits, RootSource, SandboxSpec};
+pub use spec::{ExecSpec, ImageRoot, Job, NetworkMode, ResourceLimits, RootSource, SandboxSpec};
 pub use supervisor::{MainPipes, SandboxProcess, StdioSpec};

@@ -133,5 +133,20 @@ pub struct ExecSpec {
     pub user: Option<String>,
 }
 
+/// What the exec helper runs inside a running sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Job {
+    /// A command, hardened exactly like the main command.
+    Command(ExecSpec),
+    /// A file operation, done by standin's own code with the same privileges a command of
+    /// the sandbox has (see [`crate::files`]).
+    Files {
+        /// The operation.
+        op: crate::files::FileOp,
+        /// The user it runs as (the image's `User`; `None`: the sandbox's root).
+        user: Option<String>,
+    },
+}
+
 /// The sandbox's working directory.
 pub const WORKSPACE: &str = "/workspace";

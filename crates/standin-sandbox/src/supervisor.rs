@@ -15,7 +15,7 @@ use crate::helper::{ENTER_ARG, STAGE1_ARG};
 use crate::idmap::IdMaps;
 use crate::netns::CaptureSockets;
 use crate::protocol::{self, FromSandbox, ToSandbox};
-use crate::spec::{ExecSpec, NetworkMode, ResourceLimits, SandboxSpec};
+use crate::spec::{ExecSpec, Job, NetworkMode, ResourceLimits, SandboxSpec};
 use crate::sys::pidfd;
 use crate::sys::process::pass_fd;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -211,9 +211,45 @@ impl SandboxProcess {
         self.spec.limits.clone()
     }
 
+    /// Ask the sandbox to end: SIGTERM goes to its main command (a sandbox without one ends
+    /// at once). Follow with [`kill`](Self::kill) if it has not ended after a grace period.
+    pub fn terminate(&self) {
+        let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGTERM);
+    }
+
+    /// What the sandbox's cgroup has recorded so far, with the memory and processes in use
+    /// now (`None` without a cgroup).
+    pub fn usage_now(&self) -> Option<LimitUsage> {
+        self.cgroup.as_ref().map(SandboxCgroup::usage)
+    }
+
+    /// Whether the sandbox has ended (its init is gone).
+    pub fn has_ended(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.init_pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
     /// Kill every process of the sandbox at once. Idempotent.
     pub fn kill(&self) {
         let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
+    }
+
+    /// Wait (up to `timeout`) for the sandbox to end on its own; whether it did.
+    pub fn wait_ended(&self, timeout: std::time::Duration) -> bool {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            self.init_pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        loop {
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return matches!(r, Ok(n) if n > 0),
+            }
+        }
     }
 
     /// Kill every process of the sandbox and wait (up to `timeout`) until they are gone.
@@ -271,6 +307,12 @@ impl SandboxProcess {
     /// Start `exec` inside the sandbox; the returned child is the exec helper, whose exit status
     /// is the command's.
     pub fn exec(&self, exec: &ExecSpec, stdio: StdioSpec) -> Result<Child, SandboxError> {
+        self.run(&Job::Command(exec.clone()), stdio)
+    }
+
+    /// Start `job` (a command or a file operation) inside the sandbox; the returned child is
+    /// the exec helper, whose exit status is the job's.
+    pub fn run(&self, job: &Job, stdio: StdioSpec) -> Result<Child, SandboxError> {
         // Copies above every descriptor number the helper is given, so that placing one at its
         // number cannot overwrite another before it is placed.
         let high = |fd: BorrowedFd<'_>| {
@@ -286,7 +328,7 @@ impl SandboxProcess {
             .map(high)
             .collect::<Result<Vec<OwnedFd>, _>>()?;
         let req = EnterRequest {
-            exec: exec.clone(),
+            job: job.clone(),
             sandbox: self.spec.clone(),
             cgroup_fds: procs.len(),
         };

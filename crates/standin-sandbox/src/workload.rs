@@ -14,6 +14,24 @@ pub(crate) const EXIT_NOT_FOUND: i32 = 127;
 /// Exit code when the command could not be executed, or the sandbox could not drop privileges.
 pub(crate) const EXIT_CANNOT_EXEC: i32 = 126;
 
+/// Become an unprivileged process of the sandbox without exec'ing anything: new session,
+/// `/` as working directory, `user` (or the sandbox's root), every privilege dropped. For
+/// standin's own file operations, which must not be able to do more than a command could.
+pub(crate) fn drop_to(
+    user: Option<&str>,
+    writable: &WritablePaths,
+    seccomp: &[seccompiler::BpfProgram],
+) -> Result<(), String> {
+    reset_signals();
+    let _ = nix::unistd::setsid();
+    nix::unistd::chdir("/").map_err(|e| format!("cannot enter /: {e}"))?;
+    let ids = match user {
+        Some(u) => Some(crate::user::resolve(u, Path::new("/etc"))?),
+        None => None,
+    };
+    drop_privileges(writable, seccomp, ids.map(|i| (i.uid, i.gid)))
+}
+
 /// Become the workload and exec it. Never returns: on failure prints one line to stderr and
 /// exits with 126 or 127.
 pub(crate) fn exec(

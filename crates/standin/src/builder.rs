@@ -53,19 +53,20 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct SandboxBuilder {
     pub(crate) name: String,
-    hostname: Option<String>,
-    root: RootSource,
-    workdir: Option<PathBuf>,
-    mounts: Vec<MountSpec>,
-    env: Vec<(String, String)>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) root: RootSource,
+    pub(crate) workdir: Option<PathBuf>,
+    pub(crate) mounts: Vec<MountSpec>,
+    pub(crate) env: Vec<(String, String)>,
     pub(crate) network: NetworkBuilder,
-    command: Option<Vec<String>>,
-    use_image_command: bool,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) use_image_command: bool,
     pub(crate) image: ImageChoice,
     pub(crate) helper: Option<PathBuf>,
     pub(crate) stdio: StdioSpec,
-    limits: Limits,
-    errors: Vec<String>,
+    pub(crate) limits: Limits,
+    pub(crate) detached: bool,
+    pub(crate) errors: Vec<String>,
 }
 
 impl SandboxBuilder {
@@ -84,6 +85,7 @@ impl SandboxBuilder {
             helper: None,
             stdio: StdioSpec::default(),
             limits: Limits::default(),
+            detached: false,
             errors: Vec::new(),
         }
     }
@@ -347,14 +349,49 @@ impl SandboxBuilder {
         self
     }
 
+    /// Detach the sandbox from this process: a supervisor process of its own holds the
+    /// boundary and the real values, the main command's output goes to a log, and the
+    /// sandbox runs until its main command ends or it is stopped, whatever becomes of this
+    /// process. The builder's name must be unique among this user's detached sandboxes
+    /// (see [`validate_name`](crate::detached::validate_name)); reattach with
+    /// [`Sandbox::get`]. Dropping a detached handle does not stop the sandbox. Callbacks
+    /// (`on_event`, `stdio`) cannot follow it: use an events file and the log.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), standin::Error> {
+    /// let sb = standin::Sandbox::builder("agent-7")
+    ///     .detached(true)
+    ///     .create()
+    ///     .await?;
+    /// drop(sb); // still running
+    /// let sb = standin::Sandbox::get("agent-7").await?;
+    /// sb.exec("true", Vec::<String>::new()).await?;
+    /// sb.stop();
+    /// # Ok(()) }
+    /// ```
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
+    }
+
     /// Create the sandbox (and start its main command, if any).
     pub async fn create(self) -> Result<Sandbox, Error> {
-        if !self.errors.is_empty() || !self.network.errors.is_empty() {
-            let mut problems = self.errors;
-            problems.extend(self.network.errors);
+        let mut problems = self.errors.clone();
+        problems.extend(self.network.errors.iter().cloned());
+        if self.detached
+            && let Err(e) = crate::detached::validate_name(&self.name)
+        {
+            problems.push(e);
+        }
+        if !problems.is_empty() {
             return Err(Error::Config { problems });
         }
-        Sandbox::create(self).await
+        if self.detached {
+            return crate::detached::create(self).await;
+        }
+        crate::sandbox::Local::create(self)
+            .await
+            .map(Sandbox::attached)
     }
 
     pub(crate) fn spec(&self, image: Option<&ResolvedImage>) -> Result<SandboxSpec, Error> {

@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+pub mod detached;
 mod error;
 mod event;
 mod image;
@@ -38,12 +39,15 @@ mod secret;
 mod stdio;
 
 pub use builder::SandboxBuilder;
+pub use detached::{SandboxInfo, SandboxState};
 pub use error::{Error, NetworkError, RuntimeError};
 pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
 pub use image::image_store;
 pub use limits::{LimitUsage, ResourceLimits, limit_messages};
 pub use network::{NetworkBuilder, parse_resolver};
-pub use sandbox::{ExecOutput, Sandbox};
+pub use sandbox::{
+    ExecOutput, FileEntry, FileKind, MAX_EXEC_OUTPUT, MAX_READ_BYTES, Sandbox, SandboxFs,
+};
 pub use secret::{
     DangerousSecretBuilder, DangerousViolationActionBuilder, SecretBuilder, SecretInjection,
     SecretValue, ViolationAction, ViolationActionBuilder, ViolationPolicy,
@@ -70,4 +74,24 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
 /// the default helper.
 pub fn run_helper_if_requested() {
     standin_sandbox::helper::run_if_requested();
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == detached::supervisor::SUPERVISE_ARG)
+    {
+        let dir = args
+            .next()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        detached::supervisor::main(dir)
+    }
+}
+
+/// The async runtime a supervisor runs on: two workers (the boundary's tasks are short; more
+/// threads only add wake-ups on small machines).
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }

@@ -4,7 +4,7 @@
 use standin_policy::limits::Bytes;
 
 /// The limits a sandbox runs with, defaults applied (`None`: unlimited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ResourceLimits {
     /// Bytes of memory (processes and writable space together).
@@ -29,7 +29,7 @@ impl From<standin_sandbox::ResourceLimits> for ResourceLimits {
 }
 
 /// What the limits did during a sandbox's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct LimitUsage {
     /// Processes the kernel killed because the memory limit was reached.
@@ -42,6 +42,12 @@ pub struct LimitUsage {
     pub cpu_throttled: u64,
     /// CPU time used, in microseconds, where the kernel reports it.
     pub cpu_usage_usec: Option<u64>,
+    /// Memory in use when this was read (a running sandbox's), in bytes.
+    #[serde(default)]
+    pub memory_current: Option<u64>,
+    /// Processes and threads alive when this was read (a running sandbox's).
+    #[serde(default)]
+    pub pids_current: Option<u64>,
 }
 
 impl From<standin_sandbox::LimitUsage> for LimitUsage {
@@ -52,6 +58,8 @@ impl From<standin_sandbox::LimitUsage> for LimitUsage {
             pids_refused: u.pids_refused,
             cpu_throttled: u.cpu_throttled,
             cpu_usage_usec: u.cpu_usage_usec,
+            memory_current: u.memory_current,
+            pids_current: u.pids_current,
         }
     }
 }

@@ -33,9 +33,9 @@ type Listener = Box<dyn Fn(&Event) + Send + Sync>;
 /// ```
 pub struct NetworkBuilder {
     pub(crate) enabled: bool,
-    rules: Vec<Rule>,
-    default: Action,
-    rebind_protection: bool,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Action,
+    pub(crate) rebind_protection: bool,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) dns_upstreams: Vec<SocketAddr>,

@@ -39,6 +39,11 @@ impl StdioSpec {
         self
     }
 
+    /// Whether no stream was set.
+    pub(crate) fn is_default(&self) -> bool {
+        self.stdin.is_none() && self.stdout.is_none() && self.stderr.is_none()
+    }
+
     pub(crate) fn into_runtime(self) -> standin_sandbox::StdioSpec {
         standin_sandbox::StdioSpec {
             stdin: self.stdin,

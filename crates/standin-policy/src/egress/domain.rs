@@ -28,8 +28,24 @@ pub enum DomainError {
 }
 
 /// A canonical domain name: lower-case ASCII, no trailing dot.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct DomainName(String);
+
+impl TryFrom<String> for DomainName {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<DomainName, DomainError> {
+        DomainName::parse(&s)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(d: DomainName) -> String {
+        d.0
+    }
+}
 
 impl DomainName {
     /// Parse and canonicalise (lower-case; one trailing dot allowed and dropped).
@@ -82,12 +98,26 @@ impl fmt::Display for DomainName {
 }
 
 /// A host pattern: an exact name, or `*.suffix` (the suffix itself and any subdomain).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum HostPattern {
     /// Exact name.
     Exact(DomainName),
     /// `*.suffix`.
     Suffix(DomainName),
+}
+
+impl TryFrom<String> for HostPattern {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<HostPattern, DomainError> {
+        HostPattern::parse(&s)
+    }
+}
+
+impl From<HostPattern> for String {
+    fn from(p: HostPattern) -> String {
+        p.to_string()
+    }
 }
 
 impl HostPattern {

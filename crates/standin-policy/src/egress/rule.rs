@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use thiserror::Error;
 
 /// Allow or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// Let it through.
     Allow,
@@ -144,8 +144,9 @@ impl PortRange {
     }
 }
 
-/// One rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One rule. Serialized as its text (`allow@*.example.com:tcp:443`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Rule {
     /// What happens on a match.
     pub action: Action,
@@ -367,6 +368,19 @@ fn parse_ports(list: &str) -> Option<Vec<PortRange>> {
         out.push(PortRange { lo, hi });
     }
     Some(out)
+}
+
+impl TryFrom<String> for Rule {
+    type Error = RuleError;
+    fn try_from(s: String) -> Result<Rule, RuleError> {
+        Rule::parse(&s)
+    }
+}
+
+impl From<Rule> for String {
+    fn from(r: Rule) -> String {
+        r.to_string()
+    }
 }
 
 impl fmt::Display for Rule {

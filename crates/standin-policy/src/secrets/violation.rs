@@ -47,7 +47,7 @@ impl ViolationAction {
 
 /// A violation policy: a base blocking action and hosts that receive the placeholder
 /// unchanged instead. `block*` sets the base, `passthrough*` adds hosts, in any order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViolationPolicy {
     /// The base action, when one was set explicitly (`None`: fall back to the sandbox-wide
     /// policy, whose own default is [`ViolationAction::Block`]).

@@ -202,6 +202,15 @@ impl SandboxCgroup {
         self.parts.iter().map(|p| p.procs.as_fd()).collect()
     }
 
+    /// What the cgroup has recorded so far (with the memory and processes in use now).
+    pub(crate) fn usage(&self) -> LimitUsage {
+        let mut usage = LimitUsage::default();
+        for p in &self.parts {
+            usage.read(p.version, &p.controllers, p.dir.as_fd());
+        }
+        usage
+    }
+
     /// Remove the cgroup's directories that are empty (the reaper removes the others once
     /// their last process is gone). Idempotent; also done on drop.
     pub(crate) fn remove(&self) {

@@ -24,6 +24,12 @@ pub struct LimitUsage {
     pub cpu_throttled: u64,
     /// CPU time used, in microseconds, where the kernel reports it (v2).
     pub cpu_usage_usec: Option<u64>,
+    /// Memory in use when this was read, in bytes.
+    #[serde(default)]
+    pub memory_current: Option<u64>,
+    /// Processes and threads alive when this was read.
+    #[serde(default)]
+    pub pids_current: Option<u64>,
 }
 
 impl LimitUsage {
@@ -41,17 +47,20 @@ impl LimitUsage {
                         self.oom_kills += n;
                     }
                     self.memory_peak = number(dir, "memory.max_usage_in_bytes");
+                    self.memory_current = number(dir, "memory.usage_in_bytes");
                 }
                 (Controller::Memory, Version::V2) => {
                     if let Some(n) = stat(dir, "memory.events", "oom_kill") {
                         self.oom_kills += n;
                     }
                     self.memory_peak = number(dir, "memory.peak");
+                    self.memory_current = number(dir, "memory.current");
                 }
                 (Controller::Pids, _) => {
                     if let Some(n) = stat(dir, "pids.events", "max") {
                         self.pids_refused += n;
                     }
+                    self.pids_current = number(dir, "pids.current");
                 }
                 (Controller::Cpu, _) => {
                     if let Some(n) = stat(dir, "cpu.stat", "nr_throttled") {

@@ -1,26 +1,28 @@
-//! [`Sandbox`]: a running sandbox, its boundary, and commands run inside it.
+//! [`Local`]: a sandbox this process supervises, with its boundary.
 
+use super::launch::{Launched, Task};
 use crate::Error;
 use crate::builder::SandboxBuilder;
-use crate::limits::{LimitUsage, ResourceLimits};
 use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
 use standin_policy::guest_env;
-use standin_sandbox::spec::ExecSpec;
+use standin_sandbox::spec::{ExecSpec, Job};
 use standin_sandbox::{CaptureSockets, SandboxProcess};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A running sandbox. Dropping it stops it (every process inside is killed).
+/// A sandbox this process supervises: it holds the boundary and the real values, and
+/// dropping it stops the sandbox.
 #[derive(Debug)]
-pub struct Sandbox {
-    id: String,
-    name: String,
-    hostname: String,
+pub(crate) struct Local {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) hostname: String,
     env: Vec<(String, String)>,
-    process: Arc<SandboxProcess>,
-    pipes: Option<MainPipes>,
+    pub(crate) process: Arc<SandboxProcess>,
+    pub(crate) pipes: Option<MainPipes>,
     terminated: Arc<AtomicBool>,
     cwd: PathBuf,
     user: Option<String>,
@@ -29,31 +31,8 @@ pub struct Sandbox {
     _image: Option<crate::image::ResolvedImage>,
 }
 
-/// Output of a finished [`Sandbox::exec`].
-#[derive(Debug, Clone)]
-pub struct ExecOutput {
-    /// Exit code (128+N if killed by signal N).
-    pub code: i32,
-    /// Captured stdout.
-    pub stdout: Vec<u8>,
-    /// Captured stderr.
-    pub stderr: Vec<u8>,
-}
-
-impl ExecOutput {
-    /// stdout as UTF-8 (lossy).
-    pub fn stdout_str(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-impl Sandbox {
-    /// Start describing a sandbox called `name` (used in logs and events).
-    pub fn builder(name: &str) -> SandboxBuilder {
-        SandboxBuilder::new(name)
-    }
-
-    pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
+impl Local {
+    pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Local, Error> {
         let image = b.image.resolve().await?;
         let mut spec = b.spec(image.as_ref())?;
         let exec_env = b.environment(&spec.hostname, image.as_ref());
@@ -151,7 +130,7 @@ impl Sandbox {
             None => None,
         };
         tracing::debug!(sandbox = %b.name, init_pid = process.init_pid(), "sandbox ready");
-        Ok(Sandbox {
+        Ok(Local {
             id,
             name: b.name.clone(),
             hostname: spec.hostname.clone(),
@@ -166,101 +145,69 @@ impl Sandbox {
         })
     }
 
-    /// The sandbox's unique id (as it appears in events).
-    pub fn id(&self) -> &str {
-        &self.id
+    /// The job a [`Task`] becomes in this sandbox: a command gets the sandbox's environment
+    /// (with `env` over it), working directory and user; a file operation its user.
+    pub(crate) fn job(&self, task: Task) -> Result<Job, Error> {
+        match task {
+            Task::Command { argv, env: extra } => {
+                if argv.is_empty() || argv[0].is_empty() || argv.iter().any(|a| a.contains('\0')) {
+                    return Err(Error::config(
+                        "exec: give a program name; arguments cannot contain NUL",
+                    ));
+                }
+                let mut env = self.env.clone();
+                for (k, v) in &extra {
+                    standin_policy::env_spec::validate_name_strict(k)
+                        .map_err(|e| Error::config(format!("exec env {k:?}: {e}")))?;
+                    if v.contains('\0') {
+                        return Err(Error::config(format!(
+                            "exec env {k:?}: value contains a NUL byte"
+                        )));
+                    }
+                    guest_env::set(&mut env, k, v);
+                }
+                Ok(Job::Command(ExecSpec {
+                    argv,
+                    env,
+                    cwd: self.cwd.clone(),
+                    user: self.user.clone(),
+                }))
+            }
+            Task::Files(op) => Ok(Job::Files {
+                op,
+                user: self.user.clone(),
+            }),
+        }
     }
 
-    /// The sandbox's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Start `task` with the given standard streams.
+    pub(crate) fn launch(&self, task: Task, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+        let job = self.job(task)?;
+        let [stdin, stdout, stderr] = stdio;
+        let spec = standin_sandbox::StdioSpec {
+            stdin: Some(stdin.into()),
+            stdout: Some(stdout.into()),
+            stderr: Some(stderr.into()),
+        };
+        Ok(Launched::Local(self.process.run(&job, spec)?))
     }
 
-    /// Host PID of the sandbox's init (its PID 1).
-    pub fn init_pid(&self) -> i32 {
-        self.process.init_pid()
-    }
-
-    /// Run `program` with `args` inside the sandbox and collect its output.
-    ///
-    /// ```no_run
-    /// # async fn demo(sandbox: &standin::Sandbox) -> Result<(), standin::Error> {
-    /// let out = sandbox.exec("python3", ["-c", "print(2 + 2)"]).await?;
-    /// assert_eq!((out.code, out.stdout_str().trim()), (0, "4"));
-    /// # Ok(()) }
-    /// ```
-    pub async fn exec<I, S>(&self, program: &str, args: I) -> Result<ExecOutput, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let mut argv = vec![program.to_owned()];
-        argv.extend(args.into_iter().map(Into::into));
-        let child = self.spawn(argv, &[], StdioSpec::default())?;
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        Ok(ExecOutput {
-            code: exit_code(out.status),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
-    }
-
-    /// Start `argv` inside the sandbox with extra environment variables and the given stdio
-    /// (unset streams: stdin null, stdout and stderr piped). The returned child's exit status
-    /// is the command's.
-    ///
-    /// ```no_run
-    /// # fn demo(sandbox: &standin::Sandbox) -> Result<(), standin::Error> {
-    /// use std::io::Write;
-    /// let mut child = sandbox.spawn(
-    ///     vec!["sh".into(), "-c".into(), "wc -c".into()],
-    ///     &[("LANG".into(), "C.UTF-8".into())],
-    ///     standin::StdioSpec::default().stdin(std::process::Stdio::piped()),
-    /// )?;
-    /// child.stdin.take().unwrap().write_all(b"hello")?;
-    /// let out = child.wait_with_output()?;
-    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
-    /// # Ok(()) }
-    /// ```
-    pub fn spawn(
+    /// See [`Sandbox::spawn`](crate::Sandbox::spawn).
+    pub(crate) fn spawn(
         &self,
         argv: Vec<String>,
         extra_env: &[(String, String)],
         stdio: StdioSpec,
     ) -> Result<std::process::Child, Error> {
-        if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
-            return Err(Error::config(
-                "exec: give a program name; arguments cannot contain NUL",
-            ));
-        }
-        let mut env = self.env.clone();
-        for (k, v) in extra_env {
-            guest_env::set(&mut env, k, v);
-        }
-        let spec = ExecSpec {
+        let job = self.job(Task::Command {
             argv,
-            env,
-            cwd: self.cwd.clone(),
-            user: self.user.clone(),
-        };
-        Ok(self.process.exec(&spec, stdio.into_runtime())?)
+            env: extra_env.to_vec(),
+        })?;
+        Ok(self.process.run(&job, stdio.into_runtime())?)
     }
 
-    /// Wait for the main command to finish; returns its exit code (128+N if killed by signal
-    /// N, 137 if the sandbox was stopped).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), standin::Error> {
-    /// let sandbox = standin::Sandbox::builder("job")
-    ///     .command(["sh", "-c", "exit 3"])
-    ///     .create()
-    ///     .await?;
-    /// assert_eq!(sandbox.wait().await?, 3);
-    /// # Ok(()) }
-    /// ```
-    pub async fn wait(&self) -> Result<i32, Error> {
+    /// See [`Sandbox::wait`](crate::Sandbox::wait).
+    pub(crate) async fn wait(&self) -> Result<i32, Error> {
         let process = self.process.clone();
         tokio::task::spawn_blocking(move || process.wait())
             .await
@@ -268,54 +215,13 @@ impl Sandbox {
             .map_err(Error::from)
     }
 
-    /// Limits that could not be enforced on this host (only defaults can be skipped: a limit
-    /// given explicitly that cannot be enforced fails `create`).
-    pub fn limit_warnings(&self) -> &[String] {
-        self.process.warnings()
-    }
-
-    /// What the limits did, once [`wait`](Sandbox::wait) has returned: processes killed at
-    /// the memory limit, forks refused at the pids limit, CPU periods throttled.
-    pub fn limit_usage(&self) -> Option<LimitUsage> {
-        self.process.limit_usage().map(Into::into)
-    }
-
-    /// The limits in force (defaults applied).
-    pub fn limits(&self) -> ResourceLimits {
-        self.process.limits().into()
-    }
-
-    /// One message per limit the sandbox reached, naming it and how to raise it; empty
-    /// before [`wait`](Sandbox::wait) has returned or when no limit was reached.
-    pub fn limit_messages(&self) -> Vec<String> {
-        self.limit_usage()
-            .map(|u| crate::limits::limit_messages(&self.limits(), &u))
-            .unwrap_or_default()
-    }
-
     /// Whether the sandbox was killed by a block-and-terminate secret violation.
-    pub fn terminated_by_violation(&self) -> bool {
+    pub(crate) fn terminated_by_violation(&self) -> bool {
         self.terminated.load(Ordering::Acquire)
-    }
-
-    /// Stop the sandbox now: every process inside is killed. Idempotent.
-    pub fn stop(&self) {
-        self.process.kill();
-    }
-
-    /// The main command's pipes, for the streams set to `Stdio::piped()` in
-    /// [`SandboxBuilder::stdio`]; `None` after the first call.
-    pub fn take_main_pipes(&mut self) -> Option<MainPipes> {
-        self.pipes.take()
-    }
-
-    /// The sandbox's hostname.
-    pub fn hostname(&self) -> &str {
-        &self.hostname
     }
 }
 
-impl Drop for Sandbox {
+impl Drop for Local {
     fn drop(&mut self) {
         self.process.kill();
     }
@@ -332,7 +238,7 @@ fn listeners(s: CaptureSockets) -> CaptureListeners {
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()
@@ -341,7 +247,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 /// 12 random hex digits.
-fn sandbox_id() -> String {
+pub(crate) fn sandbox_id() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 6];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
