@@ -261,7 +261,9 @@ pub fn entry_path(path: &Path, rename: Option<&str>) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
     for (i, c) in path.components().enumerate() {
         match c {
-            Component::Normal(part) if i == 0 => out.push(rename.map_or(part, |r| r.as_ref())),
+            Component::Normal(part) if out.as_os_str().is_empty() => {
+                out.push(rename.map_or(part, |r| r.as_ref()))
+            }
             Component::Normal(part) => out.push(part),
             Component::CurDir if i == 0 => continue,
             _ => {

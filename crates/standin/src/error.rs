@@ -30,7 +30,7 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] standin_image::ImageError),
     /// I/O on the host side.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

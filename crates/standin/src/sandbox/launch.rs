@@ -135,6 +135,14 @@ impl Pending {
         let code = launched.wait()?;
         let stderr = stderr.join().unwrap_or_default();
         let fed = feeder.map(|f| f.join());
+        if code != 0 {
+            // The task's own failure explains what our ends of the pipes saw.
+            return Ok(Collected {
+                code,
+                stdout: Vec::new(),
+                stderr,
+            });
+        }
         let stdout = stdout.map_err(Error::Io)?;
         if let Some(Ok(Err(e))) = fed {
             return Err(Error::Io(e));
