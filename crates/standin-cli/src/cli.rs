@@ -78,6 +78,15 @@ pub(crate) struct NameArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExecArgs {
+    /// Give the command a terminal of its own (a pty inside the sandbox), relayed to this
+    /// one in raw mode: job control, window size, Ctrl-C and Ctrl-Z reach the command.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+
+    /// Keep stdin attached (always the case; accepted for Docker's `-it`).
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+
     /// Set K=V for the command, or copy this process's value of K (repeatable).
     #[arg(long, short = 'e', value_name = "K=V|K")]
     pub env: Vec<String>,
@@ -192,8 +201,17 @@ pub(crate) struct BenchArgs {
 pub(crate) struct RunArgs {
     /// Leave the sandbox running in the background under a supervisor of its own, print its
     /// name once it is ready, and exit (see `standin ls`, `exec`, `logs`, `stop`, `rm`).
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', conflicts_with = "tty")]
     pub detach: bool,
+
+    /// Give COMMAND a terminal of its own (a pty inside the sandbox), relayed to this one in
+    /// raw mode: job control, window size, Ctrl-C and Ctrl-Z reach the command.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+
+    /// Keep stdin attached (always the case; accepted for Docker's `-it`).
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
 
     /// Name the sandbox (unique among this user's detached sandboxes; 1 to 63 characters from
     /// a-z A-Z 0-9 _ . -). Default with -d: `sb-` and its id.

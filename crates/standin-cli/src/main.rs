@@ -14,6 +14,7 @@ mod images;
 mod progress;
 mod sandboxes;
 mod secrets;
+mod terminal;
 
 use anyhow::Context;
 use clap::Parser;
@@ -153,7 +154,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         anyhow::bail!("--name: {e}");
     }
     let mut builder = Sandbox::builder(&name).detached(args.detach);
-    if !args.command.is_empty() {
+    if args.tty {
+        // The command runs on a terminal of the sandbox's own: the sandbox idles, the command
+        // is exec'd on a pty, and the sandbox stops when it ends.
+        if args.command.is_empty() {
+            anyhow::bail!(
+                "-t: give the command to run after `--` (for example `standin run -it -- bash`)"
+            );
+        }
+    } else if !args.command.is_empty() {
         builder = builder.command(args.command.clone());
     } else if image.is_some() {
         builder = builder.image_command_if_none();
@@ -256,6 +265,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     if args.detach {
         println!("{}", sandbox.name());
         return Ok(0);
+    }
+    if args.tty {
+        let exec = sandbox
+            .exec_with_tty(args.command.clone(), Vec::new(), terminal::size())
+            .await?;
+        let code = terminal::relay(exec).await?;
+        sandbox.stop();
+        let _ = sandbox.wait().await;
+        return Ok(code);
     }
     let code = tokio::select! {
         code = sandbox.wait() => {

@@ -97,6 +97,12 @@ pub(crate) async fn exec(args: ExecArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    if args.tty {
+        let exec = sandbox
+            .exec_with_tty(args.command, env, crate::terminal::size())
+            .await?;
+        return crate::terminal::relay(exec).await;
+    }
     let stdio = [
         std::io::stdin().as_fd().try_clone_to_owned()?,
         std::io::stdout().as_fd().try_clone_to_owned()?,

@@ -548,8 +548,22 @@ fn a_detached_supervisor_holds_the_boundary_and_the_value_which_never_touches_di
     let home = Home::new();
     let ca = net.ca_file().display().to_string();
     let o = Command::new("ip")
-        .args(["netns", "exec", &net.client, standin_bin(), "run", "-d", "--name", "keyed"])
-        .args(["--upstream-ca", &ca, "--secret", "OPENAI_API_KEY@api.openai.com"])
+        .args([
+            "netns",
+            "exec",
+            &net.client,
+            standin_bin(),
+            "run",
+            "-d",
+            "--name",
+            "keyed",
+        ])
+        .args([
+            "--upstream-ca",
+            &ca,
+            "--secret",
+            "OPENAI_API_KEY@api.openai.com",
+        ])
         .args(["--on-secret-violation", "block-and-log"])
         .env("STANDIN_HOME", home.0.path())
         .env("OPENAI_API_KEY", VALUE)
@@ -568,7 +582,10 @@ fn a_detached_supervisor_holds_the_boundary_and_the_value_which_never_touches_di
         report(&o, &net)
     );
     let got = net.received_at(UPSTREAM_V4);
-    assert!(got.contains(&format!("Authorization: Bearer {VALUE}\r\n")), "{got}");
+    assert!(
+        got.contains(&format!("Authorization: Bearer {VALUE}\r\n")),
+        "{got}"
+    );
     assert!(!net.received().contains("/steal"), "{}", net.received());
     let inspect = home.ok(&["inspect", "keyed"]);
     assert!(inspect.contains("$MSB_OPENAI_API_KEY"), "{inspect}");

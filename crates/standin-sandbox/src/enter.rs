@@ -30,12 +30,40 @@ pub(crate) struct EnterRequest {
     pub cgroup_fds: usize,
 }
 
+/// Make a pty in the sandbox's own devpts (the helper is in its mount namespace), sized
+/// `rows`×`cols`; returns (master, slave).
+fn open_pty(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, size)?;
+    Ok((master, slave))
+}
+
 /// Exit code when the sandbox could not be entered.
 pub(crate) const EXIT_ENTER_FAILED: i32 = 125;
 
 /// Entry point. `pidfd` refers to the sandbox's init; `cgroup` are the `cgroup.procs`
 /// descriptors of the sandbox's cgroup.
-pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> ! {
+pub(crate) fn main(
+    req: &EnterRequest,
+    pidfd: OwnedFd,
+    cgroup: Vec<OwnedFd>,
+    pty_sock: Option<OwnedFd>,
+) -> ! {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("standin: cannot enter the sandbox ({what}): {e}");
         std::process::exit(EXIT_ENTER_FAILED)
@@ -68,6 +96,18 @@ pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> 
     if let Err(e) = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)) {
         fail("setresuid", &e);
     }
+    // A terminal was asked for: made here, inside, and its master sent back to the caller.
+    let slave = match (&req.job, pty_sock) {
+        (Job::Command(exec), Some(sock)) => {
+            let (rows, cols) = exec.tty.unwrap_or((24, 80));
+            let (master, slave) = open_pty(rows, cols).unwrap_or_else(|e| fail("making a pty", &e));
+            if let Err(e) = crate::sys::fdpass::send(sock.as_fd(), b"pty", &[master.as_fd()]) {
+                fail("sending the pty", &e);
+            }
+            Some(slave)
+        }
+        _ => None,
+    };
     let seccomp = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", &e));
     let writable = writable_paths(&req.sandbox);
     let (alive_r, alive_w) =
@@ -77,6 +117,18 @@ pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> 
             drop(alive_w);
             die_with_parent(&alive_r);
             drop(alive_r);
+            if let Some(slave) = &slave {
+                for to in [
+                    rustix::stdio::dup2_stdin,
+                    rustix::stdio::dup2_stdout,
+                    rustix::stdio::dup2_stderr,
+                ] {
+                    if let Err(e) = to(slave) {
+                        fail("using the pty", &e);
+                    }
+                }
+            }
+            drop(slave);
             match &req.job {
                 Job::Command(exec) => workload::exec(exec, &writable, &seccomp),
                 Job::Files { op, user } => {
@@ -90,6 +142,8 @@ pub(crate) fn main(req: &EnterRequest, pidfd: OwnedFd, cgroup: Vec<OwnedFd>) -> 
         }
         Ok(Forked::Parent(pid)) => {
             drop(alive_r);
+            // Only the command holds the pty's slave: its exit hangs the master up.
+            drop(slave);
             loop {
                 match waitpid(Pid::from_raw(pid), None) {
                     Err(nix::errno::Errno::EINTR) => continue,

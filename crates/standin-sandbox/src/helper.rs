@@ -42,7 +42,16 @@ pub fn run_if_requested() {
                 eprintln!("standin: exec helper started without the sandbox's cgroup: {e}");
                 std::process::exit(enter::EXIT_ENTER_FAILED)
             });
-        enter::main(&req, pidfd, cgroup)
+        let pty = match &req.job {
+            crate::spec::Job::Command(e) if e.tty.is_some() => Some(
+                adopt_inherited(HELPER_FD + 1 + req.cgroup_fds as i32).unwrap_or_else(|e| {
+                    eprintln!("standin: exec helper started without its pty socket: {e}");
+                    std::process::exit(enter::EXIT_ENTER_FAILED)
+                }),
+            ),
+            _ => None,
+        };
+        enter::main(&req, pidfd, cgroup, pty)
     }
 }
 

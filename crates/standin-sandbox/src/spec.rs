@@ -131,6 +131,10 @@ pub struct ExecSpec {
     /// `User`).
     #[serde(default)]
     pub user: Option<String>,
+    /// Run on a new pseudo-terminal of the sandbox's own with this size (rows, columns),
+    /// as the command's controlling terminal (exec only). The caller gets its other end.
+    #[serde(default)]
+    pub tty: Option<(u16, u16)>,
 }
 
 /// What the exec helper runs inside a running sandbox.

@@ -313,6 +313,18 @@ impl SandboxProcess {
     /// Start `job` (a command or a file operation) inside the sandbox; the returned child is
     /// the exec helper, whose exit status is the job's.
     pub fn run(&self, job: &Job, stdio: StdioSpec) -> Result<Child, SandboxError> {
+        self.run_with_pty(job, stdio).map(|(child, _)| child)
+    }
+
+    /// Like [`run`](Self::run); when `job` is a command with `tty` set, also returns the
+    /// master end of the pty made for it inside the sandbox (its stdin, stdout and stderr;
+    /// `stdio` is then ignored).
+    pub fn run_with_pty(
+        &self,
+        job: &Job,
+        stdio: StdioSpec,
+    ) -> Result<(Child, Option<OwnedFd>), SandboxError> {
+        let wants_pty = matches!(job, Job::Command(e) if e.tty.is_some());
         // Copies above every descriptor number the helper is given, so that placing one at its
         // number cannot overwrite another before it is placed.
         let high = |fd: BorrowedFd<'_>| {
@@ -335,6 +347,13 @@ impl SandboxProcess {
         let json =
             serde_json::to_string(&req).map_err(|e| SandboxError::Protocol(e.to_string()))?;
         let pidfd = high(self.init_pidfd.as_fd())?;
+        let pty_pair = if wants_pty {
+            let (ours, theirs) = crate::sys::fdpass::seqpacket_pair()
+                .map_err(SandboxError::io("creating the pty socket"))?;
+            Some((ours, high(theirs.as_fd())?))
+        } else {
+            None
+        };
         let mut cmd = Command::new(&self.helper);
         cmd.arg(ENTER_ARG).arg(json).env_clear();
         cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::null));
@@ -345,13 +364,37 @@ impl SandboxProcess {
         for (i, p) in procs.iter().enumerate() {
             pass_fd(&mut cmd, p.as_raw_fd(), HELPER_FD + 1 + i as i32);
         }
-        let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+        if let Some((_, theirs)) = &pty_pair {
+            pass_fd(
+                &mut cmd,
+                theirs.as_raw_fd(),
+                HELPER_FD + 1 + procs.len() as i32,
+            );
+        }
+        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             path: self.helper.display().to_string(),
             source,
         })?;
         drop(pidfd);
         drop(procs);
-        Ok(child)
+        let master = match pty_pair {
+            None => None,
+            Some((ours, theirs)) => {
+                drop(theirs);
+                let mut buf = [0u8; 8];
+                match crate::sys::fdpass::recv(ours.as_fd(), &mut buf) {
+                    Ok((_, fds)) if fds.len() == 1 => fds.into_iter().next(),
+                    _ => {
+                        // The helper said why on its stderr; its status tells the caller.
+                        let _ = child.wait();
+                        return Err(SandboxError::Protocol(
+                            "the exec helper could not make a terminal (see its stderr)".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        Ok((child, master))
     }
 }
 

@@ -435,6 +435,7 @@ impl SandboxBuilder {
                 env: self.environment(&hostname, image),
                 cwd: working_dir(image),
                 user: image.and_then(|i| i.record.config.user.clone()),
+                tty: None,
             }),
             etc_files: Vec::new(),
             trust_ca_pem: None,

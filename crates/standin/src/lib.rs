@@ -47,6 +47,7 @@ pub use limits::{LimitUsage, ResourceLimits, limit_messages};
 pub use network::{NetworkBuilder, parse_resolver};
 pub use sandbox::{
     ExecOutput, FileEntry, FileKind, MAX_EXEC_OUTPUT, MAX_READ_BYTES, Sandbox, SandboxFs,
+    TerminalExec,
 };
 pub use secret::{
     DangerousSecretBuilder, DangerousViolationActionBuilder, SecretBuilder, SecretInjection,

@@ -71,14 +71,20 @@ impl Remote {
         Ok(sock)
     }
 
-    /// Start `task` with these streams.
-    pub(crate) fn launch(&self, task: Task, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+    /// Start `task` with these streams; the pty's master when it asked for one.
+    pub(crate) fn launch(
+        &self,
+        task: Task,
+        stdio: [OwnedFd; 3],
+    ) -> Result<(Launched, Option<OwnedFd>), Error> {
         let fds: Vec<_> = stdio.iter().map(|f| f.as_fd()).collect();
         let sock = self.ask(&Request::Run { task }, &fds)?;
         drop(stdio);
-        match receive(&sock)? {
-            Reply::Started => Ok(Launched::Remote(RemoteRun { sock })),
-            other => Err(unexpected(&other)),
+        match receive_with_fds(&sock)? {
+            (Reply::Started, fds) => {
+                Ok((Launched::Remote(RemoteRun { sock }), fds.into_iter().next()))
+            }
+            (other, _) => Err(unexpected(&other)),
         }
     }
 
@@ -136,9 +142,13 @@ pub(crate) fn stop_at(dir: &SandboxDir) -> Result<(), Error> {
 }
 
 fn receive(sock: &OwnedFd) -> Result<Reply, Error> {
+    receive_with_fds(sock).map(|(r, _)| r)
+}
+
+fn receive_with_fds(sock: &OwnedFd) -> Result<(Reply, Vec<OwnedFd>), Error> {
     match channel::recv::<Reply>(sock)? {
         Some((Reply::Failed { problems, message }, _)) => Err(failure(problems, message)),
-        Some((reply, _)) => Ok(reply),
+        Some(reply) => Ok(reply),
         None => Err(Error::Io(std::io::Error::other(
             "the sandbox's supervisor closed the connection",
         ))),

@@ -292,15 +292,18 @@ fn run_task(shared: &Shared, conn: &OwnedFd, task: Task, fds: Vec<OwnedFd>) {
         );
         return;
     };
-    let mut child = match shared.local.launch(task, stdio) {
-        Ok(Launched::Local(child)) => child,
-        Ok(Launched::Remote(_)) => return,
+    let (mut child, pty) = match shared.local.launch(task, stdio) {
+        Ok((Launched::Local(child), pty)) => (child, pty),
+        Ok((Launched::Remote(_), _)) => return,
         Err(e) => {
             reply(conn, &Reply::failed(&e));
             return;
         }
     };
-    reply(conn, &Reply::Started);
+    let pty_fds: Vec<BorrowedFd<'_>> = pty.iter().map(|p| p.as_fd()).collect();
+    let _ = channel::send(conn.as_fd(), &Reply::Started, &pty_fds);
+    drop(pty_fds);
+    drop(pty);
     let pid = rustix::process::Pid::from_child(&child);
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
     let (done_r, done_w) = match std::io::pipe() {

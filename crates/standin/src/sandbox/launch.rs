@@ -18,6 +18,9 @@ pub(crate) enum Task {
         argv: Vec<String>,
         /// Extra variables.
         env: Vec<(String, String)>,
+        /// A pty of this size (rows, columns) as its terminal, instead of the streams.
+        #[serde(default)]
+        tty: Option<(u16, u16)>,
     },
     /// A file operation.
     Files(FileOp),
@@ -83,7 +86,7 @@ pub(crate) struct Pending {
 /// Start a task with pipes: `launch` starts it with (stdin, stdout, stderr). Quick: only
 /// spawning (or asking the supervisor to spawn) happens here.
 pub(crate) fn start(
-    launch: impl FnOnce([OwnedFd; 3]) -> Result<Launched, Error>,
+    launch: impl FnOnce([OwnedFd; 3]) -> Result<(Launched, Option<OwnedFd>), Error>,
     input: Input,
 ) -> Result<Pending, Error> {
     let (in_r, stdin): (OwnedFd, Option<std::io::PipeWriter>) = match input {
@@ -96,7 +99,7 @@ pub(crate) fn start(
     let (stdout, out_w) = std::io::pipe()?;
     let (stderr, err_w) = std::io::pipe()?;
     // Our copies of the task's ends go with the call: the task alone holds them after it.
-    let launched = launch([in_r, out_w.into(), err_w.into()])?;
+    let (launched, _) = launch([in_r, out_w.into(), err_w.into()])?;
     Ok(Pending {
         launched,
         input,

@@ -149,7 +149,11 @@ impl Local {
     /// (with `env` over it), working directory and user; a file operation its user.
     pub(crate) fn job(&self, task: Task) -> Result<Job, Error> {
         match task {
-            Task::Command { argv, env: extra } => {
+            Task::Command {
+                argv,
+                env: extra,
+                tty,
+            } => {
                 if argv.is_empty() || argv[0].is_empty() || argv.iter().any(|a| a.contains('\0')) {
                     return Err(Error::config(
                         "exec: give a program name; arguments cannot contain NUL",
@@ -171,6 +175,7 @@ impl Local {
                     env,
                     cwd: self.cwd.clone(),
                     user: self.user.clone(),
+                    tty,
                 }))
             }
             Task::Files(op) => Ok(Job::Files {
@@ -180,8 +185,13 @@ impl Local {
         }
     }
 
-    /// Start `task` with the given standard streams.
-    pub(crate) fn launch(&self, task: Task, stdio: [OwnedFd; 3]) -> Result<Launched, Error> {
+    /// Start `task` with the given standard streams (or, for a command with `tty`, on a pty
+    /// whose master is returned).
+    pub(crate) fn launch(
+        &self,
+        task: Task,
+        stdio: [OwnedFd; 3],
+    ) -> Result<(Launched, Option<OwnedFd>), Error> {
         let job = self.job(task)?;
         let [stdin, stdout, stderr] = stdio;
         let spec = standin_sandbox::StdioSpec {
@@ -189,7 +199,8 @@ impl Local {
             stdout: Some(stdout.into()),
             stderr: Some(stderr.into()),
         };
-        Ok(Launched::Local(self.process.run(&job, spec)?))
+        let (child, pty) = self.process.run_with_pty(&job, spec)?;
+        Ok((Launched::Local(child), pty))
     }
 
     /// See [`Sandbox::spawn`](crate::Sandbox::spawn).
@@ -202,6 +213,7 @@ impl Local {
         let job = self.job(Task::Command {
             argv,
             env: extra_env.to_vec(),
+            tty: None,
         })?;
         Ok(self.process.run(&job, stdio.into_runtime())?)
     }

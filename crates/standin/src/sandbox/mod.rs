@@ -57,6 +57,40 @@ impl ExecOutput {
     }
 }
 
+/// A command running on a terminal of its own, from [`Sandbox::exec_with_tty`].
+#[derive(Debug)]
+pub struct TerminalExec {
+    terminal: OwnedFd,
+    launched: launch::Launched,
+}
+
+impl TerminalExec {
+    /// The terminal's master end: what is written to it is the command's input, what is
+    /// read from it the command's output (reads fail with `EIO` once the command and
+    /// everything it started have closed the terminal).
+    pub fn terminal(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.terminal.as_fd()
+    }
+
+    /// Tell the command the terminal's new size (it gets `SIGWINCH`).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&self.terminal, size).map_err(|e| Error::Io(e.into()))
+    }
+
+    /// Wait for the command to end; its exit code.
+    pub async fn wait(self) -> Result<i32, Error> {
+        let launched = self.launched;
+        blocking(move || launched.wait()).await
+    }
+}
+
 /// Most output [`Sandbox::exec`] gathers from one stream.
 pub const MAX_EXEC_OUTPUT: u64 = 1 << 30;
 
@@ -138,12 +172,12 @@ impl Sandbox {
         }
     }
 
-    /// Start `task` with these streams (blocking).
+    /// Start `task` with these streams (blocking); the pty's master when it asked for one.
     pub(crate) fn launch(
         &self,
         task: Task,
         stdio: [OwnedFd; 3],
-    ) -> Result<launch::Launched, Error> {
+    ) -> Result<(launch::Launched, Option<OwnedFd>), Error> {
         match &self.inner {
             Inner::Local(l) => l.launch(task, stdio),
             Inner::Remote(r) => r.launch(task, stdio),
@@ -179,6 +213,7 @@ impl Sandbox {
         let task = Task::Command {
             argv,
             env: Vec::new(),
+            tty: None,
         };
         let out = self
             .collect(task, Input::Null, Output::Collect(MAX_EXEC_OUTPUT))
@@ -199,8 +234,42 @@ impl Sandbox {
         env: Vec<(String, String)>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, Error> {
-        let launched = self.launch(Task::Command { argv, env }, stdio)?;
+        let (launched, _) = self.launch(
+            Task::Command {
+                argv,
+                env,
+                tty: None,
+            },
+            stdio,
+        )?;
         blocking(move || launched.wait()).await
+    }
+
+    /// Run `argv` inside the sandbox on a new pseudo-terminal of the sandbox's own, `rows`
+    /// by `cols`, as its controlling terminal: job control works, and Ctrl-C or Ctrl-Z
+    /// written to the terminal reach it as signals. Write its input to, and read its output
+    /// from, [`TerminalExec::terminal`]; [`TerminalExec::wait`] gives its exit code.
+    pub async fn exec_with_tty(
+        &self,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        (rows, cols): (u16, u16),
+    ) -> Result<TerminalExec, Error> {
+        let null = || -> Result<OwnedFd, Error> { Ok(std::fs::File::open("/dev/null")?.into()) };
+        let (launched, pty) = self.launch(
+            Task::Command {
+                argv,
+                env,
+                tty: Some((rows, cols)),
+            },
+            [null()?, null()?, null()?],
+        )?;
+        let terminal = pty.ok_or_else(|| {
+            Error::Io(std::io::Error::other(
+                "the sandbox did not hand over a terminal",
+            ))
+        })?;
+        Ok(TerminalExec { terminal, launched })
     }
 
     /// Start `argv` inside the sandbox with extra environment variables and the given stdio
