@@ -76,26 +76,31 @@ impl SandboxFs<'_> {
             .map_err(|_| Error::Io(io::Error::other(format!("read {path}: not UTF-8 text"))))
     }
 
-    /// The entries of the directory at `path`, sorted by name.
-    pub async fn list(&self, path: &str) -> Result<Vec<FileEntry>, Error> {
-        let op = FileOp::List { path: path.into() };
+    /// An operation whose answer is JSON (checked strictly: it comes from the sandbox).
+    async fn json_answer<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        op: FileOp,
+    ) -> Result<T, Error> {
+        let path = op.path().display().to_string();
         let out = self
             .file_op(op, Input::Null, Output::Collect(MAX_LISTING_BYTES))
             .await?;
-        let json = succeeded("list", path, out)?;
+        let json = succeeded(what, &path, out)?;
         serde_json::from_slice(&json)
-            .map_err(|e| Error::Io(io::Error::other(format!("list {path}: bad answer: {e}"))))
+            .map_err(|e| Error::Io(io::Error::other(format!("{what} {path}: bad answer: {e}"))))
+    }
+
+    /// The entries of the directory at `path`, sorted by name.
+    pub async fn list(&self, path: &str) -> Result<Vec<FileEntry>, Error> {
+        self.json_answer("list", FileOp::List { path: path.into() })
+            .await
     }
 
     /// What is at `path` (a final symlink is described, not followed).
     pub async fn stat(&self, path: &str) -> Result<FileEntry, Error> {
-        let op = FileOp::Stat { path: path.into() };
-        let out = self
-            .file_op(op, Input::Null, Output::Collect(MAX_LISTING_BYTES))
-            .await?;
-        let json = succeeded("stat", path, out)?;
-        serde_json::from_slice(&json)
-            .map_err(|e| Error::Io(io::Error::other(format!("stat {path}: bad answer: {e}"))))
+        self.json_answer("stat", FileOp::Stat { path: path.into() })
+            .await
     }
 
     /// Whether anything (a dangling symlink too) is at `path`.
