@@ -223,48 +223,38 @@ impl SandboxProcess {
         self.cgroup.as_ref().map(SandboxCgroup::usage)
     }
 
-    /// Whether the sandbox has ended (its init is gone).
-    pub fn has_ended(&self) -> bool {
-        let mut fds = [nix::poll::PollFd::new(
-            self.init_pidfd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
-    }
-
     /// Kill every process of the sandbox at once. Idempotent.
     pub fn kill(&self) {
         let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
     }
 
-    /// Wait (up to `timeout`) for the sandbox to end on its own; whether it did.
+    /// Wait (up to `timeout`, however long) for the sandbox to end; whether it did.
+    ///
+    /// init's pidfd becomes readable only once the kernel has killed the rest of the PID
+    /// namespace, so on `true` no process of the sandbox can run another instruction.
     pub fn wait_ended(&self, timeout: std::time::Duration) -> bool {
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let deadline = std::time::Instant::now() + timeout;
         let mut fds = [nix::poll::PollFd::new(
             self.init_pidfd.as_fd(),
             nix::poll::PollFlags::POLLIN,
         )];
         loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => return matches!(r, Ok(n) if n > 0),
+                Ok(n) if n > 0 => return true,
+                Ok(_) if left.is_zero() => return false,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
             }
         }
     }
 
-    /// Kill every process of the sandbox and wait (up to `timeout`) until they are gone.
-    ///
-    /// The kernel kills the rest of the PID namespace while init exits, and init's pidfd
-    /// becomes readable only once that is done, so on return no process of the sandbox can run
-    /// another instruction. Returns whether that point was reached within `timeout`.
+    /// Kill every process of the sandbox and wait (up to `timeout`) until they are gone
+    /// (see [`wait_ended`](Self::wait_ended)).
     pub fn kill_and_wait(&self, timeout: std::time::Duration) -> bool {
         self.kill();
-        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [nix::poll::PollFd::new(
-            self.init_pidfd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0)
+        self.wait_ended(timeout)
     }
 
     /// Block until the sandbox ends; returns the main command's exit code (128+N if it was

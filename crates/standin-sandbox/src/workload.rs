@@ -43,7 +43,7 @@ pub(crate) fn exec(
     // A new session: the workload never holds standin's controlling terminal, so it cannot
     // inject input into it (TIOCSTI also fails under seccomp).
     let _ = nix::unistd::setsid();
-    if spec_has_tty(spec) {
+    if spec.tty.is_some() {
         // stdin is the sandbox's own pty (from the exec helper): make it this session's
         // controlling terminal, for job control and terminal signals.
         let _ = rustix::process::ioctl_tiocsctty(std::io::stdin());
@@ -89,11 +89,6 @@ pub(crate) fn exec(
         EXIT_CANNOT_EXEC
     };
     fail(code, err.to_string())
-}
-
-/// Whether this command runs on a pty the exec helper made (its stdin is that pty).
-fn spec_has_tty(spec: &ExecSpec) -> bool {
-    spec.tty.is_some()
 }
 
 /// `execvp`-style lookup against the *sandbox's* `PATH`.

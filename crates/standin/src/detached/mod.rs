@@ -126,10 +126,7 @@ impl SandboxInfo {
                 "there is no sandbox named {name:?}; `standin ls` lists them"
             )));
         }
-        match dir.read_record() {
-            Ok(r) => Ok(SandboxInfo::of(&dir, r)),
-            Err(e) => Err(e),
-        }
+        dir.read_record().map(|r| SandboxInfo::of(&dir, r))
     }
 }
 

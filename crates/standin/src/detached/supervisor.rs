@@ -294,7 +294,14 @@ fn run_task(shared: &Shared, conn: &OwnedFd, task: Task, fds: Vec<OwnedFd>) {
     };
     let (mut child, pty) = match shared.local.launch(task, stdio) {
         Ok((Launched::Local(child), pty)) => (child, pty),
-        Ok((Launched::Remote(_), _)) => return,
+        Ok((Launched::Remote(_), _)) => {
+            // A supervisor's own sandbox is always attached to it.
+            reply(
+                conn,
+                &Reply::failed(&Error::config("run: not an attached sandbox")),
+            );
+            return;
+        }
         Err(e) => {
             reply(conn, &Reply::failed(&e));
             return;
