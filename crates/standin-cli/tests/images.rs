@@ -430,6 +430,36 @@ fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
         "{}",
         report(&o, &net)
     );
+    // A workdir of a host user becomes the image User's (agent, uid 1000 inside), and what
+    // agent writes there comes back the host user's.
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(work.path(), Some(4242), Some(4243)).unwrap();
+    let ws = work.path().display().to_string();
+    let o = standin(
+        &net,
+        &reg,
+        h,
+        &[
+            "run",
+            "--workdir",
+            &ws,
+            "--image",
+            &image("bb:1"),
+            "--",
+            "sh",
+            "-c",
+            "stat -c %u /workspace && echo a > /workspace/by-agent && echo wrote",
+        ],
+    );
+    assert_eq!(stdout(&o), "1000\nwrote\n", "{}", report(&o, &net));
+    let m = std::fs::metadata(work.path().join("by-agent")).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&m),
+            std::os::unix::fs::MetadataExt::gid(&m)
+        ),
+        (4242, 4243)
+    );
     // The user's --env comes after the image's; the image's User (agent) gets the
     // permissions the image gives it: none on /etc.
     let script = "echo $IMAGE_VAR; echo x > /etc/new-file && cat /etc/new-file";

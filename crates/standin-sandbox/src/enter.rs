@@ -108,7 +108,8 @@ pub(crate) fn main(
         }
         _ => None,
     };
-    let seccomp = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", &e));
+    let seccomp = crate::seccomp::filters(req.sandbox.shares_writable_host_dirs())
+        .unwrap_or_else(|e| fail("seccomp", &e));
     let writable = writable_paths(&req.sandbox);
     let (alive_r, alive_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap_or_else(|e| fail("pipe", &e));

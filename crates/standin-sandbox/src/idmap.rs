@@ -7,7 +7,10 @@
 //! - **As an unprivileged user**, sandbox uid/gid 0 map to the caller's own uid/gid (the only
 //!   mapping the kernel lets an unprivileged process write without setuid helpers).
 
+use crate::sys::process::{Forked, fork};
 use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// First host uid/gid of the range used as root when `/etc/subuid` has no `root` entry.
@@ -75,6 +78,41 @@ impl IdMaps {
         fs::write(format!("{proc}/uid_map"), line(self.uid))?;
         fs::write(format!("{proc}/gid_map"), line(self.gid))?;
         Ok(())
+    }
+}
+
+/// A new user namespace with `maps` and nothing else, held by a descriptor (for
+/// `MOUNT_ATTR_IDMAP`, which borrows a namespace's maps). Needs `CAP_SETUID`/`CAP_SETGID` to
+/// write maps other than the caller's own ids, and a single-threaded caller (it forks).
+pub(crate) fn namespace_with(maps: IdMaps) -> io::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    match fork()? {
+        Forked::Child => {
+            drop((ready_r, hold_w));
+            let created = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, &[u8::from(created)]);
+            // Stay alive (so the namespace does) until the parent closes its end.
+            let _ = nix::unistd::read(&hold_r, &mut [0u8; 1]);
+            std::process::exit(0)
+        }
+        Forked::Parent(pid) => {
+            drop((ready_w, hold_r));
+            let held = (|| {
+                let mut created = [0u8; 1];
+                if nix::unistd::read(&ready_r, &mut created)? != 1 || created[0] != 1 {
+                    return Err(io::Error::other("could not create a user namespace"));
+                }
+                maps.write(pid)?;
+                Ok(OwnedFd::from(fs::File::open(format!(
+                    "/proc/{pid}/ns/user"
+                ))?))
+            })();
+            drop(hold_w);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            held
+        }
     }
 }
 

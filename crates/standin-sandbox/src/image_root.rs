@@ -18,7 +18,7 @@
 //! only after the pivot, when every path resolves inside the sandbox.
 
 use crate::rootfs::{
-    Access, BASE, HostSources, bind_fd, build_dev, generated_etc, mount_tmpfs, write_etc_files,
+    Access, BASE, HostBinds, HostSources, build_dev, generated_etc, mount_tmpfs, write_etc_files,
 };
 use crate::scratch::Scratch;
 use crate::spec::{CA_BUNDLE, CA_FILE, IMAGE_BUNDLES, ImageRoot, SandboxSpec};
@@ -39,8 +39,8 @@ const RUNTIME_DIRS: &[&str] = &["proc", "dev", "tmp", "etc", WORKSPACE_NAME];
 const WORKSPACE_NAME: &str = "workspace";
 
 /// Build the root from `image` and pivot into it.
-pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String> {
-    let sources = HostSources::open(spec)?;
+pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot, binds: HostBinds) -> Result<(), String> {
+    let sources = HostSources::open(spec, binds)?;
     // The store may live below BASE (a STANDIN_HOME under /tmp): open it before BASE is
     // covered.
     let store = layer_store(image)?;
@@ -86,19 +86,18 @@ pub(crate) fn build(spec: &SandboxSpec, image: &ImageRoot) -> Result<(), String>
     scratch.bind("tmp", 0o1777, &root.join("tmp"), false)?;
     let ws = root.join(WORKSPACE_NAME);
     match &sources.workdir {
-        Some(fd) => bind_fd(fd, &ws, Access::ReadWrite)?,
+        Some(bind) => bind.mount_at(&ws, Access::ReadWrite)?,
         None => scratch.bind("workspace", 0o755, &ws, false)?,
     }
-    for (m, fd) in &sources.user_mounts {
-        let is_dir = nix::sys::stat::fstat(fd)
+    for (m, bind) in &sources.user_mounts {
+        let is_dir = nix::sys::stat::fstat(bind.fd())
             .map(|st| {
                 SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
             })
             .unwrap_or(true);
         let target = mount_target(&root_fd, &m.guest, is_dir)?;
         let at = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
-        bind_fd(
-            fd,
+        bind.mount_at(
             &at,
             if m.read_only {
                 Access::ReadOnly

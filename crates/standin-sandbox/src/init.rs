@@ -11,6 +11,7 @@
 
 use crate::harden::WritablePaths;
 use crate::protocol::{self, FromSandbox};
+use crate::rootfs::HostBinds;
 use crate::spec::SandboxSpec;
 use crate::sys::process::{Forked, fork};
 use crate::workload;
@@ -22,7 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 pub(crate) const EXIT_SETUP_FAILED: i32 = 125;
 
 /// Run as PID 1. `alive` is the read end of a pipe whose write end only stage1 holds.
-pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
+pub(crate) fn main(spec: &SandboxSpec, binds: HostBinds, ctrl: OwnedFd, alive: OwnedFd) -> ! {
     die_with_parent(&alive);
     drop(alive);
 
@@ -34,7 +35,7 @@ pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
     chld.add(Signal::SIGTERM);
     let _ = chld.thread_block();
 
-    if let Err(message) = setup(spec) {
+    if let Err(message) = setup(spec, binds) {
         let _ = protocol::send(
             ctrl.as_fd(),
             &FromSandbox::Failed {
@@ -45,7 +46,7 @@ pub(crate) fn main(spec: &SandboxSpec, ctrl: OwnedFd, alive: OwnedFd) -> ! {
         );
         std::process::exit(EXIT_SETUP_FAILED);
     }
-    let seccomp = match crate::seccomp::filters() {
+    let seccomp = match crate::seccomp::filters(spec.shares_writable_host_dirs()) {
         Ok(f) => f,
         Err(message) => {
             let _ = protocol::send(
@@ -102,8 +103,8 @@ pub(crate) fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
     WritablePaths(paths)
 }
 
-fn setup(spec: &SandboxSpec) -> Result<(), String> {
-    crate::rootfs::build(spec)?;
+fn setup(spec: &SandboxSpec, binds: HostBinds) -> Result<(), String> {
+    crate::rootfs::build(spec, binds)?;
     // An image's WorkingDir need not exist in its layers (Docker creates it too).
     if matches!(spec.root, crate::spec::RootSource::Image(_))
         && let Some(cmd) = &spec.command

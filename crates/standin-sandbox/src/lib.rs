@@ -35,6 +35,7 @@ pub(crate) mod error;
 pub mod files;
 pub(crate) mod harden;
 pub mod helper;
+mod host_bind;
 pub mod idmap;
 pub(crate) mod image_root;
 pub(crate) mod init;

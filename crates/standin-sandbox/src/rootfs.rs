@@ -19,6 +19,7 @@
 //! (mounts)     --mount binds
 //! ```
 
+use crate::host_bind::{HostBind, PreparedBind};
 use crate::netns::RESOLVER_V4;
 use crate::scratch::Scratch;
 use crate::spec::{NetworkMode, RootSource, SandboxSpec, WORKSPACE};
@@ -95,7 +96,7 @@ pub(crate) struct Source {
 }
 
 /// Build the root filesystem and pivot into it. Errors name the path involved.
-pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
+pub(crate) fn build(spec: &SandboxSpec, binds: HostBinds) -> Result<(), String> {
     mount(
         None::<&str>,
         "/",
@@ -105,7 +106,7 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
     )
     .map_err(|e| format!("making / private: {e}"))?;
     if let RootSource::Image(image) = &spec.root {
-        return crate::image_root::build(spec, image);
+        return crate::image_root::build(spec, image, binds);
     }
 
     // 1. Open every source first.
@@ -129,7 +130,7 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
         devices,
         workdir,
         user_mounts,
-    } = HostSources::open(spec)?;
+    } = HostSources::open(spec, binds)?;
 
     // 2. The new root.
     let base = Path::new(BASE);
@@ -178,19 +179,18 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
     let ws = base.join(WORKSPACE.trim_start_matches('/'));
     mkdir(&ws)?;
     match &workdir {
-        Some(fd) => bind_fd(fd, &ws, Access::ReadWrite)?,
+        Some(bind) => bind.mount_at(&ws, Access::ReadWrite)?,
         None => scratch.bind("workspace", 0o755, &ws, false)?,
     }
     scratch.detach()?;
 
-    for (m, fd) in &user_mounts {
+    for (m, bind) in &user_mounts {
         let target = base.join(m.guest.strip_prefix("/").unwrap_or(&m.guest));
-        let is_dir = nix::sys::stat::fstat(fd)
+        let is_dir = nix::sys::stat::fstat(bind.fd())
             .map(|st| (st.st_mode & libc::S_IFMT) == libc::S_IFDIR)
             .unwrap_or(true);
         make_mountpoint(&target, is_dir)?;
-        bind_fd(
-            fd,
+        bind.mount_at(
             &target,
             if m.read_only {
                 Access::ReadOnly
@@ -218,28 +218,29 @@ pub(crate) fn build(spec: &SandboxSpec) -> Result<(), String> {
 /// user's bind mounts, opened before anything is mounted.
 pub(crate) struct HostSources<'a> {
     pub(crate) devices: Vec<Source>,
-    pub(crate) workdir: Option<OwnedFd>,
+    pub(crate) workdir: Option<HostBind>,
     /// Parents before children.
-    pub(crate) user_mounts: Vec<(&'a standin_policy::MountSpec, OwnedFd)>,
+    pub(crate) user_mounts: Vec<(&'a standin_policy::MountSpec, HostBind)>,
 }
 
 impl<'a> HostSources<'a> {
-    pub(crate) fn open(spec: &'a SandboxSpec) -> Result<HostSources<'a>, String> {
+    pub(crate) fn open(spec: &'a SandboxSpec, binds: HostBinds) -> Result<HostSources<'a>, String> {
         let devices = open_entries(
             Path::new("/dev"),
             &DEVICES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )?;
-        let workdir = match &spec.workdir {
-            Some(dir) => {
-                Some(open_path(dir).map_err(|e| format!("--workdir {}: {e}", dir.display()))?)
+        let workdir = match (binds.workdir, &spec.workdir) {
+            (Some(bind), Some(dir)) => {
+                Some(bind.open_in_sandbox(&format!("--workdir {}", dir.display()))?)
             }
-            None => None,
+            _ => None,
         };
-        let mut user_mounts = Vec::new();
-        for m in &spec.mounts {
-            let fd =
-                open_path(&m.host).map_err(|e| format!("--mount {}: {e}", m.host.display()))?;
-            user_mounts.push((m, fd));
+        let mut user_mounts = Vec::with_capacity(spec.mounts.len());
+        for (m, bind) in spec.mounts.iter().zip(binds.mounts) {
+            user_mounts.push((
+                m,
+                bind.open_in_sandbox(&format!("--mount {}", m.host.display()))?,
+            ));
         }
         user_mounts.sort_by_key(|(m, _)| m.guest.components().count());
         Ok(HostSources {
@@ -247,6 +248,44 @@ impl<'a> HostSources<'a> {
             workdir,
             user_mounts,
         })
+    }
+}
+
+/// The workdir and the `--mount` sources, opened by stage1 in the host's namespaces.
+#[derive(Debug)]
+pub(crate) struct HostBinds {
+    workdir: Option<PreparedBind>,
+    /// In `spec.mounts` order.
+    mounts: Vec<PreparedBind>,
+}
+
+impl HostBinds {
+    pub(crate) fn open(spec: &SandboxSpec) -> Result<HostBinds, String> {
+        let user = crate::host_bind::main_user(spec);
+        let workdir = match &spec.workdir {
+            Some(dir) => Some(PreparedBind::open(
+                dir,
+                Access::ReadWrite,
+                user,
+                &format!("--workdir {}", dir.display()),
+            )?),
+            None => None,
+        };
+        let mut mounts = Vec::new();
+        for m in &spec.mounts {
+            let access = if m.read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            };
+            mounts.push(PreparedBind::open(
+                &m.host,
+                access,
+                user,
+                &format!("--mount {}", m.host.display()),
+            )?);
+        }
+        Ok(HostBinds { workdir, mounts })
     }
 }
 

@@ -10,6 +10,14 @@
 //! 3. `EAFNOSUPPORT` for `socket`/`socketpair` in any family but UNIX, INET, INET6 and
 //!    NETLINK (AF_VSOCK and AF_PACKET are not confined by the network namespace).
 //!
+//! When the sandbox can write a host directory (`--workdir`, a read-write `--mount`), what it
+//! writes there belongs to a host user once the sandbox is gone (see [`crate::host_bind`]), so
+//! filter 1 also refuses every way of giving a file the set-user-ID or set-group-ID bit
+//! (`chmod` and friends, and the mode of `open`/`creat`/`mknod` and their `at` forms), and
+//! filter 2 refuses `openat2`, whose mode a filter cannot read. Inside the sandbox these bits
+//! do nothing anyway (`no_new_privs`); without a writable host directory they stay allowed, so
+//! package managers that install set-user-ID programs keep working.
+//!
 //! On x86_64 a fourth, hand-written filter refuses the x32 ABI (syscall numbers with bit 30
 //! set share the x86_64 audit arch, so the number-based filters would not see them). Every
 //! seccompiler filter also kills the process on a foreign architecture (i386 `int 0x80`).
@@ -21,16 +29,19 @@ use seccompiler::{
 use std::collections::BTreeMap;
 
 /// Build every filter, in the order they must be installed.
-pub(crate) fn filters() -> Result<Vec<BpfProgram>, String> {
+/// `host_writable`: the workload can write a host directory.
+pub(crate) fn filters(host_writable: bool) -> Result<Vec<BpfProgram>, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
+    let mut denied = denied_syscalls()?;
+    let mut unimplemented = BTreeMap::from([(libc::SYS_clone3, vec![])]);
+    if host_writable {
+        denied.extend(set_id_mode_rules()?);
+        unimplemented.insert(libc::SYS_openat2, vec![]);
+    }
     let mut out = vec![
-        compile(denied_syscalls()?, libc::EPERM, arch)?,
-        compile(
-            BTreeMap::from([(libc::SYS_clone3, vec![])]),
-            libc::ENOSYS,
-            arch,
-        )?,
+        compile(denied, libc::EPERM, arch)?,
+        compile(unimplemented, libc::ENOSYS, arch)?,
         compile(socket_family_rules()?, libc::EAFNOSUPPORT, arch)?,
     ];
     if arch == TargetArch::x86_64 {
@@ -152,6 +163,41 @@ fn denied_syscalls() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     Ok(map)
 }
 
+/// `fchmodat2`, the same number on every architecture (the unified syscall table).
+const SYS_FCHMODAT2: i64 = 452;
+
+/// Syscalls whose mode argument carries `S_ISUID` or `S_ISGID`: (syscall, index of the mode).
+fn set_id_mode_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+    let mut calls: Vec<(i64, u8)> = vec![
+        (libc::SYS_fchmod, 1),
+        (libc::SYS_fchmodat, 2),
+        (SYS_FCHMODAT2, 2),
+        (libc::SYS_openat, 3),
+        (libc::SYS_mknodat, 2),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.extend([
+        (libc::SYS_chmod, 1),
+        (libc::SYS_open, 2),
+        (libc::SYS_creat, 1),
+        (libc::SYS_mknod, 1),
+    ]);
+    let mut map = BTreeMap::new();
+    for (nr, arg) in calls {
+        let mut rules = Vec::new();
+        for bit in [libc::S_ISUID as u64, libc::S_ISGID as u64] {
+            rules.push(rule(vec![cond(
+                arg,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::MaskedEq(bit),
+                bit,
+            )?])?);
+        }
+        map.insert(nr, rules);
+    }
+    Ok(map)
+}
+
 /// `socket`/`socketpair` whose family (arg 0) is not UNIX (1), INET (2), INET6 (10) or
 /// NETLINK (16).
 fn socket_family_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
@@ -202,8 +248,10 @@ pub(crate) fn install(filters: &[BpfProgram]) -> Result<(), String> {
 mod tests {
     #[test]
     fn filters_compile() {
-        let f = super::filters().unwrap();
-        assert!(f.len() >= 3);
-        assert!(f.iter().all(|p| !p.is_empty()));
+        for host_writable in [false, true] {
+            let f = super::filters(host_writable).unwrap();
+            assert!(f.len() >= 3);
+            assert!(f.iter().all(|p| !p.is_empty()));
+        }
     }
 }

@@ -71,6 +71,14 @@ pub struct SandboxSpec {
     pub limits: ResourceLimits,
 }
 
+impl SandboxSpec {
+    /// Whether the workload can write a host directory (the workdir, a read-write mount):
+    /// what it writes there outlives the sandbox and belongs to a host user.
+    pub fn shares_writable_host_dirs(&self) -> bool {
+        self.workdir.is_some() || self.mounts.iter().any(|m| !m.read_only)
+    }
+}
+
 /// Resource limits, resolved (`None`: unlimited). Memory, CPU and pids are enforced by a
 /// cgroup per sandbox ([`crate::cgroup`]); disk by the size of the one tmpfs that holds
 /// everything the sandbox can write.

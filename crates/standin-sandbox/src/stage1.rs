@@ -3,6 +3,7 @@
 //! ```text
 //! setsid                               (terminal signals go to standin alone)
 //! with limits: fork the cgroup reaper, join the sandbox's cgroup
+//! open the workdir and mounts (idmapped copies of writable ones: crate::host_bind)
 //! unshare(USER) → NeedMaps → (supervisor writes maps) → MapsWritten → setresuid/gid(0)
 //! unshare(NS|UTS|IPC|CGROUP|NET)
 //! configure the network namespace, create the listeners → Capture + 6 fds
@@ -18,6 +19,7 @@ use crate::cgroup::Joined;
 use crate::init::{self, EXIT_SETUP_FAILED};
 use crate::netns;
 use crate::protocol::{self, FromSandbox, ToSandbox};
+use crate::rootfs::HostBinds;
 use crate::spec::NetworkMode;
 use crate::sys::pidfd;
 use crate::sys::process::{Forked, fork};
@@ -68,6 +70,10 @@ fn run(ctrl: &OwnedFd) -> StageResult<i32> {
         )?),
         None => None,
     };
+
+    // Host directories, while this process still has the host's privileges (an idmapped
+    // mount needs them).
+    let binds = at("opening host directories", HostBinds::open(&spec))?;
 
     unshare(CloneFlags::CLONE_NEWUSER)
         .map_err(|e| ("creating the user namespace".to_owned(), userns_hint(e)))?;
@@ -125,11 +131,12 @@ fn run(ctrl: &OwnedFd) -> StageResult<i32> {
             let ctrl = ctrl
                 .try_clone()
                 .unwrap_or_else(|_| std::process::exit(EXIT_SETUP_FAILED));
-            init::main(&spec, ctrl, alive_r)
+            init::main(&spec, binds, ctrl, alive_r)
         }
         Forked::Parent(pid) => pid,
     };
     drop(alive_r);
+    drop(binds);
     // init is our child and nobody else reaps it, so until we wait for it this PID is init's:
     // the pidfd opened here is the one reference to it that cannot go stale. The supervisor
     // gets a copy with the report.

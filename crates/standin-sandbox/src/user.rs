@@ -18,6 +18,12 @@ pub(crate) struct Ids {
 
 /// Resolve `spec` against the accounts files under `etc`.
 pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
+    resolve_with(spec, &|name| read_small(&etc.join(name)))
+}
+
+/// Resolve `spec` with `read("passwd")` and `read("group")` giving the accounts files (empty
+/// when absent).
+pub(crate) fn resolve_with(spec: &str, read: &dyn Fn(&str) -> String) -> Result<Ids, String> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -26,7 +32,7 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
         return Err(format!("user {spec:?} names no user"));
     }
     let numeric = user.parse::<u32>().ok();
-    let passwd = read_small(&etc.join("passwd"));
+    let passwd = read("passwd");
     // name:x:uid:gid:gecos:home:shell
     let entry = passwd.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
@@ -57,7 +63,7 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
         Some("") => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => read_small(&etc.join("group"))
+            Err(_) => read("group")
                 .lines()
                 .find_map(|line| {
                     let f: Vec<&str> = line.split(':').collect();
@@ -73,7 +79,8 @@ pub(crate) fn resolve(spec: &str, etc: &Path) -> Result<Ids, String> {
     Ok(Ids { uid, gid, home })
 }
 
-fn read_small(path: &Path) -> String {
+/// At most [`MAX_ACCOUNTS_FILE`] bytes of `path` (empty when it cannot be read).
+pub(crate) fn read_small(path: &Path) -> String {
     use std::io::Read;
     let mut s = String::new();
     if let Ok(f) = std::fs::File::open(path) {

@@ -509,25 +509,27 @@ pub(crate) fn working_dir(image: Option<&ResolvedImage>) -> PathBuf {
         .map_or_else(|| PathBuf::from(WORKSPACE), PathBuf::from)
 }
 
-/// The sandbox's root runs as an unprivileged host uid when standin runs as root (see
-/// `standin_sandbox::idmap`). A workdir it cannot write would only fail later, inside the
-/// workload, with a confusing "Permission denied": say so up front, with the fix.
+/// Rootless, the sandbox's root is the caller's own uid, so it can write only a directory the
+/// caller owns (or a world-writable one); anything else would only fail later, inside the
+/// workload, with a confusing "Permission denied": say so up front. As root, a writable
+/// directory is bound through an idmapped mount that makes its owner the sandbox's root
+/// (`standin_sandbox` `host_bind`), and stage1 reports a filesystem that cannot do that.
 fn writable_by_sandbox(dir: &std::path::Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let maps = standin_sandbox::idmap::IdMaps::for_current_user();
+    if rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let uid = standin_sandbox::idmap::IdMaps::for_current_user().host_root_uid();
     let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
-    let uid = maps.host_root_uid();
-    let world_writable = meta.mode() & 0o002 != 0 && meta.mode() & 0o001 != 0;
+    let world_writable = meta.mode() & 0o003 == 0o003;
     if meta.uid() == uid || world_writable {
         return Ok(());
     }
     Err(format!(
-        "the sandbox's root runs as host uid {uid} (never as host root), and this directory \
-         belongs to uid {}; give it to the sandbox with `chown -R {uid}:{} {}`, or run standin \
-         as the directory's owner",
+        "this directory belongs to uid {}, and the sandbox's root is you (uid {uid}), so it \
+         could not write there; use a directory you own, or run standin as root (which binds \
+         any directory so that what the sandbox writes belongs to the directory's owner)",
         meta.uid(),
-        maps.gid.outside,
-        dir.display()
     ))
 }
 

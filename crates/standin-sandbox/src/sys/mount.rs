@@ -1,7 +1,8 @@
-//! Mount syscalls not (fully) covered by `nix`: `mount_setattr`.
+//! Mount syscalls not (fully) covered by `nix`: `mount_setattr`, `open_tree`, `move_mount`.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -47,6 +48,91 @@ pub(crate) fn set_attrs(path: &Path, attrs: u64, recursive: bool) -> io::Result<
             flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `MOUNT_ATTR_IDMAP`.
+pub(crate) const ATTR_IDMAP: u64 = 0x0010_0000;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+const AT_EMPTY_PATH: libc::c_uint = libc::AT_EMPTY_PATH as libc::c_uint;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x0000_0010;
+
+/// A detached copy of the mount at `fd` (non-recursive, like a plain bind): `open_tree` with
+/// `OPEN_TREE_CLONE`. Needs `CAP_SYS_ADMIN` over the caller's mount namespace.
+pub(crate) fn clone_detached(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: the path is a static empty C string, `fd` a descriptor borrowed for the call;
+    // on success the kernel returns a new descriptor that nothing else owns.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `rc` is a fresh descriptor returned by open_tree, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// Give the detached mount `mount` the idmapping of the user namespace `userns`, plus the
+/// attributes `attrs`. Must happen before the mount is attached anywhere.
+pub(crate) fn set_idmap(
+    mount: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    attrs: u64,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: ATTR_IDMAP | attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: the path is a static empty C string, `attr` a properly laid out
+    // `struct mount_attr` that outlives the call, and the size argument matches it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Attach the detached mount `mount` at `target` (`move_mount`), following symlinks in
+/// `target` as `mount(2)` does (so `/proc/self/fd/N` names the directory N refers to).
+pub(crate) fn attach(mount: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let ctarget = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call, and `mount`
+    // is a descriptor borrowed for it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            ctarget.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
         )
     };
     if rc == 0 {
