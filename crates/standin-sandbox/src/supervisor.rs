@@ -81,7 +81,9 @@ impl SandboxProcess {
         let (ours, theirs) = crate::sys::fdpass::seqpacket_pair()
             .map_err(SandboxError::io("creating the control socket"))?;
         let mut cmd = Command::new(helper);
-        cmd.arg(STAGE1_ARG).env_clear();
+        cmd.arg(STAGE1_ARG)
+            .arg(crate::helper::HELPER_VERSION)
+            .env_clear();
         cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::inherit));
         cmd.stdout(stdio.stdout.unwrap_or_else(Stdio::inherit));
         cmd.stderr(stdio.stderr.unwrap_or_else(Stdio::inherit));
@@ -117,8 +119,13 @@ impl SandboxProcess {
                 spec: Box::new(spec.clone()),
                 cgroup: hand,
             };
-            protocol::send(ours.as_fd(), &msg, &fds)
-                .map_err(|e| SandboxError::Protocol(e.to_string()))?;
+            if let Err(e) = protocol::send(ours.as_fd(), &msg, &fds) {
+                // stage1 may have refused to start, and said why, before hanging up.
+                return Err(match expect(&ours, |_| false) {
+                    Err(refused @ SandboxError::Setup { .. }) => refused,
+                    _ => SandboxError::Protocol(e.to_string()),
+                });
+            }
             expect(&ours, |m| matches!(m, FromSandbox::NeedMaps))?;
             id_maps
                 .write(stage1_pid)

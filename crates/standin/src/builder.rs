@@ -234,7 +234,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// The helper binary to re-execute (default: the current executable).
+    /// The helper binary sandboxes are started with: a `standin` binary of this SDK's
+    /// version. Default, in this order: `STANDIN_BIN`; this program, when it called
+    /// [`crate::run_helper_if_requested`] first thing in `main`; `standin` next to this
+    /// program's executable; `standin` on `PATH`.
     pub fn helper(mut self, path: impl Into<PathBuf>) -> Self {
         self.helper = Some(path.into());
         self
@@ -375,7 +378,16 @@ impl SandboxBuilder {
     }
 
     /// Create the sandbox (and start its main command, if any).
-    pub async fn create(self) -> Result<Sandbox, Error> {
+    ///
+    /// Finds the helper binary first (see [`helper`](Self::helper)) and fails at once when
+    /// there is none. The first call also raises this process's soft descriptor limit to its
+    /// hard limit ([`crate::raise_descriptor_limit`]): every connection through a boundary
+    /// holds two descriptors here.
+    pub async fn create(mut self) -> Result<Sandbox, Error> {
+        static RAISED: std::sync::Once = std::sync::Once::new();
+        RAISED.call_once(|| {
+            let _ = crate::raise_descriptor_limit();
+        });
         let mut problems = self.errors.clone();
         problems.extend(self.network.errors.iter().cloned());
         if self.detached
@@ -386,6 +398,7 @@ impl SandboxBuilder {
         if !problems.is_empty() {
             return Err(Error::Config { problems });
         }
+        self.helper = Some(crate::helper::resolve(self.helper.take())?);
         if self.detached {
             return crate::detached::create(self).await;
         }

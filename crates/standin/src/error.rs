@@ -22,6 +22,10 @@ pub enum Error {
     /// helper binary, the tools the network setup needs).
     #[error(transparent)]
     Runtime(RuntimeError),
+    /// No usable helper binary (the `standin` binary a sandbox is started with), or this
+    /// program cannot serve as its own. The text says how to provide one.
+    #[error("{0}")]
+    Helper(String),
     /// The network boundary (DNS, the relay, TLS interception, the sandbox CA) could not start.
     #[error(transparent)]
     Network(NetworkError),
@@ -35,6 +39,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// A helper error.
+    pub(crate) fn helper(message: impl Into<String>) -> Error {
+        Error::Helper(message.into())
+    }
+
     /// A configuration error with one problem.
     pub(crate) fn config(problem: impl Into<String>) -> Error {
         Error::Config {

@@ -21,9 +21,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Sandboxes are created by re-executing a helper binary (the sandbox's stage1). By default
-//! that is the current executable, which must then call [`run_helper_if_requested`] first
-//! thing in `main`; or point [`SandboxBuilder::helper`] at the `standin` binary.
+//! Sandboxes are created by starting a helper binary (the sandbox's stage1): the `standin`
+//! binary of this SDK's version, found through [`HELPER_ENV`] (`STANDIN_BIN`), next to this
+//! program's executable, or on `PATH`; or this program itself, when it calls
+//! [`run_helper_if_requested`] first thing in a plain `fn main`. `#[tokio::main]` programs
+//! need nothing else; anything missing or misplaced makes `create()` fail at once, saying
+//! what to do. The first `create()` raises the descriptor limit
+//! ([`raise_descriptor_limit`]).
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +35,7 @@ mod builder;
 pub mod detached;
 mod error;
 mod event;
+mod helper;
 mod image;
 mod limits;
 mod network;
@@ -42,6 +47,7 @@ pub use builder::SandboxBuilder;
 pub use detached::{SandboxInfo, SandboxState};
 pub use error::{Error, NetworkError, RuntimeError};
 pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
+pub use helper::HELPER_ENV;
 pub use image::image_store;
 pub use limits::{LimitUsage, ResourceLimits, limit_messages};
 pub use network::{NetworkBuilder, parse_resolver};
@@ -70,9 +76,14 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
     standin_boundary::raise_descriptor_limit()
 }
 
-/// If this process was started as a standin helper (stage1 or the exec helper), run that role
-/// and never return. Call it first thing in `main` of any binary that creates sandboxes with
-/// the default helper.
+/// If this process was started as a standin helper (stage1, the exec helper, a detached
+/// sandbox's supervisor), run that role and never return; otherwise return at once.
+///
+/// Optional: without it, sandboxes are started with the `standin` binary (see
+/// [`HELPER_ENV`] and the order in which it is looked for). Calling it first thing in a plain
+/// `fn main` (before any thread or async runtime starts) makes this program its own helper,
+/// so it needs no `standin` binary. Called later (inside `#[tokio::main]`), creating a sandbox
+/// fails at once, saying so.
 pub fn run_helper_if_requested() {
     standin_sandbox::helper::run_if_requested();
     let mut args = std::env::args_os().skip(1);
@@ -86,6 +97,7 @@ pub fn run_helper_if_requested() {
             .unwrap_or_default();
         detached::supervisor::main(dir)
     }
+    helper::note_dispatch();
 }
 
 /// The async runtime a supervisor runs on: two workers (the boundary's tasks are short; more

@@ -217,10 +217,7 @@ pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Sandbox, Error> {
         // Pulled here, so progress and errors reach the caller; held until the supervisor
         // holds it too.
         let image = b.image.resolve().await?;
-        let helper = match b.helper.take() {
-            Some(h) => h,
-            None => std::env::current_exe()?,
-        };
+        let helper = crate::helper::resolve(b.helper.take())?;
         let mut recipe = recipe::Recipe::of(&mut b);
         recipe.helper = Some(helper.clone());
         let wire = Zeroizing::new(serde_json::to_vec(&recipe).map_err(std::io::Error::other)?);

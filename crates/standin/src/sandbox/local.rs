@@ -62,10 +62,7 @@ impl Local {
             None
         };
         let secrets = Arc::new(secrets);
-        let helper = match b.helper.take() {
-            Some(h) => h,
-            None => std::env::current_exe()?,
-        };
+        let helper = crate::helper::resolve(b.helper.take())?;
         let stdio = std::mem::take(&mut b.stdio).into_runtime();
         let start_spec = spec.clone();
         let (process, capture, pipes) =
