@@ -45,8 +45,15 @@ async fn exec_runs_in_the_same_sandbox_with_the_same_hardening() {
         s.contains("__standin-stage1"),
         "PID 1 is not the sandbox's init: {s}"
     );
-    let code = sb.exec("sh", ["-c", "exit 42"]).await.unwrap().code;
-    assert_eq!(code, 42);
+    // A failing command's output is its output all the same.
+    let failed = sb
+        .exec("sh", ["-c", "echo partial; echo why >&2; exit 42"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.code, failed.stdout_str(), failed.stderr_str()),
+        (42, "partial\n".to_owned(), "why\n".to_owned())
+    );
     sb.stop();
     let after = sb.exec("true", Vec::<String>::new()).await.unwrap();
     assert_ne!(after.code, 0, "exec into a stopped sandbox succeeded");

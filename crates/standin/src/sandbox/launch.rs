@@ -139,10 +139,11 @@ impl Pending {
         let stderr = stderr.join().unwrap_or_default();
         let fed = feeder.map(|f| f.join());
         if code != 0 {
-            // The task's own failure explains what our ends of the pipes saw.
+            // The task's own failure explains what our ends of the pipes saw; what it did
+            // write is its output all the same.
             return Ok(Collected {
                 code,
-                stdout: Vec::new(),
+                stdout: stdout.ok().flatten().unwrap_or_default(),
                 stderr,
             });
         }
