@@ -11,9 +11,10 @@
 //!   or an image's `User`, resolved like the runtime does from the root's accounts files).
 //!   Files that user creates land on disk as the owner's; files of any other host id inside
 //!   show as `nobody` and are only as writable as their "other" permission bits say (and
-//!   other sandbox users cannot create files there at all: `EOVERFLOW`). stage1 makes the copy before it creates
-//!   the sandbox's user namespace (idmapping a host filesystem needs `CAP_SYS_ADMIN` in the
-//!   host's), and init attaches it (`move_mount`) when it builds the root.
+//!   other sandbox users cannot create files there at all: `EOVERFLOW`). stage1 makes the
+//!   copy before it creates the sandbox's user namespace (idmapping a host filesystem needs
+//!   `CAP_SYS_ADMIN` in the host's), and init attaches it (`move_mount`) when it builds the
+//!   root. The copy does not carry mounts below the directory.
 //! - **Rootless**, the sandbox's root *is* the caller's uid, so a directory the caller owns is
 //!   already the sandbox root's: a plain bind.
 //!

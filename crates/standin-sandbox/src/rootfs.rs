@@ -261,7 +261,12 @@ pub(crate) struct HostBinds {
 
 impl HostBinds {
     pub(crate) fn open(spec: &SandboxSpec) -> Result<HostBinds, String> {
-        let user = crate::host_bind::main_user(spec);
+        // Only needed (and only read from the root's accounts files) for a writable bind.
+        let user = if spec.shares_writable_host_dirs() {
+            crate::host_bind::main_user(spec)
+        } else {
+            (0, 0)
+        };
         let workdir = match &spec.workdir {
             Some(dir) => Some(PreparedBind::open(
                 dir,
