@@ -98,6 +98,18 @@ pub enum FileKind {
     Other,
 }
 
+impl FileKind {
+    /// `file`, `dir`, `symlink` or `other` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+            FileKind::Other => "other",
+        }
+    }
+}
+
 /// One file, as [`FileOp::List`] and [`FileOp::Stat`] describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {

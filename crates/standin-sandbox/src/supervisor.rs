@@ -53,6 +53,9 @@ pub struct SandboxProcess {
     cgroup: Option<SandboxCgroup>,
     warnings: Vec<String>,
     usage: Mutex<Option<LimitUsage>>,
+    /// Set by [`kill`](SandboxProcess::kill): nothing more may start inside, even before
+    /// the kernel has finished killing what runs there.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 /// Pipes of the main command, when requested with `Stdio::piped()`.
@@ -185,6 +188,7 @@ impl SandboxProcess {
                 cgroup,
                 warnings,
                 usage: Mutex::new(None),
+                killed: std::sync::atomic::AtomicBool::new(false),
             },
             capture,
             pipes,
@@ -232,6 +236,8 @@ impl SandboxProcess {
 
     /// Kill every process of the sandbox at once. Idempotent.
     pub fn kill(&self) {
+        self.killed
+            .store(true, std::sync::atomic::Ordering::Release);
         let _ = pidfd::send_signal(self.init_pidfd.as_fd(), libc::SIGKILL);
     }
 
@@ -321,6 +327,11 @@ impl SandboxProcess {
         job: &Job,
         stdio: StdioSpec,
     ) -> Result<(Child, Option<OwnedFd>), SandboxError> {
+        if self.killed.load(std::sync::atomic::Ordering::Acquire)
+            || self.wait_ended(std::time::Duration::ZERO)
+        {
+            return Err(SandboxError::Stopped);
+        }
         let wants_pty = matches!(job, Job::Command(e) if e.tty.is_some());
         // Copies above every descriptor number the helper is given, so that placing one at its
         // number cannot overwrite another before it is placed.

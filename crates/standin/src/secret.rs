@@ -170,8 +170,9 @@ impl SecretBuilder {
         self
     }
 
-    /// The entry, or an error naming every problem.
-    pub(crate) fn build(self) -> Result<SecretEntry, Error> {
+    /// The entry, or an error naming every problem (the reference's `build()`; the sandbox
+    /// builders call it for you).
+    pub fn build(self) -> Result<SecretEntry, Error> {
         let mut errors = self.errors;
         let env = match self.env {
             Some(e) => match validate_env_name(&e) {

@@ -83,7 +83,7 @@ impl Signer {
 
 /// Serve `dir/token.json` at `https://registry.test:5001/token`, logging to
 /// `dir/token-requests.log`; returns once it listens.
-pub(crate) fn serve(net: &super::FakeInternet, dir: &Path, pki: &Path) -> Child {
+pub(crate) fn serve(net: &crate::support::FakeInternet, dir: &Path, pki: &Path) -> Child {
     let script = r#"
 import http.server, ssl, sys
 body = open(sys.argv[1], 'rb').read()
@@ -110,7 +110,7 @@ srv.serve_forever()
         .args(["netns", "exec", &net.inet, "/usr/bin/python3", "-c", script])
         .arg(dir.join("token.json"))
         .arg(dir.join("token-requests.log"))
-        .arg(super::IMAGE_REGISTRY_V4)
+        .arg(crate::support::IMAGE_REGISTRY_V4)
         .arg(pki.join("leaf.pem"))
         .arg(pki.join("leaf.key"))
         .stdout(std::process::Stdio::piped())

@@ -110,6 +110,11 @@ pub(crate) const ZONE: &[(&str, &str)] = &[
     ("registry.npmjs.org", REGISTRY_V4),
     ("wrongcert.example", UPSTREAM_V4),
     ("registry.test", IMAGE_REGISTRY_V4),
+    // The other hosts the reference's SDK examples name (told apart by their TLS server name).
+    ("api.stripe.com", UPSTREAM_V4),
+    ("files.stripe.com", UPSTREAM_V4),
+    ("api.github.com", UPSTREAM_V4),
+    ("api.anthropic.com", UPSTREAM_V4),
 ];
 
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
@@ -340,6 +345,16 @@ impl FakeInternet {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// The upstream log file itself (one JSON line per read: `conn`, `local`, `sni`, `data`),
+    /// for checks made by other programs (the SDK tests).
+    pub(crate) fn received_log(&self) -> std::path::PathBuf {
+        self.log
+            .as_ref()
+            .expect("with_http")
+            .path()
+            .join("received.jsonl")
     }
 
     /// Everything the destinations received, concatenated per connection (connections
@@ -631,6 +646,20 @@ impl FakeInternet {
             .envs(env.iter().copied())
             .output()
             .expect("run standin in the client namespace")
+    }
+
+    /// `program` in the client namespace as a long-lived host program (an SDK user) runs:
+    /// with the host's `/sys`, so its cgroup hierarchies are visible (`ip netns exec` mounts a
+    /// fresh sysfs without them), and the client's `/etc/resolv.conf` bound in a mount
+    /// namespace of its own.
+    pub(crate) fn host_program(&self, program: &str) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(r#"r=$1 n=$2; shift 2; mount --bind "$r" /etc/resolv.conf && exec nsenter --net="$n" -- "$0" "$@""#)
+            .arg(program)
+            .arg(format!("/etc/netns/{}/resolv.conf", self.client))
+            .arg(format!("/run/netns/{}", self.client));
+        cmd
     }
 
     /// Run a command directly in the inet namespace (for checks from the upstream's side).

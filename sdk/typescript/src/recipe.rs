@@ -1,0 +1,487 @@
+//! Replaying a recipe recorded by the JavaScript builders onto the Rust SDK's builders.
+//!
+//! A recipe is JSON: `{"name": "agent", "helper": "/path/standin" | null, "calls": [...]}`,
+//! each call `[method, ...args]` with the JavaScript method name. Arguments are checked for
+//! their JavaScript type here (a number where a host name belongs says so, naming the call);
+//! everything else (what a valid host, size or name is) is the Rust SDK's to decide.
+
+use serde_json::Value;
+use standin::{NetworkBuilder, SandboxBuilder, SecretBuilder, ViolationActionBuilder};
+use zeroize::Zeroize;
+
+/// A parsed recipe whose strings (secret values among them) are zeroized when it is dropped;
+/// the builders keep their own copies.
+struct Scrubbed(Value);
+
+impl Drop for Scrubbed {
+    fn drop(&mut self) {
+        fn scrub(v: &mut Value) {
+            match v {
+                Value::String(s) => s.zeroize(),
+                Value::Array(items) => items.iter_mut().for_each(scrub),
+                Value::Object(fields) => fields.values_mut().for_each(scrub),
+                _ => {}
+            }
+        }
+        scrub(&mut self.0);
+    }
+}
+
+/// Problems found while replaying (type errors); the SDK adds its own at `create`/`build`.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn finish(self) -> Result<(), String> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid sandbox configuration: {}",
+                self.0.join("; ")
+            ))
+        }
+    }
+}
+
+/// One recorded call: its method name and arguments.
+struct Call<'a> {
+    on: &'static str,
+    method: &'a str,
+    args: &'a [Value],
+}
+
+impl<'a> Call<'a> {
+    fn parse(on: &'static str, v: &'a Value) -> Result<Call<'a>, String> {
+        let list = v
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| format!("{on}: a recorded call must be [method, ...args]"))?;
+        let method = list[0]
+            .as_str()
+            .ok_or_else(|| format!("{on}: a recorded call must start with its method name"))?;
+        Ok(Call {
+            on,
+            method,
+            args: &list[1..],
+        })
+    }
+
+    fn arity(&self, n: usize, problems: &mut Problems) -> bool {
+        if self.args.len() == n {
+            true
+        } else {
+            problems.0.push(format!(
+                "{}.{}() takes {n} argument(s), got {}",
+                self.on,
+                self.method,
+                self.args.len()
+            ));
+            false
+        }
+    }
+
+    fn string(&self, i: usize, problems: &mut Problems) -> String {
+        match self.args.get(i) {
+            Some(Value::String(s)) => s.clone(),
+            other => {
+                problems.0.push(format!(
+                    "{}.{}(): argument {} must be a string, got {}",
+                    self.on,
+                    self.method,
+                    i + 1,
+                    type_name(other)
+                ));
+                String::new()
+            }
+        }
+    }
+
+    fn boolean(&self, i: usize, problems: &mut Problems) -> bool {
+        match self.args.get(i) {
+            Some(Value::Bool(b)) => *b,
+            other => {
+                problems.0.push(format!(
+                    "{}.{}(): argument {} must be a boolean, got {}",
+                    self.on,
+                    self.method,
+                    i + 1,
+                    type_name(other)
+                ));
+                false
+            }
+        }
+    }
+
+    fn calls(&self, i: usize, problems: &mut Problems) -> &'a [Value] {
+        match self.args.get(i) {
+            Some(Value::Array(calls)) => calls,
+            other => {
+                problems.0.push(format!(
+                    "{}.{}(): argument {} must be a builder callback, got {}",
+                    self.on,
+                    self.method,
+                    i + 1,
+                    type_name(other)
+                ));
+                &[]
+            }
+        }
+    }
+
+    fn unknown(&self, problems: &mut Problems) {
+        problems
+            .0
+            .push(format!("{}.{}() is not a method", self.on, self.method));
+    }
+}
+
+fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "nothing",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "a boolean",
+        Some(Value::Number(_)) => "a number",
+        Some(Value::String(_)) => "a string",
+        Some(Value::Array(_)) => "an array",
+        Some(Value::Object(_)) => "an object",
+    }
+}
+
+/// Where the sandbox's events go (the JavaScript `onEvent` callbacks, behind one function).
+pub(crate) type EventListener = Box<dyn Fn(&standin::Event) + Send + Sync>;
+
+/// The `SandboxBuilder` a recipe describes; `events` receives the events when the recipe
+/// asks for them (`network(n => n.onEvent(…))`).
+pub(crate) fn sandbox_builder(
+    recipe: &str,
+    events: Option<EventListener>,
+) -> Result<SandboxBuilder, String> {
+    let mut events = events;
+    let recipe =
+        Scrubbed(serde_json::from_str(recipe).map_err(|e| format!("sandbox recipe: {e}"))?);
+    let recipe = &recipe.0;
+    let name = recipe
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("Sandbox.builder(name): name must be a string")?;
+    let mut b = standin::Sandbox::builder(name);
+    if let Some(helper) = recipe.get("helper").and_then(Value::as_str) {
+        b = b.helper(helper);
+    }
+    let mut problems = Problems::default();
+    let calls = recipe
+        .get("calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for v in calls {
+        let call = Call::parse("SandboxBuilder", v)?;
+        b = sandbox_call(b, &call, &mut events, &mut problems);
+    }
+    problems.finish()?;
+    Ok(b)
+}
+
+fn sandbox_call(
+    b: SandboxBuilder,
+    c: &Call<'_>,
+    events: &mut Option<EventListener>,
+    p: &mut Problems,
+) -> SandboxBuilder {
+    let one_string = |p: &mut Problems| c.arity(1, p).then(|| c.string(0, p));
+    match c.method {
+        "image" => match one_string(p) {
+            Some(s) => b.image(&s),
+            None => b,
+        },
+        "workdir" => match one_string(p) {
+            Some(s) => b.workdir(s),
+            None => b,
+        },
+        "hostname" => match one_string(p) {
+            Some(s) => b.hostname(&s),
+            None => b,
+        },
+        "memory" => match one_string(p) {
+            Some(s) => b.memory(&s),
+            None => b,
+        },
+        "cpus" => match one_string(p) {
+            Some(s) => b.cpus(&s),
+            None => b,
+        },
+        "pids" => match one_string(p) {
+            Some(s) => b.pids(&s),
+            None => b,
+        },
+        "disk" => match one_string(p) {
+            Some(s) => b.disk(&s),
+            None => b,
+        },
+        "env" if c.arity(2, p) => {
+            let (k, v) = (c.string(0, p), c.string(1, p));
+            b.env(&k, &v)
+        }
+        "pullPolicy" => match one_string(p).map(|s| s.parse::<standin::PullPolicy>()) {
+            Some(Ok(policy)) => b.pull_policy(policy),
+            Some(Err(e)) => {
+                p.0.push(format!("pullPolicy(): {e}"));
+                b
+            }
+            None => b,
+        },
+        "registryCa" => match one_string(p) {
+            Some(s) => b.registry_ca(s),
+            None => b,
+        },
+        "insecureRegistry" => match one_string(p) {
+            Some(s) => b.insecure_registry(&s),
+            None => b,
+        },
+        "mount" if c.arity(3, p) => {
+            let (host, guest, read_only) = (c.string(0, p), c.string(1, p), c.boolean(2, p));
+            let mode = if read_only { "ro" } else { "rw" };
+            match standin::MountSpec::parse(&format!("{host}:{guest}:{mode}")) {
+                Ok(m) => b.mount(m),
+                Err(e) => {
+                    p.0.push(format!("mount({host:?}, {guest:?}): {e}"));
+                    b
+                }
+            }
+        }
+        "noNetwork" if c.arity(0, p) => b.no_network(),
+        "detached" if c.arity(1, p) => b.detached(c.boolean(0, p)),
+        "secretEnv" if c.arity(3, p) => {
+            let (env, value, host) = (c.string(0, p), c.string(1, p), c.string(2, p));
+            b.secret_env(&env, &value, &host)
+        }
+        "secret" if c.arity(1, p) => {
+            let calls = c.calls(0, p);
+            b.secret(|s| secret_calls(s, calls, p))
+        }
+        "network" if c.arity(1, p) => {
+            let calls = c.calls(0, p);
+            b.network(|n| network_calls(n, calls, events, p))
+        }
+        "env" | "mount" | "noNetwork" | "detached" | "secretEnv" | "secret" | "network" => b,
+        _ => {
+            c.unknown(p);
+            b
+        }
+    }
+}
+
+fn network_calls(
+    mut n: NetworkBuilder,
+    calls: &[Value],
+    events: &mut Option<EventListener>,
+    p: &mut Problems,
+) -> NetworkBuilder {
+    for v in calls {
+        let c = match Call::parse("NetworkBuilder", v) {
+            Ok(c) => c,
+            Err(e) => {
+                p.0.push(e);
+                continue;
+            }
+        };
+        n = match c.method {
+            "secret" if c.arity(1, p) => {
+                let calls = c.calls(0, p);
+                n.secret(|s| secret_calls(s, calls, p))
+            }
+            "secretEnv" if c.arity(4, p) => {
+                let (env, value) = (c.string(0, p), c.string(1, p));
+                let (placeholder, host) = (c.string(2, p), c.string(3, p));
+                n.secret_env_with_placeholder(&env, &value, &placeholder, &host)
+            }
+            "secretEnvSimple" if c.arity(3, p) => {
+                let (env, value, host) = (c.string(0, p), c.string(1, p), c.string(2, p));
+                n.secret_env(&env, &value, &host)
+            }
+            "onSecretViolation" if c.arity(1, p) => {
+                let calls = c.calls(0, p);
+                n.on_secret_violation(|v| violation_calls(v, calls, p))
+            }
+            "rule" if c.arity(1, p) => n.rule(&c.string(0, p)),
+            "defaultAction" if c.arity(1, p) => match c.string(0, p).as_str() {
+                "allow" => n.default_action(standin::Action::Allow),
+                "deny" => n.default_action(standin::Action::Deny),
+                other => {
+                    p.0.push(format!(
+                        "defaultAction({other:?}): the action is \"allow\" or \"deny\""
+                    ));
+                    n
+                }
+            },
+            "dnsUpstream" if c.arity(1, p) => n.dns_upstream(&c.string(0, p)),
+            "upstreamCa" if c.arity(1, p) => n.upstream_ca(c.string(0, p)),
+            "eventsFile" if c.arity(1, p) => n.events_file(c.string(0, p)),
+            // The callbacks themselves stay in JavaScript; `events` carries them.
+            "onEvent" if c.arity(0, p) => match events.take() {
+                Some(f) => n.on_event(f),
+                None => n,
+            },
+            "secret" | "secretEnv" | "secretEnvSimple" | "onSecretViolation" | "rule"
+            | "defaultAction" | "dnsUpstream" | "upstreamCa" | "eventsFile" | "onEvent" => n,
+            _ => {
+                c.unknown(p);
+                n
+            }
+        };
+    }
+    n
+}
+
+fn secret_calls(mut s: SecretBuilder, calls: &[Value], p: &mut Problems) -> SecretBuilder {
+    for v in calls {
+        let c = match Call::parse("SecretBuilder", v) {
+            Ok(c) => c,
+            Err(e) => {
+                p.0.push(e);
+                continue;
+            }
+        };
+        let string = |p: &mut Problems| c.arity(1, p).then(|| c.string(0, p));
+        let flag = |p: &mut Problems| c.arity(1, p).then(|| c.boolean(0, p));
+        s = match c.method {
+            "env" => match string(p) {
+                Some(x) => s.env(&x),
+                None => s,
+            },
+            "value" => match string(p) {
+                Some(x) => s.value(x),
+                None => s,
+            },
+            "placeholder" => match string(p) {
+                Some(x) => s.placeholder(&x),
+                None => s,
+            },
+            "allowHost" => match string(p) {
+                Some(x) => s.allow_host(&x),
+                None => s,
+            },
+            "allowHostPattern" => match string(p) {
+                Some(x) => s.allow_host_pattern(&x),
+                None => s,
+            },
+            // The reference's `iUnderstand`: a no-op unless `true`.
+            "allowAnyHostDangerous" => match flag(p) {
+                Some(true) => s.dangerous().allow_any_host(),
+                _ => s,
+            },
+            "requireTlsIdentity" => match flag(p) {
+                Some(x) => s.require_tls_identity(x),
+                None => s,
+            },
+            "injectHeaders" => match flag(p) {
+                Some(x) => s.inject_headers(x),
+                None => s,
+            },
+            "injectBasicAuth" => match flag(p) {
+                Some(x) => s.inject_basic_auth(x),
+                None => s,
+            },
+            "injectQuery" => match flag(p) {
+                Some(x) => s.inject_query(x),
+                None => s,
+            },
+            "injectBody" => match flag(p) {
+                Some(x) => s.inject_body(x),
+                None => s,
+            },
+            "onViolation" if c.arity(1, p) => {
+                let calls = c.calls(0, p);
+                s.on_violation(|v| violation_calls(v, calls, p))
+            }
+            "onViolation" => s,
+            _ => {
+                c.unknown(p);
+                s
+            }
+        };
+    }
+    s
+}
+
+fn violation_calls(
+    mut v: ViolationActionBuilder,
+    calls: &[Value],
+    p: &mut Problems,
+) -> ViolationActionBuilder {
+    for call in calls {
+        let c = match Call::parse("ViolationActionBuilder", call) {
+            Ok(c) => c,
+            Err(e) => {
+                p.0.push(e);
+                continue;
+            }
+        };
+        v = match c.method {
+            "block" if c.arity(0, p) => v.block(),
+            "blockAndLog" if c.arity(0, p) => v.block_and_log(),
+            "blockAndTerminate" if c.arity(0, p) => v.block_and_terminate(),
+            "passthroughHost" if c.arity(1, p) => v.passthrough_host(&c.string(0, p)),
+            "passthroughHostPattern" if c.arity(1, p) => {
+                v.passthrough_host_pattern(&c.string(0, p))
+            }
+            "passthroughAllHosts" if c.arity(1, p) => {
+                if c.boolean(0, p) {
+                    v.dangerous().passthrough_all_hosts()
+                } else {
+                    v
+                }
+            }
+            "block"
+            | "blockAndLog"
+            | "blockAndTerminate"
+            | "passthroughHost"
+            | "passthroughHostPattern"
+            | "passthroughAllHosts" => v,
+            _ => {
+                c.unknown(p);
+                v
+            }
+        };
+    }
+    v
+}
+
+/// `SecretBuilder.build()`: the entry as the reference's `SecretEntry` (JSON), or the Rust
+/// SDK's validation error.
+pub(crate) fn secret_entry_json(calls: &str) -> Result<String, String> {
+    let calls = Scrubbed(serde_json::from_str(calls).map_err(|e| format!("secret recipe: {e}"))?);
+    let Value::Array(calls) = &calls.0 else {
+        return Err("SecretBuilder: the recorded calls must be a list".into());
+    };
+    let mut problems = Problems::default();
+    let builder = secret_calls(SecretBuilder::new(), calls, &mut problems);
+    problems.finish()?;
+    let e = builder.build().map_err(|e| e.to_string())?;
+    let action = |p: &standin::ViolationPolicy| {
+        serde_json::json!({
+            "action": p.action.map(|a| a.as_str()),
+            "passthroughHosts": p.passthrough_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "passthroughHostPatterns": p.passthrough_patterns.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "passthroughAllHosts": p.passthrough_all,
+        })
+    };
+    let entry = serde_json::json!({
+        "envVar": e.env_var,
+        "value": String::from_utf8_lossy(e.value.expose()),
+        "placeholder": e.placeholder,
+        "allowedHosts": e.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "allowedHostPatterns": e.allowed_host_patterns.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "allowAnyHost": e.allow_any_host,
+        "requireTlsIdentity": e.require_tls_identity,
+        "injection": {
+            "headers": e.injection.headers,
+            "basicAuth": e.injection.basic_auth,
+            "queryParams": e.injection.query_params,
+            "body": e.injection.body,
+        },
+        "onViolation": e.on_violation.as_ref().map(action),
+    });
+    Ok(entry.to_string())
+}
