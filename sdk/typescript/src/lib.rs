@@ -4,12 +4,10 @@
 //! no policy, validation or default lives here or in the JavaScript wrapper.
 //!
 //! The JavaScript builders (`index.js`) record the calls made on them, in order, as a
-//! *recipe* (JSON: `{"name", "helper", "calls": [[method, ...args], ...]}`; nested builders
-//! such as `secret(s => …)` record their own list as the argument). [`recipe`] replays it onto
-//! the Rust `SandboxBuilder`, `SecretBuilder`, `NetworkBuilder` and `ViolationActionBuilder`,
-//! so every validation error is the Rust SDK's own message. [`sandbox`] wraps a created
-//! sandbox as the `NativeSandbox` class; [`event`] and [`info`] are the plain objects handed
-//! back.
+//! *recipe*; `standin-recipe` replays it onto the Rust builders, so every validation error is
+//! the Rust SDK's own message (the Python package shares the same replay). [`sandbox`] wraps a
+//! created sandbox as the `NativeSandbox` class; [`event`] and [`info`] are the plain objects
+//! handed back.
 //!
 //! Secret values cross from JavaScript as strings inside the recipe. The copies made here
 //! (the recipe text and its parsed form) are zeroized once the builders hold theirs; the
@@ -21,7 +19,6 @@
 
 mod event;
 mod info;
-mod recipe;
 mod sandbox;
 
 pub use event::NativeEvent;
@@ -31,6 +28,7 @@ pub use sandbox::{NativeExecOutput, NativeSandbox};
 use napi::Status;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use standin_recipe::Language;
 use zeroize::Zeroizing;
 
 /// The JavaScript function that receives every event: called with the event alone (no
@@ -45,7 +43,7 @@ pub async fn create_sandbox(
     on_event: Option<EventCallback>,
 ) -> napi::Result<NativeSandbox> {
     let recipe = Zeroizing::new(recipe);
-    let listener = on_event.map(|f| -> recipe::EventListener {
+    let listener = on_event.map(|f| -> standin_recipe::EventListener {
         Box::new(move |e: &standin::Event| {
             // Non-blocking on an unbounded queue: the boundary never waits for JavaScript.
             let _ = f.call(
@@ -54,7 +52,8 @@ pub async fn create_sandbox(
             );
         })
     });
-    let builder = recipe::sandbox_builder(&recipe, listener).map_err(invalid)?;
+    let builder = standin_recipe::sandbox_builder(Language::JavaScript, &recipe, listener)
+        .map_err(invalid)?;
     drop(recipe);
     let sandbox = builder.create().await.map_err(sdk_error)?;
     Ok(NativeSandbox::new(sandbox))
@@ -65,7 +64,7 @@ pub async fn create_sandbox(
 #[napi]
 pub fn build_secret(calls: String) -> napi::Result<String> {
     let calls = Zeroizing::new(calls);
-    recipe::secret_entry_json(&calls).map_err(invalid)
+    standin_recipe::secret_entry_json(Language::JavaScript, &calls).map_err(invalid)
 }
 
 /// A handle on the detached sandbox named `name`.

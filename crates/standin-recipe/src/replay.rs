@@ -1,17 +1,13 @@
-//! Replaying a recipe recorded by the JavaScript builders onto the Rust SDK's builders.
-//!
-//! A recipe is JSON: `{"name": "agent", "helper": "/path/standin" | null, "calls": [...]}`,
-//! each call `[method, ...args]` with the JavaScript method name. Arguments are checked for
-//! their JavaScript type here (a number where a host name belongs says so, naming the call);
-//! everything else (what a valid host, size or name is) is the Rust SDK's to decide.
+//! Replaying recorded calls onto the SDK's builders.
 
+use crate::Language;
 use serde_json::Value;
 use standin::{NetworkBuilder, SandboxBuilder, SecretBuilder, ViolationActionBuilder};
 use zeroize::Zeroize;
 
 /// A parsed recipe whose strings (secret values among them) are zeroized when it is dropped;
 /// the builders keep their own copies.
-struct Scrubbed(Value);
+pub(crate) struct Scrubbed(pub(crate) Value);
 
 impl Drop for Scrubbed {
     fn drop(&mut self) {
@@ -28,11 +24,15 @@ impl Drop for Scrubbed {
 }
 
 /// Problems found while replaying (type errors); the SDK adds its own at `create`/`build`.
-#[derive(Default)]
-struct Problems(Vec<String>);
+/// Carries the language whose names the calls use.
+pub(crate) struct Problems(Vec<String>, Language);
 
 impl Problems {
-    fn finish(self) -> Result<(), String> {
+    pub(crate) fn new(lang: Language) -> Problems {
+        Problems(Vec::new(), lang)
+    }
+
+    pub(crate) fn finish(self) -> Result<(), String> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -44,15 +44,17 @@ impl Problems {
     }
 }
 
-/// One recorded call: its method name and arguments.
+/// One recorded call: its method name as the caller wrote it (for messages), the SDK name it
+/// stands for, and its arguments.
 struct Call<'a> {
     on: &'static str,
     method: &'a str,
+    name: String,
     args: &'a [Value],
 }
 
 impl<'a> Call<'a> {
-    fn parse(on: &'static str, v: &'a Value) -> Result<Call<'a>, String> {
+    fn parse(on: &'static str, v: &'a Value, lang: Language) -> Result<Call<'a>, String> {
         let list = v
             .as_array()
             .filter(|l| !l.is_empty())
@@ -63,6 +65,7 @@ impl<'a> Call<'a> {
         Ok(Call {
             on,
             method,
+            name: lang.sdk_name(on, method),
             args: &list[1..],
         })
     }
@@ -148,12 +151,13 @@ fn type_name(v: Option<&Value>) -> &'static str {
     }
 }
 
-/// Where the sandbox's events go (the JavaScript `onEvent` callbacks, behind one function).
-pub(crate) type EventListener = Box<dyn Fn(&standin::Event) + Send + Sync>;
+/// Where the sandbox's events go (the binding's callbacks, behind one function).
+pub type EventListener = Box<dyn Fn(&standin::Event) + Send + Sync>;
 
 /// The `SandboxBuilder` a recipe describes; `events` receives the events when the recipe
-/// asks for them (`network(n => n.onEvent(…))`).
-pub(crate) fn sandbox_builder(
+/// asks for them (`network(n => n.onEvent(…))`). Errors are the text to throw.
+pub fn sandbox_builder(
+    lang: Language,
     recipe: &str,
     events: Option<EventListener>,
 ) -> Result<SandboxBuilder, String> {
@@ -164,19 +168,19 @@ pub(crate) fn sandbox_builder(
     let name = recipe
         .get("name")
         .and_then(Value::as_str)
-        .ok_or("Sandbox.builder(name): name must be a string")?;
+        .ok_or_else(|| format!("{}: name must be a string", lang.builder_call()))?;
     let mut b = standin::Sandbox::builder(name);
     if let Some(helper) = recipe.get("helper").and_then(Value::as_str) {
         b = b.helper(helper);
     }
-    let mut problems = Problems::default();
+    let mut problems = Problems::new(lang);
     let calls = recipe
         .get("calls")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
     for v in calls {
-        let call = Call::parse("SandboxBuilder", v)?;
+        let call = Call::parse("SandboxBuilder", v, lang)?;
         b = sandbox_call(b, &call, &mut events, &mut problems);
     }
     problems.finish()?;
@@ -190,7 +194,7 @@ fn sandbox_call(
     p: &mut Problems,
 ) -> SandboxBuilder {
     let one_string = |p: &mut Problems| c.arity(1, p).then(|| c.string(0, p));
-    match c.method {
+    match c.name.as_str() {
         "image" => match one_string(p) {
             Some(s) => b.image(&s),
             None => b,
@@ -223,7 +227,7 @@ fn sandbox_call(
             let (k, v) = (c.string(0, p), c.string(1, p));
             b.env(&k, &v)
         }
-        "pullPolicy" => match one_string(p).map(|s| s.parse::<standin::PullPolicy>()) {
+        "pull_policy" => match one_string(p).map(|s| s.parse::<standin::PullPolicy>()) {
             Some(Ok(policy)) => b.pull_policy(policy),
             Some(Err(e)) => {
                 p.0.push(format!("pullPolicy(): {e}"));
@@ -231,11 +235,11 @@ fn sandbox_call(
             }
             None => b,
         },
-        "registryCa" => match one_string(p) {
+        "registry_ca" => match one_string(p) {
             Some(s) => b.registry_ca(s),
             None => b,
         },
-        "insecureRegistry" => match one_string(p) {
+        "insecure_registry" => match one_string(p) {
             Some(s) => b.insecure_registry(&s),
             None => b,
         },
@@ -250,9 +254,9 @@ fn sandbox_call(
                 }
             }
         }
-        "noNetwork" if c.arity(0, p) => b.no_network(),
+        "no_network" if c.arity(0, p) => b.no_network(),
         "detached" if c.arity(1, p) => b.detached(c.boolean(0, p)),
-        "secretEnv" if c.arity(3, p) => {
+        "secret_env" if c.arity(3, p) => {
             let (env, value, host) = (c.string(0, p), c.string(1, p), c.string(2, p));
             b.secret_env(&env, &value, &host)
         }
@@ -264,7 +268,7 @@ fn sandbox_call(
             let calls = c.calls(0, p);
             b.network(|n| network_calls(n, calls, events, p))
         }
-        "env" | "mount" | "noNetwork" | "detached" | "secretEnv" | "secret" | "network" => b,
+        "env" | "mount" | "no_network" | "detached" | "secret_env" | "secret" | "network" => b,
         _ => {
             c.unknown(p);
             b
@@ -279,33 +283,33 @@ fn network_calls(
     p: &mut Problems,
 ) -> NetworkBuilder {
     for v in calls {
-        let c = match Call::parse("NetworkBuilder", v) {
+        let c = match Call::parse("NetworkBuilder", v, p.1) {
             Ok(c) => c,
             Err(e) => {
                 p.0.push(e);
                 continue;
             }
         };
-        n = match c.method {
+        n = match c.name.as_str() {
             "secret" if c.arity(1, p) => {
                 let calls = c.calls(0, p);
                 n.secret(|s| secret_calls(s, calls, p))
             }
-            "secretEnv" if c.arity(4, p) => {
+            "secret_env_with_placeholder" if c.arity(4, p) => {
                 let (env, value) = (c.string(0, p), c.string(1, p));
                 let (placeholder, host) = (c.string(2, p), c.string(3, p));
                 n.secret_env_with_placeholder(&env, &value, &placeholder, &host)
             }
-            "secretEnvSimple" if c.arity(3, p) => {
+            "secret_env" if c.arity(3, p) => {
                 let (env, value, host) = (c.string(0, p), c.string(1, p), c.string(2, p));
                 n.secret_env(&env, &value, &host)
             }
-            "onSecretViolation" if c.arity(1, p) => {
+            "on_secret_violation" if c.arity(1, p) => {
                 let calls = c.calls(0, p);
                 n.on_secret_violation(|v| violation_calls(v, calls, p))
             }
             "rule" if c.arity(1, p) => n.rule(&c.string(0, p)),
-            "defaultAction" if c.arity(1, p) => match c.string(0, p).as_str() {
+            "default_action" if c.arity(1, p) => match c.string(0, p).as_str() {
                 "allow" => n.default_action(standin::Action::Allow),
                 "deny" => n.default_action(standin::Action::Deny),
                 other => {
@@ -315,16 +319,24 @@ fn network_calls(
                     n
                 }
             },
-            "dnsUpstream" if c.arity(1, p) => n.dns_upstream(&c.string(0, p)),
-            "upstreamCa" if c.arity(1, p) => n.upstream_ca(c.string(0, p)),
-            "eventsFile" if c.arity(1, p) => n.events_file(c.string(0, p)),
+            "dns_upstream" if c.arity(1, p) => n.dns_upstream(&c.string(0, p)),
+            "upstream_ca" if c.arity(1, p) => n.upstream_ca(c.string(0, p)),
+            "events_file" if c.arity(1, p) => n.events_file(c.string(0, p)),
             // The callbacks themselves stay in JavaScript; `events` carries them.
-            "onEvent" if c.arity(0, p) => match events.take() {
+            "on_event" if c.arity(0, p) => match events.take() {
                 Some(f) => n.on_event(f),
                 None => n,
             },
-            "secret" | "secretEnv" | "secretEnvSimple" | "onSecretViolation" | "rule"
-            | "defaultAction" | "dnsUpstream" | "upstreamCa" | "eventsFile" | "onEvent" => n,
+            "secret"
+            | "secret_env_with_placeholder"
+            | "secret_env"
+            | "on_secret_violation"
+            | "rule"
+            | "default_action"
+            | "dns_upstream"
+            | "upstream_ca"
+            | "events_file"
+            | "on_event" => n,
             _ => {
                 c.unknown(p);
                 n
@@ -334,9 +346,13 @@ fn network_calls(
     n
 }
 
-fn secret_calls(mut s: SecretBuilder, calls: &[Value], p: &mut Problems) -> SecretBuilder {
+pub(crate) fn secret_calls(
+    mut s: SecretBuilder,
+    calls: &[Value],
+    p: &mut Problems,
+) -> SecretBuilder {
     for v in calls {
-        let c = match Call::parse("SecretBuilder", v) {
+        let c = match Call::parse("SecretBuilder", v, p.1) {
             Ok(c) => c,
             Err(e) => {
                 p.0.push(e);
@@ -345,7 +361,7 @@ fn secret_calls(mut s: SecretBuilder, calls: &[Value], p: &mut Problems) -> Secr
         };
         let string = |p: &mut Problems| c.arity(1, p).then(|| c.string(0, p));
         let flag = |p: &mut Problems| c.arity(1, p).then(|| c.boolean(0, p));
-        s = match c.method {
+        s = match c.name.as_str() {
             "env" => match string(p) {
                 Some(x) => s.env(&x),
                 None => s,
@@ -358,44 +374,44 @@ fn secret_calls(mut s: SecretBuilder, calls: &[Value], p: &mut Problems) -> Secr
                 Some(x) => s.placeholder(&x),
                 None => s,
             },
-            "allowHost" => match string(p) {
+            "allow_host" => match string(p) {
                 Some(x) => s.allow_host(&x),
                 None => s,
             },
-            "allowHostPattern" => match string(p) {
+            "allow_host_pattern" => match string(p) {
                 Some(x) => s.allow_host_pattern(&x),
                 None => s,
             },
             // The reference's `iUnderstand`: a no-op unless `true`.
-            "allowAnyHostDangerous" => match flag(p) {
+            "allow_any_host_dangerous" => match flag(p) {
                 Some(true) => s.dangerous().allow_any_host(),
                 _ => s,
             },
-            "requireTlsIdentity" => match flag(p) {
+            "require_tls_identity" => match flag(p) {
                 Some(x) => s.require_tls_identity(x),
                 None => s,
             },
-            "injectHeaders" => match flag(p) {
+            "inject_headers" => match flag(p) {
                 Some(x) => s.inject_headers(x),
                 None => s,
             },
-            "injectBasicAuth" => match flag(p) {
+            "inject_basic_auth" => match flag(p) {
                 Some(x) => s.inject_basic_auth(x),
                 None => s,
             },
-            "injectQuery" => match flag(p) {
+            "inject_query" => match flag(p) {
                 Some(x) => s.inject_query(x),
                 None => s,
             },
-            "injectBody" => match flag(p) {
+            "inject_body" => match flag(p) {
                 Some(x) => s.inject_body(x),
                 None => s,
             },
-            "onViolation" if c.arity(1, p) => {
+            "on_violation" if c.arity(1, p) => {
                 let calls = c.calls(0, p);
                 s.on_violation(|v| violation_calls(v, calls, p))
             }
-            "onViolation" => s,
+            "on_violation" => s,
             _ => {
                 c.unknown(p);
                 s
@@ -411,22 +427,22 @@ fn violation_calls(
     p: &mut Problems,
 ) -> ViolationActionBuilder {
     for call in calls {
-        let c = match Call::parse("ViolationActionBuilder", call) {
+        let c = match Call::parse("ViolationActionBuilder", call, p.1) {
             Ok(c) => c,
             Err(e) => {
                 p.0.push(e);
                 continue;
             }
         };
-        v = match c.method {
+        v = match c.name.as_str() {
             "block" if c.arity(0, p) => v.block(),
-            "blockAndLog" if c.arity(0, p) => v.block_and_log(),
-            "blockAndTerminate" if c.arity(0, p) => v.block_and_terminate(),
-            "passthroughHost" if c.arity(1, p) => v.passthrough_host(&c.string(0, p)),
-            "passthroughHostPattern" if c.arity(1, p) => {
+            "block_and_log" if c.arity(0, p) => v.block_and_log(),
+            "block_and_terminate" if c.arity(0, p) => v.block_and_terminate(),
+            "passthrough_host" if c.arity(1, p) => v.passthrough_host(&c.string(0, p)),
+            "passthrough_host_pattern" if c.arity(1, p) => {
                 v.passthrough_host_pattern(&c.string(0, p))
             }
-            "passthroughAllHosts" if c.arity(1, p) => {
+            "passthrough_all_hosts" if c.arity(1, p) => {
                 if c.boolean(0, p) {
                     v.dangerous().passthrough_all_hosts()
                 } else {
@@ -434,11 +450,11 @@ fn violation_calls(
                 }
             }
             "block"
-            | "blockAndLog"
-            | "blockAndTerminate"
-            | "passthroughHost"
-            | "passthroughHostPattern"
-            | "passthroughAllHosts" => v,
+            | "block_and_log"
+            | "block_and_terminate"
+            | "passthrough_host"
+            | "passthrough_host_pattern"
+            | "passthrough_all_hosts" => v,
             _ => {
                 c.unknown(p);
                 v
@@ -446,42 +462,4 @@ fn violation_calls(
         };
     }
     v
-}
-
-/// `SecretBuilder.build()`: the entry as the reference's `SecretEntry` (JSON), or the Rust
-/// SDK's validation error.
-pub(crate) fn secret_entry_json(calls: &str) -> Result<String, String> {
-    let calls = Scrubbed(serde_json::from_str(calls).map_err(|e| format!("secret recipe: {e}"))?);
-    let Value::Array(calls) = &calls.0 else {
-        return Err("SecretBuilder: the recorded calls must be a list".into());
-    };
-    let mut problems = Problems::default();
-    let builder = secret_calls(SecretBuilder::new(), calls, &mut problems);
-    problems.finish()?;
-    let e = builder.build().map_err(|e| e.to_string())?;
-    let action = |p: &standin::ViolationPolicy| {
-        serde_json::json!({
-            "action": p.action.map(|a| a.as_str()),
-            "passthroughHosts": p.passthrough_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-            "passthroughHostPatterns": p.passthrough_patterns.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-            "passthroughAllHosts": p.passthrough_all,
-        })
-    };
-    let entry = serde_json::json!({
-        "envVar": e.env_var,
-        "value": String::from_utf8_lossy(e.value.expose()),
-        "placeholder": e.placeholder,
-        "allowedHosts": e.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        "allowedHostPatterns": e.allowed_host_patterns.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        "allowAnyHost": e.allow_any_host,
-        "requireTlsIdentity": e.require_tls_identity,
-        "injection": {
-            "headers": e.injection.headers,
-            "basicAuth": e.injection.basic_auth,
-            "queryParams": e.injection.query_params,
-            "body": e.injection.body,
-        },
-        "onViolation": e.on_violation.as_ref().map(action),
-    });
-    Ok(entry.to_string())
 }
