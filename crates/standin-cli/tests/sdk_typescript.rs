@@ -34,6 +34,8 @@ fn the_reference_examples_and_the_package_tests_pass_under_node() {
     assert!(o.status.success(), "{}", report(&o, &world.net));
     // Every test ran (none skipped or filtered away).
     let out = stdout(&o);
+    // The runner's report, for `--nocapture`.
+    println!("{out}");
     assert!(
         out.contains("ℹ fail 0") && out.contains("ℹ skipped 0"),
         "{out}"
