@@ -463,3 +463,73 @@ fn violation_calls(
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn js(recipe: &str) -> Result<SandboxBuilder, String> {
+        sandbox_builder(Language::JavaScript, recipe, None)
+    }
+
+    #[test]
+    fn type_mistakes_name_the_call_as_written() {
+        let e = js(r#"{"name":"a","calls":[["secretEnv","K",7,"h.example"]]}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid sandbox configuration: SandboxBuilder.secretEnv(): argument 2 must be a string, got a number"
+        );
+        let e = sandbox_builder(
+            Language::Python,
+            r#"{"name":"a","calls":[["secret",[["allow_host"]]]]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("SecretBuilder.allow_host() takes 1 argument(s), got 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_methods_and_malformed_recipes_are_refused() {
+        let e = js(r#"{"name":"a","calls":[["allowHost","x"]]}"#).unwrap_err();
+        assert!(
+            e.contains("SandboxBuilder.allowHost() is not a method"),
+            "{e}"
+        );
+        assert!(js(r#"{"name":"a","calls":[[]]}"#).is_err());
+        assert!(js(r#"{"calls":[]}"#).is_err());
+        assert!(js("not json").is_err());
+    }
+
+    #[test]
+    fn the_dangerous_flags_are_no_ops_unless_true() {
+        let entry = |flag: bool| {
+            crate::secret_entry_json(
+                Language::JavaScript,
+                &format!(r#"[["env","K"],["value","v"],["allowAnyHostDangerous",{flag}]]"#),
+            )
+        };
+        assert!(entry(false).unwrap_err().contains("allowed host"));
+        assert!(entry(true).unwrap().contains(r#""allowAnyHost":true"#));
+    }
+
+    #[test]
+    fn a_valid_recipe_replays_in_either_language() {
+        let js_recipe = r#"{"name":"a","calls":[["network",[
+            ["secretEnvSimple","K","v","api.example"],
+            ["secretEnv","L","v","PH_L","api.example"],
+            ["onSecretViolation",[["blockAndLog"]]]]]]}"#;
+        assert!(js(js_recipe).is_ok());
+        let python_recipe = r#"{"name":"a","calls":[["network",[
+            ["secret_env","K","v","api.example"],
+            ["secret_env_with_placeholder","L","v","PH_L","api.example"],
+            ["on_secret_violation",[["block_and_log"]]]]]]}"#;
+        assert!(sandbox_builder(Language::Python, python_recipe, None).is_ok());
+        // The JavaScript four-argument spelling is not Python's three-argument one.
+        let crossed =
+            r#"{"name":"a","calls":[["network",[["secret_env","K","v","PH","h.example"]]]]}"#;
+        assert!(sandbox_builder(Language::Python, crossed, None).is_err());
+    }
+}
