@@ -55,8 +55,12 @@ async fn exec_runs_in_the_same_sandbox_with_the_same_hardening() {
         (42, "partial\n".to_owned(), "why\n".to_owned())
     );
     sb.stop();
-    let after = sb.exec("true", Vec::<String>::new()).await.unwrap();
-    assert_ne!(after.code, 0, "exec into a stopped sandbox succeeded");
+    // Nothing starts in a stopped sandbox: exec fails, it does not return an exit code.
+    let after = sb.exec("true", Vec::<String>::new()).await;
+    assert!(
+        matches!(&after, Err(e) if e.to_string().contains("the sandbox has stopped")),
+        "exec into a stopped sandbox: {after:?}"
+    );
 }
 
 #[tokio::test]
