@@ -181,7 +181,8 @@ export class SandboxBuilder extends Recorder {
     const recipe = JSON.stringify({ name: this.#name, helper: helper(), calls: this._calls() });
     const listeners = this.#listeners.slice();
     const onEvent = listeners.length
-      ? (event) => {
+      ? (json) => {
+          const event = JSON.parse(json);
           for (const l of listeners) l(event);
         }
       : undefined;

@@ -12,11 +12,11 @@ mod token;
 
 use registry::{
     Auth, PASSWORD, REGISTRY, Registry, USER, b64, curl_layout, curl_layout_with, empty_image,
-    image, run, umoci,
+    image, pull_ok, run, standin, umoci,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use support::{FakeInternet, report, stderr, stdout};
 
 /// An OCI layout with a busybox image at tag `base`: busybox and its applet links, passwd
@@ -170,29 +170,6 @@ fn add_index_images(layout: &Path) {
         }));
     }
     std::fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
-}
-
-/// `standin ARGS` in the client namespace with its own STANDIN_HOME and the registry's
-/// credentials.
-fn standin(net: &FakeInternet, reg: &Registry, home: &Path, args: &[&str]) -> Output {
-    run(Command::new("ip")
-        .args(["netns", "exec", &net.client, support::standin_bin()])
-        .args(args)
-        .env("STANDIN_HOME", home)
-        .env("REGISTRY_AUTH_FILE", reg.auth_file()))
-}
-
-/// `standin pull` of `name` from the test registry (trusting the test CA), which must succeed.
-fn pull_ok(net: &FakeInternet, reg: &Registry, home: &Path, name: &str) -> Output {
-    let ca = net.ca_file().display().to_string();
-    let o = standin(
-        net,
-        reg,
-        home,
-        &["pull", "--registry-ca", &ca, &image(name)],
-    );
-    assert!(o.status.success(), "pull {name}: {}", report(&o, net));
-    o
 }
 
 fn layer_dirs(home: &Path) -> Vec<String> {

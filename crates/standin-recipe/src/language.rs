@@ -26,14 +26,6 @@ impl Language {
         }
     }
 
-    /// How the caller wrote the builder's constructor, for messages.
-    pub(crate) fn builder_call(self) -> &'static str {
-        match self {
-            Language::JavaScript => "Sandbox.builder(name)",
-            Language::Python => "Sandbox.builder(name)",
-        }
-    }
-
     /// A field name of the objects handed back (`SecretEntry`, events): camelCase for
     /// JavaScript, as the SDK writes it for Python.
     pub(crate) fn field(self, snake: &str) -> String {

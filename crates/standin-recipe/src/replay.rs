@@ -168,7 +168,7 @@ pub fn sandbox_builder(
     let name = recipe
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("{}: name must be a string", lang.builder_call()))?;
+        .ok_or("Sandbox.builder(name): name must be a string")?;
     let mut b = standin::Sandbox::builder(name);
     if let Some(helper) = recipe.get("helper").and_then(Value::as_str) {
         b = b.helper(helper);

@@ -6,8 +6,8 @@
 //! The JavaScript builders (`index.js`) record the calls made on them, in order, as a
 //! *recipe*; `standin-recipe` replays it onto the Rust builders, so every validation error is
 //! the Rust SDK's own message (the Python package shares the same replay). [`sandbox`] wraps a
-//! created sandbox as the `NativeSandbox` class; [`event`] and [`info`] are the plain objects
-//! handed back.
+//! created sandbox as the `NativeSandbox` class; [`info`] holds the plain objects handed back.
+//! Events reach JavaScript as JSON (`standin_recipe::event_json`, as for Python).
 //!
 //! Secret values cross from JavaScript as strings inside the recipe. The copies made here
 //! (the recipe text and its parsed form) are zeroized once the builders hold theirs; the
@@ -17,11 +17,9 @@
 // their own `allow`), which `forbid` would reject.
 #![deny(unsafe_code)]
 
-mod event;
 mod info;
 mod sandbox;
 
-pub use event::NativeEvent;
 pub use info::{NativeFileEntry, NativeSandboxInfo};
 pub use sandbox::{NativeExecOutput, NativeSandbox};
 
@@ -31,9 +29,9 @@ use napi_derive::napi;
 use standin_recipe::Language;
 use zeroize::Zeroizing;
 
-/// The JavaScript function that receives every event: called with the event alone (no
+/// The JavaScript function that receives every event, as JSON: called with it alone (no
 /// error-first argument) and *weak*, so a listener never keeps Node running by itself.
-pub type EventCallback = ThreadsafeFunction<NativeEvent, (), NativeEvent, Status, false, true>;
+pub type EventCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
 /// Create a sandbox from a recipe (JSON); resolves once it is running. `on_event`, when
 /// given, receives the sandbox's events.
@@ -46,10 +44,8 @@ pub async fn create_sandbox(
     let listener = on_event.map(|f| -> standin_recipe::EventListener {
         Box::new(move |e: &standin::Event| {
             // Non-blocking on an unbounded queue: the boundary never waits for JavaScript.
-            let _ = f.call(
-                NativeEvent::from(e),
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
+            let event = standin_recipe::event_json(e).to_string();
+            let _ = f.call(event, ThreadsafeFunctionCallMode::NonBlocking);
         })
     });
     let builder = standin_recipe::sandbox_builder(Language::JavaScript, &recipe, listener)

@@ -4,7 +4,7 @@
 //! `skopeo` from the client namespace.
 #![allow(dead_code, reason = "each test binary uses only some of the helpers")]
 
-use crate::support::{FakeInternet, IMAGE_REGISTRY_V4, stderr, stdout};
+use crate::support::{FakeInternet, IMAGE_REGISTRY_V4, report, stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
@@ -251,4 +251,27 @@ pub(crate) fn curl_layout_with(dir: &Path, name: &str, extra: impl FnOnce(&Path)
 
 pub(crate) fn image(name: &str) -> String {
     format!("{REGISTRY}/{name}")
+}
+
+/// `standin ARGS` in the client namespace with its own STANDIN_HOME and the registry's
+/// credentials.
+pub(crate) fn standin(net: &FakeInternet, reg: &Registry, home: &Path, args: &[&str]) -> Output {
+    run(Command::new("ip")
+        .args(["netns", "exec", &net.client, crate::support::standin_bin()])
+        .args(args)
+        .env("STANDIN_HOME", home)
+        .env("REGISTRY_AUTH_FILE", reg.auth_file()))
+}
+
+/// `standin pull` of `name` from the test registry (trusting the test CA), which must succeed.
+pub(crate) fn pull_ok(net: &FakeInternet, reg: &Registry, home: &Path, name: &str) -> Output {
+    let ca = net.ca_file().display().to_string();
+    let o = standin(
+        net,
+        reg,
+        home,
+        &["pull", "--registry-ca", &ca, &image(name)],
+    );
+    assert!(o.status.success(), "pull {name}: {}", report(&o, net));
+    o
 }

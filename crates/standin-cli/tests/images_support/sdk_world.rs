@@ -8,8 +8,8 @@
 //! script with `sh`, and `/app/agent.py` (the working directory), a "script" that calls
 //! `https://api.openai.com/v1/chat/completions` with `$OPENAI_API_KEY` as an agent would.
 
-use crate::registry::{Registry, curl_layout_with, image, umoci};
-use crate::support::{self, FakeInternet, report};
+use crate::registry::{Registry, curl_layout_with, pull_ok, umoci};
+use crate::support::{self, FakeInternet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,15 +64,7 @@ impl World {
         ]);
         registry.push(&net, &layout, "base", "python:latest");
         let home = tempfile::tempdir().unwrap();
-        let ca = net.ca_file().display().to_string();
-        let o = Command::new("ip")
-            .args(["netns", "exec", &net.client, support::standin_bin(), "pull"])
-            .args(["--registry-ca", &ca, &image("python")])
-            .env("STANDIN_HOME", home.path())
-            .env("REGISTRY_AUTH_FILE", registry.auth_file())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "pull: {}", report(&o, &net));
+        pull_ok(&net, &registry, home.path(), "python");
         World {
             net,
             _registry: registry,
