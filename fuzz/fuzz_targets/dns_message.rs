@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
+            aws: None,
+            require: false,
+            retired: Vec::new(),
         }],
         ..Default::default()
     };

@@ -22,6 +22,9 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
         require_tls_identity: true,
         injection: SecretInjection::default(),
         on_violation: None,
+        aws: None,
+        require: false,
+        retired: Vec::new(),
     };
     let set = Arc::new(SecretSet {
         // D is long enough for its base64 forms to be scrubbed too.

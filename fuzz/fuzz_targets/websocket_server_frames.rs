@@ -50,6 +50,9 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
         require_tls_identity: true,
         injection: SecretInjection::default(),
         on_violation: None,
+        aws: None,
+        require: false,
+        retired: Vec::new(),
     };
     let set = Arc::new(SecretSet {
         entries: vec![e("A", VALUES[0]), e("B", VALUES[1]), e("C", VALUES[2])],

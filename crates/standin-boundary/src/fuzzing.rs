@@ -52,6 +52,9 @@ pub async fn serve_bytes(input: &[u8], h2: bool, allowed_sni: bool) -> Exchange 
             body: true,
         },
         on_violation: None,
+        aws: None,
+        require: false,
+        retired: Vec::new(),
     };
     let secrets = Arc::new(SecretSet {
         entries: vec![entry],

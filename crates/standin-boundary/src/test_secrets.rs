@@ -19,6 +19,9 @@ pub(crate) fn one_secret(env: &str, value: &[u8]) -> Arc<SecretSet> {
         require_tls_identity: true,
         injection: SecretInjection::default(),
         on_violation: None,
+        aws: None,
+        require: false,
+        retired: Vec::new(),
     };
     Arc::new(SecretSet {
         entries: vec![entry],

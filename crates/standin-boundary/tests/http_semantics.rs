@@ -28,6 +28,9 @@ fn entry() -> SecretEntry {
         require_tls_identity: true,
         injection: SecretInjection::default(),
         on_violation: None,
+        aws: None,
+        require: false,
+        retired: Vec::new(),
     }
 }
 

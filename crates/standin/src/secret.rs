@@ -203,6 +203,9 @@ impl SecretBuilder {
             require_tls_identity: self.require_tls_identity,
             injection: self.injection,
             on_violation: self.on_violation,
+            aws: None,
+            require: false,
+            retired: Vec::new(),
         };
         if errors.is_empty()
             && let Err(e) = entry.validate()

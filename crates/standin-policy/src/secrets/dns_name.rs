@@ -135,6 +135,9 @@ mod tests {
                 require_tls_identity: true,
                 injection: SecretInjection::default(),
                 on_violation: None,
+                aws: None,
+                require: false,
+                retired: Vec::new(),
             }],
             ..Default::default()
         }

@@ -1,6 +1,7 @@
 //! [`SecretEntry`] and [`SecretInjection`]: one secret, where it may become real, and where in
 //! a request it may be substituted.
 
+use super::aws::{AwsError, AwsSigV4};
 use super::value::SecretValue;
 use super::violation::ViolationPolicy;
 use crate::egress::{DomainName, HostPattern};
@@ -60,6 +61,15 @@ pub struct SecretEntry {
     pub injection: SecretInjection,
     /// Overrides the sandbox-wide violation policy for this secret.
     pub on_violation: Option<ViolationPolicy>,
+    /// An AWS credential: the value is a secret access key, never written into a request;
+    /// requests signed with this access key ID are re-signed with it instead.
+    pub aws: Option<AwsSigV4>,
+    /// The allowed hosts must receive this secret: a request to one of them that does not
+    /// carry the placeholder (or the access key ID's signature) is refused.
+    pub require: bool,
+    /// Values this secret had before a rotation, scrubbed from responses for a grace period
+    /// and never substituted.
+    pub retired: Vec<SecretValue>,
 }
 
 /// Why a secret (or a set of secrets) was rejected. Messages name the secret and the fix;
@@ -111,6 +121,32 @@ pub enum SecretError {
     /// Two secrets share an env name.
     #[error("secret {0} is defined twice")]
     DuplicateEnv(String),
+    /// The AWS declaration is invalid.
+    #[error("secret {secret}: {error}")]
+    Aws {
+        /// Env name of the secret.
+        secret: String,
+        /// What is wrong.
+        error: AwsError,
+    },
+    /// Two secrets declare the same AWS access key ID.
+    #[error(
+        "secrets {0} and {1} declare the same AWS access key ID; a key ID belongs to one secret"
+    )]
+    DuplicateKeyId(String, String),
+    /// `require` or an AWS credential together with allow-any-host.
+    #[error("secret {0}: {1} needs named allowed hosts; it cannot be combined with allow-any-host")]
+    NeedsNamedHosts(String, &'static str),
+    /// `require` on a secret that can only be substituted in bodies.
+    #[error(
+        "secret {0}: require checks the request head (headers, Basic credentials, query, an AWS signature); enable one of those injections or drop require"
+    )]
+    RequireNeedsHead(String),
+    /// Rotation named a secret that does not exist.
+    #[error(
+        "no secret {0} in this sandbox (a rotation can only replace an existing secret's value)"
+    )]
+    UnknownSecret(String),
 }
 
 /// Check an env name: non-empty, no `=`, no NUL (shell-identifier syntax is not required).
@@ -154,7 +190,32 @@ impl SecretEntry {
         {
             return Err(SecretError::NoAllowedHost(name()));
         }
+        if let Some(aws) = &self.aws {
+            aws.validate().map_err(|error| SecretError::Aws {
+                secret: name(),
+                error,
+            })?;
+            if self.allow_any_host {
+                return Err(SecretError::NeedsNamedHosts(name(), "an AWS credential"));
+            }
+        }
+        if self.require && self.allow_any_host {
+            return Err(SecretError::NeedsNamedHosts(name(), "require"));
+        }
+        let head =
+            self.injection.headers || self.injection.basic_auth || self.injection.query_params;
+        if self.require && self.aws.is_none() && !head {
+            return Err(SecretError::RequireNeedsHead(name()));
+        }
         Ok(())
+    }
+
+    /// Check a replacement value for this secret (rotation): the rules of
+    /// [`validate`](Self::validate) for values.
+    pub fn validate_value(&self, value: &SecretValue) -> Result<(), SecretError> {
+        let mut probe = self.clone();
+        probe.value = value.clone();
+        probe.validate()
     }
 
     /// Whether `host` is on this secret's allow list (exact, pattern, or any).
@@ -184,6 +245,9 @@ mod tests {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
+            aws: None,
+            require: false,
+            retired: Vec::new(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Secrets: placeholders in the sandbox, real values only on the host.
 //!
 //! - [`value`]: [`SecretValue`], the zeroized, never-printed real value;
+//! - [`aws`]: AWS SigV4 credentials (re-signed, never substituted) and reading what a
+//!   client signed;
+//! - [`shape`]: token-shaped placeholders (`ghp_MSB…`) for clients that check formats;
 //! - [`entry`]: [`SecretEntry`] and [`SecretInjection`], with the reference SDK's fields,
 //!   defaults and validation;
 //! - [`violation`]: [`ViolationAction`] and [`ViolationPolicy`] (block, block-and-log,
@@ -12,6 +15,7 @@
 //! - [`dns_name`]: placeholders (raw, hex, base32, base64) smuggled in DNS query names;
 //! - [`reflect`]: the reverse, replacing values echoed back in responses by placeholders.
 
+pub mod aws;
 pub mod decode;
 pub mod dns_name;
 pub mod entry;
@@ -19,9 +23,11 @@ pub mod reflect;
 pub mod rewrite;
 pub mod scan;
 pub mod set;
+pub mod shape;
 pub mod value;
 pub mod violation;
 
+pub use aws::{AwsError, AwsSigV4, PayloadMode, SigV4Authorization};
 pub use decode::Form;
 pub use entry::{
     MAX_PLACEHOLDER_BYTES, SecretEntry, SecretError, SecretInjection, default_placeholder,
@@ -30,5 +36,6 @@ pub use entry::{
 pub use reflect::{Scrubber, SentForm};
 pub use scan::{Hit, Patterns, StreamScanner, StreamSubstituter};
 pub use set::{Destination, Role, SecretSet};
+pub use shape::shaped_placeholder;
 pub use value::SecretValue;
-pub use violation::{ViolationAction, ViolationPolicy};
+pub use violation::{Refusal, ViolationAction, ViolationPolicy};

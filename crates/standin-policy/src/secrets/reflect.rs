@@ -82,20 +82,21 @@ impl Scrubber {
                 .iter()
                 .filter_map(|&id| self.entry(id))
                 .flat_map(|e| {
+                    // The current value and those retired by a rotation still in their grace
+                    // period.
                     let placeholder = e.placeholder.as_bytes();
-                    std::iter::once((e.value.expose(), placeholder))
-                        .chain(
-                            e.value
-                                .percent_forms()
-                                .iter()
-                                .map(move |p| (p.as_slice(), placeholder)),
-                        )
-                        .chain(
-                            e.value
-                                .base64_cores()
-                                .iter()
-                                .map(|c| (c.text(), c.filler())),
-                        )
+                    std::iter::once(&e.value)
+                        .chain(&e.retired)
+                        .flat_map(move |value| {
+                            std::iter::once((value.expose(), placeholder))
+                                .chain(
+                                    value
+                                        .percent_forms()
+                                        .iter()
+                                        .map(move |p| (p.as_slice(), placeholder)),
+                                )
+                                .chain(value.base64_cores().iter().map(|c| (c.text(), c.filler())))
+                        })
                 }),
         )
     }
@@ -217,6 +218,9 @@ mod tests {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
+            aws: None,
+            require: false,
+            retired: Vec::new(),
         }
     }
 
@@ -238,6 +242,16 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"error\": \"bad key $MSB_B\", \"also\": \"$MSB_A\"}"
+        );
+    }
+
+    #[test]
+    fn scrubs_retired_values_too() {
+        let set = Arc::new(set().rotated("A", SecretValue::new("sk-new-789")).unwrap());
+        let s = Scrubber::new(set, Arc::new(vec![0]));
+        assert_eq!(
+            s.replace_all(b"old sk-123, new sk-new-789").unwrap(),
+            b"old $MSB_A, new $MSB_A"
         );
     }
 

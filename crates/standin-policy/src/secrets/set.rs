@@ -2,9 +2,13 @@
 //! per-destination decision of what each placeholder may become.
 
 use super::entry::{SecretEntry, SecretError};
+use super::value::SecretValue;
 use super::violation::{ViolationAction, ViolationPolicy};
 use crate::egress::DomainName;
 use std::collections::HashSet;
+
+/// Most retired values kept per secret (older ones are dropped at the next rotation).
+pub const MAX_RETIRED: usize = 2;
 
 /// All secrets of one sandbox.
 #[derive(Debug, Clone, Default)]
@@ -61,8 +65,76 @@ impl SecretSet {
                     e.env_var.clone(),
                 ));
             }
+            if let Some(aws) = &e.aws
+                && let Some(other) = self.entries[..i].iter().find(|o| {
+                    o.aws
+                        .as_ref()
+                        .is_some_and(|a| a.access_key_id == aws.access_key_id)
+                })
+            {
+                return Err(SecretError::DuplicateKeyId(
+                    other.env_var.clone(),
+                    e.env_var.clone(),
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The secrets with `require` whose allowed hosts include the destination: the claimed
+    /// host (pinned or not: an unpinned claim cannot carry the secret, so it is refused too),
+    /// or without a claim any name this sandbox resolved to the address.
+    pub fn required(&self, dest: &Destination<'_>) -> Vec<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.require)
+            .filter(|(_, e)| match dest.host {
+                Some(h) => e.allows(h),
+                None => dest.pinned_names.iter().any(|n| e.allows(n)),
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Index of the secret whose AWS access key ID is `key_id`.
+    pub fn by_key_id(&self, key_id: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.aws.as_ref().is_some_and(|a| a.access_key_id == key_id))
+    }
+
+    /// This set with secret `env`'s value replaced by `value` (rotation). The old value is
+    /// kept in [`SecretEntry::retired`] (the last [`MAX_RETIRED`]) so that responses are
+    /// still scrubbed of it; drop it later with [`without_retired`](Self::without_retired).
+    pub fn rotated(&self, env: &str, value: SecretValue) -> Result<SecretSet, SecretError> {
+        let mut next = self.clone();
+        let i = next
+            .entries
+            .iter()
+            .position(|e| e.env_var == env)
+            .ok_or_else(|| SecretError::UnknownSecret(env.to_owned()))?;
+        let e = &mut next.entries[i];
+        e.validate_value(&value)?;
+        let old = std::mem::replace(&mut e.value, value);
+        if old != e.value {
+            e.retired.retain(|r| *r != e.value);
+            e.retired.push(old);
+            if e.retired.len() > MAX_RETIRED {
+                e.retired.remove(0);
+            }
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// This set without the retired `value` of secret `env` (its grace period is over).
+    pub fn without_retired(&self, env: &str, value: &SecretValue) -> SecretSet {
+        let mut next = self.clone();
+        for e in next.entries.iter_mut().filter(|e| e.env_var == env) {
+            e.retired.retain(|r| r != value);
+        }
+        next
     }
 
     /// Whether there are no secrets.
@@ -142,6 +214,9 @@ mod tests {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
+            aws: None,
+            require: false,
+            retired: Vec::new(),
         }
     }
 
@@ -273,6 +348,59 @@ mod tests {
             tls: false,
         };
         assert_eq!(set.role(0, &d), Role::Passthrough);
+    }
+
+    #[test]
+    fn required_by_claim_or_pinned_name() {
+        let mut e = entry("K", "api.example.com");
+        e.require = true;
+        let set = SecretSet {
+            entries: vec![e, entry("L", "api.example.com")],
+            ..Default::default()
+        };
+        let api = n("api.example.com");
+        assert_eq!(set.required(&dest(&api, true, true)), vec![0]);
+        // An unpinned claim is bound too (it is refused, not let through).
+        assert_eq!(set.required(&dest(&api, false, true)), vec![0]);
+        let other = n("other.example");
+        assert!(set.required(&dest(&other, true, true)).is_empty());
+        let names = [api.clone()];
+        let d = Destination {
+            host: None,
+            host_pinned: false,
+            pinned_names: &names,
+            tls: false,
+        };
+        assert_eq!(set.required(&d), vec![0]);
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_value_for_scrubbing() {
+        let set = SecretSet {
+            entries: vec![entry("K", "api.example.com")],
+            ..Default::default()
+        };
+        let next = set.rotated("K", SecretValue::new("new-value")).unwrap();
+        assert_eq!(next.entries[0].value.expose(), b"new-value");
+        assert_eq!(next.entries[0].placeholder, set.entries[0].placeholder);
+        assert_eq!(next.entries[0].retired, vec![SecretValue::new("real-K")]);
+        let third = next.rotated("K", SecretValue::new("third-value")).unwrap();
+        let fourth = third
+            .rotated("K", SecretValue::new("fourth-value"))
+            .unwrap();
+        assert_eq!(fourth.entries[0].retired.len(), MAX_RETIRED);
+        let done = fourth.without_retired("K", &SecretValue::new("third-value"));
+        assert_eq!(done.entries[0].retired, vec![SecretValue::new("new-value")]);
+        assert_eq!(
+            set.rotated("NOPE", SecretValue::new("x")).unwrap_err(),
+            SecretError::UnknownSecret("NOPE".into())
+        );
+        assert!(matches!(
+            set.rotated("K", SecretValue::new("a\nb")),
+            Err(SecretError::BadValue(_))
+        ));
+        // A value the placeholder would reveal is refused like at creation.
+        assert!(set.rotated("K", SecretValue::new("MSB")).is_err());
     }
 
     #[test]

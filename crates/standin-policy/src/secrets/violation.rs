@@ -45,6 +45,29 @@ impl ViolationAction {
     }
 }
 
+/// How a blocked HTTP request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// A connection reset, as the reference does: the default.
+    #[default]
+    Reset,
+    /// The boundary itself answers `403 Forbidden` with a short text naming the rule (never a
+    /// value); nothing reaches the destination. Streams that are not HTTP are still reset.
+    Forbidden,
+}
+
+impl Refusal {
+    /// Parse `reset` or `forbidden`.
+    pub fn parse(s: &str) -> Option<Refusal> {
+        match s {
+            "reset" => Some(Refusal::Reset),
+            "forbidden" => Some(Refusal::Forbidden),
+            _ => None,
+        }
+    }
+}
+
 /// A violation policy: a base blocking action and hosts that receive the placeholder
 /// unchanged instead. `block*` sets the base, `passthrough*` adds hosts, in any order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +81,10 @@ pub struct ViolationPolicy {
     pub passthrough_patterns: Vec<HostPattern>,
     /// Pass the placeholder through to every host.
     pub passthrough_all: bool,
+    /// How a blocked HTTP request is answered (`None`: as the sandbox-wide policy says, whose
+    /// default is [`Refusal::Reset`]). The sandbox-wide setting also answers egress denials.
+    #[serde(default)]
+    pub respond: Option<Refusal>,
 }
 
 impl ViolationPolicy {

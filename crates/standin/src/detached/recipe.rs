@@ -206,6 +206,9 @@ impl Recipe {
                 require_tls_identity: s.require_tls_identity,
                 injection: s.injection,
                 on_violation: s.on_violation,
+                aws: None,
+                require: false,
+                retired: Vec::new(),
             });
         }
         b.network = NetworkBuilder {
