@@ -3,7 +3,7 @@
 use crate::events::EventSink;
 use crate::tls::ca::SandboxCa;
 use standin_policy::egress::EgressPolicy;
-use standin_policy::secrets::SecretSet;
+use standin_policy::secrets::{Refusal, SecretSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,9 @@ pub struct BoundaryConfig {
     pub upstream_cas: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// What to call on block-and-terminate.
     pub on_terminate: TerminateHook,
+    /// How blocked HTTP requests and egress denials are answered (a secret's own violation
+    /// policy may override it for its violations).
+    pub refusal: Refusal,
 }
 
 impl Default for BoundaryConfig {
@@ -76,6 +79,7 @@ impl Default for BoundaryConfig {
             ca: None,
             upstream_cas: Vec::new(),
             on_terminate: TerminateHook::default(),
+            refusal: Refusal::Reset,
         }
     }
 }

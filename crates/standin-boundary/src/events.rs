@@ -32,6 +32,8 @@ pub enum EventKind {
     RequestBlocked,
     /// The sandbox was killed after a block-and-terminate violation.
     SandboxTerminated,
+    /// A secret's value was replaced (rotation); never carries a value.
+    SecretRotated,
 }
 
 // The vocabulary enums are exhaustive on purpose: the SDK maps each to its own
@@ -62,6 +64,8 @@ pub enum EventAction {
     BlockAndLog,
     /// A secret violation: blocked, and the sandbox terminated.
     BlockAndTerminate,
+    /// A secret's value was replaced.
+    Rotate,
 }
 
 impl From<ViolationAction> for EventAction {
@@ -101,6 +105,25 @@ pub enum Location {
     Connect,
     /// A DNS query name.
     DnsName,
+}
+
+impl Location {
+    /// The kebab-case name, as in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Method => "method",
+            Location::Header => "header",
+            Location::BasicAuth => "basic-auth",
+            Location::Path => "path",
+            Location::Query => "query",
+            Location::Body => "body",
+            Location::Trailer => "trailer",
+            Location::Websocket => "websocket",
+            Location::Stream => "stream",
+            Location::Connect => "connect",
+            Location::DnsName => "dns-name",
+        }
+    }
 }
 
 /// One audit event.

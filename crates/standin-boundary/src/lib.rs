@@ -55,6 +55,7 @@ pub use tls::upstream::{UpstreamTlsError, client_config, read_ca_file};
 
 use http::Pool;
 use pipeline::Inspection;
+use standin_policy::secrets::{SecretError, SecretValue};
 use state::SandboxState;
 use std::sync::Arc;
 use thiserror::Error;
@@ -80,7 +81,15 @@ pub enum BoundaryError {
 #[derive(Debug)]
 pub struct Boundary {
     tasks: JoinSet<()>,
+    state: Arc<SandboxState>,
+    runtime: tokio::runtime::Handle,
+    /// Timers that end rotated values' grace periods (aborted with the boundary, so no old
+    /// value outlives it).
+    grace: std::sync::Mutex<JoinSet<()>>,
 }
+
+/// How long responses are still scrubbed of a secret's value after a rotation replaced it.
+pub const RETIRED_VALUE_GRACE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 impl Boundary {
     /// Start serving `listeners` on the current tokio runtime.
@@ -125,12 +134,40 @@ impl Boundary {
         for listener in served.dns_tcp {
             tasks.spawn(dns::serve_tcp(listener, state.clone()));
         }
-        Ok(Boundary { tasks })
+        Ok(Boundary {
+            tasks,
+            state,
+            runtime: tokio::runtime::Handle::current(),
+            grace: std::sync::Mutex::new(JoinSet::new()),
+        })
+    }
+
+    /// Replace secret `env`'s value (rotation). The placeholder stays; requests already being
+    /// rewritten finish with the old value, later ones get the new one (the set is swapped
+    /// whole, never half-written); responses are scrubbed of both for
+    /// [`RETIRED_VALUE_GRACE`]. Emits a `secret-rotated` event (never the value).
+    pub fn update_secret(&self, env: &str, value: SecretValue) -> Result<(), SecretError> {
+        let old = self.state.rotate(env, value)?;
+        let state = Arc::downgrade(&self.state);
+        let env = env.to_owned();
+        let timer = async move {
+            tokio::time::sleep(RETIRED_VALUE_GRACE).await;
+            if let Some(state) = state.upgrade() {
+                state.drop_retired(&env, &old);
+            }
+        };
+        let mut grace = self.grace.lock().unwrap_or_else(|p| p.into_inner());
+        while grace.try_join_next().is_some() {}
+        grace.spawn_on(timer, &self.runtime);
+        Ok(())
     }
 
     /// Stop serving (also done on drop).
     pub fn shutdown(&mut self) {
         self.tasks.abort_all();
+        if let Ok(mut g) = self.grace.lock() {
+            g.abort_all();
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::http::Proto;
 use crate::io::Abort;
 use crate::state::SandboxState;
 use standin_policy::egress::DomainName;
-use standin_policy::secrets::SecretSet;
+use standin_policy::secrets::{Refusal, SecretSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +48,8 @@ pub struct Case {
     pub destination: Destination,
     /// The sandbox's bytes are written in pieces of at most this many bytes (`0`: at once).
     pub write_size: usize,
+    /// How refused requests are answered.
+    pub refusal: Refusal,
 }
 
 impl Case {
@@ -61,6 +63,7 @@ impl Case {
             h2: false,
             destination: Destination::Ok,
             write_size: 0,
+            refusal: Refusal::Reset,
         }
     }
 
@@ -125,6 +128,7 @@ pub async fn exchange(case: &Case, input: &[u8]) -> Outcome {
     let config = BoundaryConfig {
         sandbox_id: "test".into(),
         secrets: Some(case.secrets.clone()),
+        refusal: case.refusal,
         events: sink,
         ..BoundaryConfig::default()
     };

@@ -7,11 +7,34 @@ use crate::state::SandboxState;
 use crate::state::plan::Plan;
 use crate::state::violation::{self, Place};
 use standin_policy::egress::DomainName;
-use standin_policy::secrets::{Destination, Hit, Scrubber, SentForm};
+use standin_policy::secrets::{
+    Destination, Hit, Refusal, Scrubber, SecretSet, SentForm, ViolationAction,
+};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use thiserror::Error;
+
+/// A snapshot of the real values, for substitution.
+#[derive(Debug, Clone)]
+pub(crate) struct RealValues(pub(crate) Arc<SecretSet>);
+
+impl RealValues {
+    /// The value of secret `i` (empty for an unknown index).
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        self.0.entries.get(i).map_or(&[][..], |e| e.value.expose())
+    }
+}
+
+/// A request refused before any of it went upstream: reset, or (readable refusals)
+/// answered by the boundary with `403` and `text`.
+#[derive(Debug)]
+pub(crate) struct Denied {
+    /// The refusal's text: the rule, never a value.
+    pub(crate) text: String,
+    /// Whether to answer with a 403 instead of a reset.
+    pub(crate) answer: bool,
+}
 
 /// A request was refused; the connection is reset.
 #[derive(Debug, Error)]
@@ -170,8 +193,7 @@ impl ConnCtx {
 
     /// A scrubber for what comes back from a destination that may hold `held`.
     pub(crate) fn scrubber(&self, held: Arc<Vec<usize>>) -> Scrubber {
-        let set = self.state.secrets.clone().unwrap_or_default();
-        Scrubber::new(set, held).with_sent(self.sent_forms())
+        Scrubber::new(self.state.secret_set(), held).with_sent(self.sent_forms())
     }
 
     fn place<'a>(&'a self, host: Option<&'a str>, location: Location) -> Place<'a> {
@@ -185,7 +207,7 @@ impl ConnCtx {
         }
     }
 
-    /// Act on a placeholder found where it may not go.
+    /// Act on a placeholder found where it may not go: report it and reset the connection.
     pub(crate) fn violation(
         &self,
         plan: &Plan,
@@ -193,39 +215,76 @@ impl ConnCtx {
         host: Option<&str>,
         location: Location,
     ) -> Blocked {
+        let _ = self.deny_violation(plan, hit, host, location);
+        self.mark_blocked();
+        Blocked
+    }
+
+    /// Refuse a request for a protocol reason: report it and reset the connection.
+    pub(crate) fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
+        let _ = self.deny(host, why);
+        self.mark_blocked();
+        Blocked
+    }
+
+    /// Report a placeholder found where it may not go, before anything of the request went
+    /// upstream; the caller answers with [`Denied`] (a reset, or a readable refusal).
+    pub(crate) fn deny_violation(
+        &self,
+        plan: &Plan,
+        hit: Hit,
+        host: Option<&str>,
+        location: Location,
+    ) -> Denied {
+        let set = self.state.secret_set();
+        let entry = set.entries.get(hit.secret);
+        let env = entry.map_or("?", |e| e.env_var.as_str());
+        let dest = host
+            .or(self.sni.as_ref().map(DomainName::as_str))
+            .unwrap_or("this host");
         match plan.actions.get(hit.secret).copied().flatten() {
-            Some(action) => violation::report(
-                &self.state,
-                hit.secret,
-                hit.form,
-                action,
-                &self.place(host, location),
-            ),
+            Some(action) => {
+                violation::report(
+                    &self.state,
+                    hit.secret,
+                    hit.form,
+                    action,
+                    &self.place(host, location),
+                );
+                let respond = entry
+                    .and_then(|e| e.on_violation.as_ref())
+                    .and_then(|p| p.respond)
+                    .unwrap_or(self.state.config.refusal);
+                Denied {
+                    text: format!(
+                        "standin: request blocked: the secret {env} may not be sent to {dest} (found in the {}); rule: secret {env}, action {}\n",
+                        location.as_str(),
+                        action.as_str()
+                    ),
+                    answer: respond == Refusal::Forbidden
+                        && action != ViolationAction::BlockAndTerminate,
+                }
+            }
             // Only a substitutable placeholder in a body that cannot be rewritten gets here.
-            None => violation::refused(
-                &self.state,
-                &self.place(host, location),
+            None => self.deny(
+                host,
                 "placeholder in a body with a content encoding (cannot be rewritten safely)",
             ),
         }
-        self.mark_blocked();
-        Blocked
     }
 
-    /// Refuse a request for a protocol reason.
-    pub(crate) fn refuse(&self, host: Option<&str>, why: &str) -> Blocked {
+    /// Report a request refused for a protocol reason, before anything of it went upstream.
+    pub(crate) fn deny(&self, host: Option<&str>, why: &str) -> Denied {
         violation::refused(&self.state, &self.place(host, Location::Header), why);
-        self.mark_blocked();
-        Blocked
+        Denied {
+            text: format!("standin: request blocked: {why}\n"),
+            answer: self.state.config.refusal == Refusal::Forbidden,
+        }
     }
 
-    pub(crate) fn real<'a>(&'a self) -> impl Fn(usize) -> &'a [u8] + 'a {
-        move |i| {
-            self.state
-                .secrets
-                .as_ref()
-                .and_then(|s| s.entries.get(i))
-                .map_or(&[][..], |e| e.value.expose())
-        }
+    /// The real values as they are now, for one request (a rotation during it does not
+    /// change them).
+    pub(crate) fn real_values(&self) -> RealValues {
+        RealValues(self.state.secret_set())
     }
 }

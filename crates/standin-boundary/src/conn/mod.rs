@@ -5,5 +5,5 @@
 mod context;
 mod dial;
 
-pub(crate) use context::{Blocked, ConnCtx};
+pub(crate) use context::{Blocked, ConnCtx, Denied, RealValues};
 pub(crate) use dial::{HANDSHAKE_TIMEOUT, TlsUpstream, connect, dial_tls};

@@ -41,7 +41,9 @@ pub(super) async fn answer(
         return reply(&query, ResponseCode::FormErr);
     }
     let q = &query.queries[0];
-    if let Some(set) = &state.secrets {
+    if state.has_secrets() {
+        let set = state.secret_set();
+        let set = &*set;
         // A query name has no destination identity: each placeholder's role is the one it has
         // for an unknown host.
         let nowhere = Destination {

@@ -1,6 +1,6 @@
 //! Request bodies on their way upstream: prefilled and scanned, substituted as they stream.
 
-use crate::conn::{Blocked, ConnCtx};
+use crate::conn::{ConnCtx, Denied, RealValues};
 use crate::events::Location;
 use crate::state::plan::Plan;
 use crate::stream::ScanGate;
@@ -140,6 +140,8 @@ impl BodyFilter {
 pub(crate) struct ContextRef {
     pub(super) plan: Arc<Plan>,
     pub(super) host: String,
+    /// The values this request substitutes (a rotation meanwhile does not change them).
+    pub(super) values: RealValues,
 }
 
 /// A request body scanned (and possibly rewritten) on its way upstream.
@@ -153,6 +155,9 @@ pub(crate) struct ScannedBody {
     pub(super) ended: bool,
     pub(super) ctx: ContextRef,
     pub(super) conn: Arc<ConnCtx>,
+    /// While prefilling (nothing went upstream yet): a violation is reported, not reset,
+    /// and kept here for the caller to answer.
+    pub(super) denied: Option<Denied>,
 }
 
 impl ScannedBody {
@@ -161,7 +166,7 @@ impl ScannedBody {
         &mut self,
         limit: usize,
         stall: Option<std::time::Duration>,
-    ) -> Result<(), Blocked> {
+    ) -> Result<(), Denied> {
         while !self.ended && self.queued < limit {
             let next = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_frame(cx));
             let frame = match stall {
@@ -172,7 +177,12 @@ impl ScannedBody {
                 },
                 None => next.await,
             };
-            self.on_frame(frame).map_err(|_| Blocked)?;
+            if self.on_frame(frame, true).is_err() {
+                return Err(self.denied.take().unwrap_or(Denied {
+                    text: "standin: request blocked: the request body ended early\n".into(),
+                    answer: false,
+                }));
+            }
         }
         Ok(())
     }
@@ -180,41 +190,56 @@ impl ScannedBody {
     fn on_frame(
         &mut self,
         frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+        prefilling: bool,
     ) -> Result<(), BodyError> {
         let info = self.conn.clone();
-        let real = info.real();
-        let host = Some(self.ctx.host.as_str());
+        let values = self.ctx.values.clone();
+        let real = |i: usize| values.get(i);
+        let plan = self.ctx.plan.clone();
+        // Prefilling, nothing went upstream yet: report and keep the refusal for the caller
+        // to answer. Streaming: report and reset.
+        let violation = |hit, host, location| {
+            if prefilling {
+                Some(info.deny_violation(&plan, hit, host, location))
+            } else {
+                let _ = info.violation(&plan, hit, host, location);
+                None
+            }
+        };
+        let host_text = self.ctx.host.clone();
+        let host = Some(host_text.as_str());
         let before = self.queue.len();
         let scanned = match frame {
             None => {
                 self.ended = true;
-                self.filter.finish(&real, &mut self.queue)
+                self.filter
+                    .finish(&real, &mut self.queue)
+                    .map_err(|h| (h, Location::Body))
             }
             Some(Err(e)) => return Err(BodyError::Client(e)),
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => self.filter.push(data, &real, &mut self.queue),
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        for (name, value) in trailers.iter() {
-                            scan_name(&self.ctx.plan.violations, name.as_str().as_bytes())
-                                .and_then(|()| {
-                                    scan_all(&self.ctx.plan.violations, value.as_bytes())
-                                })
-                                .map_err(|hit| {
-                                    info.violation(&self.ctx.plan, hit, host, Location::Trailer);
-                                    BodyError::Blocked
-                                })?;
-                        }
+                Ok(data) => self
+                    .filter
+                    .push(data, &real, &mut self.queue)
+                    .map_err(|h| (h, Location::Body)),
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => {
+                        let found = trailers.iter().find_map(|(name, value)| {
+                            scan_name(&plan.violations, name.as_str().as_bytes())
+                                .and_then(|()| scan_all(&plan.violations, value.as_bytes()))
+                                .err()
+                        });
                         self.trailers = Some(trailers);
+                        found.map_or(Ok(()), |h| Err((h, Location::Trailer)))
                     }
-                    Ok(())
-                }
+                    Err(_) => Ok(()),
+                },
             },
         };
-        scanned.map_err(|hit| {
-            info.violation(&self.ctx.plan, hit, host, Location::Body);
-            BodyError::Blocked
-        })?;
+        if let Err((hit, location)) = scanned {
+            self.denied = violation(hit, host, location);
+            return Err(BodyError::Blocked);
+        }
         self.queued += self
             .queue
             .iter()
@@ -243,7 +268,7 @@ impl Body for ScannedBody {
                 return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-            this.on_frame(frame)?;
+            this.on_frame(frame, false)?;
         }
     }
 }

@@ -33,6 +33,7 @@ mod pool;
 mod request;
 mod response;
 mod serve;
+mod sigv4;
 mod slot;
 mod upstream;
 mod version;

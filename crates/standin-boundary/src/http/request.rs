@@ -3,7 +3,8 @@
 
 use super::body::{BodyFilter, ContextRef, ReqBody, ScannedBody};
 use super::limits::{MAX_REWRITE_BODY, PREFILL_BYTES, PREFILL_STALL};
-use crate::conn::{Blocked, ConnCtx};
+use super::sigv4::{Payload, Resign};
+use crate::conn::{ConnCtx, Denied};
 use crate::events::Location;
 use crate::state::plan::Plan;
 use bytes::{Bytes, BytesMut};
@@ -13,31 +14,36 @@ use http_body::Body;
 use hyper::body::Incoming;
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::scan::{scan_all, scan_name};
-use standin_policy::secrets::{Form, Hit, rewrite};
+use standin_policy::secrets::{Form, Hit, SecretSet, aws, rewrite};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Check and rewrite one request before anything of it goes upstream. A refusal is
+/// reported and returned as [`Denied`]; the caller resets or answers it.
 pub(crate) async fn prepare(
     info: &Arc<ConnCtx>,
     req: Request<Incoming>,
-) -> Result<(Arc<Plan>, Request<ReqBody>), Blocked> {
+) -> Result<(Arc<Plan>, Request<ReqBody>), Denied> {
     if info.state.is_terminated() {
-        return Err(Blocked);
+        return Err(Denied {
+            text: String::new(),
+            answer: false,
+        });
     }
     let (mut parts, body) = req.into_parts();
-    check_framing(&parts.headers).map_err(|why| info.refuse(None, &why))?;
-    let host_text = host_of(&parts).map_err(|why| info.refuse(None, &why))?;
+    check_framing(&parts.headers).map_err(|why| info.deny(None, &why))?;
+    let host_text = host_of(&parts).map_err(|why| info.deny(None, &why))?;
     let host_ref = Some(host_text.as_str());
     let claim = match DomainName::parse(&host_text) {
         Ok(n) => Some(n),
         Err(_) if host_text.parse::<std::net::IpAddr>().is_ok() => None,
-        Err(_) => return Err(info.refuse(host_ref, "the Host header is not a valid host name")),
+        Err(_) => return Err(info.deny(host_ref, "the Host header is not a valid host name")),
     };
     let claim = if info.tls {
         match (&info.sni, &claim) {
             (Some(sni), Some(h)) if sni == h => Some(h.clone()),
             (Some(sni), _) => {
-                return Err(info.refuse(
+                return Err(info.deny(
                     host_ref,
                     &format!("Host {host_text} does not match the TLS server name {sni}"),
                 ));
@@ -60,97 +66,138 @@ pub(crate) async fn prepare(
             HeaderValue::from_static("identity"),
         );
     }
-    let real = info.real();
+    // One snapshot of the values for the whole request (rotation swaps the set, never a
+    // value under a request being rewritten); `used` records which secrets went in.
+    let values = info.real_values();
+    // The head (method, headers, target) is checked and rewritten synchronously; the block
+    // ends before the body is awaited.
+    let (resign, mut used) = {
+        let used = std::cell::RefCell::new(Vec::<usize>::new());
+        let real = |i: usize| {
+            used.borrow_mut().push(i);
+            values.get(i)
+        };
+        let deny_hit = |hit: Hit, location| info.deny_violation(&plan, hit, host_ref, location);
 
-    // Method (any token is a valid method) and scheme (HTTP/2's `:scheme` is free text).
-    scan_all(&plan.violations, parts.method.as_str().as_bytes())
-        .and_then(|()| {
-            scan_all(
-                &plan.violations,
-                parts.uri.scheme_str().unwrap_or("").as_bytes(),
-            )
-        })
-        .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Method))?;
-
-    // Headers.
-    for (name, value) in parts.headers.iter_mut() {
-        let v = value.as_bytes();
-        scan_name(&plan.violations, name.as_str().as_bytes())
-            .and_then(|()| scan_all(&plan.violations, v))
-            .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Header))?;
-        let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;
-        if is_auth && let Some(creds) = rewrite::basic_credentials(v) {
-            let creds = zeroize::Zeroizing::new(creds);
-            scan_all(&plan.violations, &creds).map_err(|hit| {
-                info.violation(
-                    &plan,
-                    Hit {
-                        form: Form::Base64,
-                        ..hit
-                    },
-                    host_ref,
-                    Location::BasicAuth,
+        // Method (any token is a valid method) and scheme (HTTP/2's `:scheme` is free text).
+        scan_all(&plan.violations, parts.method.as_str().as_bytes())
+            .and_then(|()| {
+                scan_all(
+                    &plan.violations,
+                    parts.uri.scheme_str().unwrap_or("").as_bytes(),
                 )
-            })?;
-        }
-        let mut new = None;
-        if is_auth && !plan.sub_basic.is_empty() {
-            new = rewrite::basic_auth(&plan.sub_basic, v, &real);
-            // The value goes out inside base64: remember that form, so an echo of it comes
-            // back as the sandbox wrote it (the scrubber would not see the raw value).
-            if let Some(n) = &new
-                && let (Some(sent), Some(original)) =
-                    (rewrite::basic_token(n), rewrite::basic_token(v))
-            {
-                info.remember_sent(sent, original);
+            })
+            .map_err(|hit| deny_hit(hit, Location::Method))?;
+
+        // Headers.
+        let mut resign: Option<Resign> = None;
+        for (name, value) in parts.headers.iter_mut() {
+            let v = value.as_bytes();
+            scan_name(&plan.violations, name.as_str().as_bytes())
+                .and_then(|()| scan_all(&plan.violations, v))
+                .map_err(|hit| deny_hit(hit, Location::Header))?;
+            let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;
+            if is_auth && let Some(creds) = rewrite::basic_credentials(v) {
+                let creds = zeroize::Zeroizing::new(creds);
+                scan_all(&plan.violations, &creds).map_err(|hit| {
+                    deny_hit(
+                        Hit {
+                            form: Form::Base64,
+                            ..hit
+                        },
+                        Location::BasicAuth,
+                    )
+                })?;
+            }
+            if is_auth && aws::claims_sigv4(v) {
+                if let Some(found) = sigv4_secret(info, &values.0, &plan, v, host_ref)? {
+                    if name != header::AUTHORIZATION || resign.is_some() {
+                        return Err(info.deny(host_ref, "more than one AWS SigV4 Authorization"));
+                    }
+                    resign = Some(found);
+                }
+                continue;
+            }
+            let mut new = None;
+            if is_auth && !plan.sub_basic.is_empty() {
+                new = rewrite::basic_auth(&plan.sub_basic, v, &real);
+                // The value goes out inside base64: remember that form, so an echo of it comes
+                // back as the sandbox wrote it (the scrubber would not see the raw value).
+                if let Some(n) = &new
+                    && let (Some(sent), Some(original)) =
+                        (rewrite::basic_token(n), rewrite::basic_token(v))
+                {
+                    info.remember_sent(sent, original);
+                }
+            }
+            if new.is_none() && !plan.sub_headers.is_empty() {
+                new = rewrite::header_value(&plan.sub_headers, v, &real);
+            }
+            if let Some(n) = new {
+                let n = zeroize::Zeroizing::new(n);
+                let mut hv = HeaderValue::from_bytes(&n).map_err(|_| {
+                    info.deny(
+                        host_ref,
+                        "a substituted header value is not a valid header value",
+                    )
+                })?;
+                hv.set_sensitive(true);
+                *value = hv;
             }
         }
-        if new.is_none() && !plan.sub_headers.is_empty() {
-            new = rewrite::header_value(&plan.sub_headers, v, &real);
+
+        // Request target.
+        if let Some(pq) = parts.uri.path_and_query().cloned() {
+            scan_all(&plan.violations, pq.path().as_bytes())
+                .map_err(|hit| deny_hit(hit, Location::Path))?;
+            if let Some(q) = pq.query() {
+                scan_all(&plan.violations, q.as_bytes())
+                    .map_err(|hit| deny_hit(hit, Location::Query))?;
+                presigned(info, &values.0, &plan, q.as_bytes(), host_ref)?;
+                if !plan.sub_query.is_empty()
+                    && let Some(newq) = rewrite::query(&plan.sub_query, q.as_bytes(), &real)
+                {
+                    let mut target = pq.path().as_bytes().to_vec();
+                    target.push(b'?');
+                    target.extend_from_slice(&newq);
+                    let mut up = parts.uri.clone().into_parts();
+                    up.path_and_query = Some(
+                        http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
+                            .map_err(|_| info.deny(host_ref, "substituted query is not valid"))?,
+                    );
+                    parts.uri = Uri::from_parts(up)
+                        .map_err(|_| info.deny(host_ref, "substituted target is not valid"))?;
+                }
+            }
         }
-        if let Some(n) = new {
-            let n = zeroize::Zeroizing::new(n);
-            let mut hv = HeaderValue::from_bytes(&n).map_err(|_| {
-                info.refuse(
-                    host_ref,
-                    "a substituted header value is not a valid header value",
-                )
-            })?;
-            hv.set_sensitive(true);
-            *value = hv;
-        }
+
+        // Require: a host bound to a secret with `require` gets it on every request.
+        (resign, used.into_inner())
+    };
+    if let Some(r) = resign.as_ref() {
+        used.push(r.secret);
     }
-
-    // Request target.
-    if let Some(pq) = parts.uri.path_and_query().cloned() {
-        scan_all(&plan.violations, pq.path().as_bytes())
-            .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Path))?;
-        if let Some(q) = pq.query() {
-            scan_all(&plan.violations, q.as_bytes())
-                .map_err(|hit| info.violation(&plan, hit, host_ref, Location::Query))?;
-            if !plan.sub_query.is_empty()
-                && let Some(newq) = rewrite::query(&plan.sub_query, q.as_bytes(), &real)
-            {
-                let mut target = pq.path().as_bytes().to_vec();
-                target.push(b'?');
-                target.extend_from_slice(&newq);
-                let mut up = parts.uri.clone().into_parts();
-                up.path_and_query = Some(
-                    http::uri::PathAndQuery::from_maybe_shared(Bytes::from(target))
-                        .map_err(|_| info.refuse(host_ref, "substituted query is not valid"))?,
-                );
-                parts.uri = Uri::from_parts(up)
-                    .map_err(|_| info.refuse(host_ref, "substituted target is not valid"))?;
-            }
-        }
+    if let Some(&missing) = plan.required.iter().find(|i| !used.contains(i)) {
+        let env = values
+            .0
+            .entries
+            .get(missing)
+            .map_or("?", |e| e.env_var.as_str());
+        return Err(info.deny(
+            host_ref,
+            &format!(
+                "{host_text} must be reached with the managed secret {env} (require), and this request does not carry it"
+            ),
+        ));
     }
 
     // Body.
     // Whether a body follows comes from hyper's framing, not from headers: an HTTP/2 request
     // body needs no Content-Length (gRPC sends none), and every body is scanned.
     let length = content_length(&parts.headers);
-    let body = if body.is_end_stream() {
-        ReqBody::Incoming(body)
+    let sign_body = resign.is_some() && Resign::needs_body(&parts.headers);
+    let (body, whole) = if body.is_end_stream() {
+        (ReqBody::Incoming(body), Some(Bytes::new()))
     } else {
         let encoded = parts
             .headers
@@ -162,10 +209,11 @@ pub(crate) async fn prepare(
             plan.violations.clone()
         };
         let sub = (!encoded && !plan.sub_body.is_empty()).then(|| plan.sub_body.clone());
-        if scan.is_empty() && sub.is_none() {
-            ReqBody::Incoming(body)
+        let rewrite_fixed = sub.is_some() && length.is_some();
+        if scan.is_empty() && sub.is_none() && !sign_body {
+            (ReqBody::Incoming(body), None)
         } else {
-            let rewrite_fixed = sub.is_some() && length.is_some();
+            let whole = rewrite_fixed || sign_body;
             let mut scanned = ScannedBody {
                 inner: body,
                 filter: BodyFilter::new(scan, sub),
@@ -176,38 +224,173 @@ pub(crate) async fn prepare(
                 ctx: ContextRef {
                     plan: plan.clone(),
                     host: host_text.clone(),
+                    values: values.clone(),
                 },
                 conn: info.clone(),
+                denied: None,
             };
-            let limit = if rewrite_fixed {
+            let limit = if whole {
                 MAX_REWRITE_BODY
             } else {
                 PREFILL_BYTES
             };
-            let stall = (!rewrite_fixed).then_some(PREFILL_STALL);
+            let stall = (!whole).then_some(PREFILL_STALL);
             scanned.prefill(limit, stall).await?;
             parts.headers.remove(header::EXPECT);
-            if rewrite_fixed {
+            if whole {
                 if !scanned.ended {
-                    return Err(info.refuse(
+                    return Err(info.deny(
                         host_ref,
-                        "a body with Content-Length over 16 MiB cannot be rewritten",
+                        "a body over 16 MiB cannot be rewritten or signed whole",
                     ));
                 }
                 let mut all = BytesMut::with_capacity(scanned.queued);
                 for b in scanned.queue.drain(..) {
                     all.extend_from_slice(&b);
                 }
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(all.len()));
-                ReqBody::Full(Some(all.freeze()))
+                let all = all.freeze();
+                if rewrite_fixed || length.is_some() {
+                    parts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(all.len()));
+                }
+                (ReqBody::Full(Some(all.clone())), Some(all))
             } else {
-                ReqBody::Scanned(Box::new(scanned))
+                (ReqBody::Scanned(Box::new(scanned)), None)
             }
         }
     };
+
+    // AWS SigV4: signed afresh with the real key, now that the body is known.
+    if let Some(r) = resign {
+        let entry = values.0.entries.get(r.secret);
+        let aws = entry.and_then(|e| e.aws.as_ref());
+        let (Some(entry), Some(aws)) = (entry, aws) else {
+            return Err(info.deny(host_ref, "an AWS secret that no longer exists"));
+        };
+        let payload = match &whole {
+            Some(b) if sign_body || body_rewritten(&plan, &parts.headers) => Payload::Bytes(b),
+            _ => Payload::AsDeclared,
+        };
+        let authority = authority_of(&parts).unwrap_or_else(|| host_text.clone());
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
+        let method = parts.method.as_str().to_owned();
+        r.apply(
+            aws,
+            &entry.value,
+            &method,
+            &authority,
+            &target,
+            &mut parts.headers,
+            payload,
+        )
+        .map_err(|why| info.deny(host_ref, &why))?;
+    }
     Ok((plan, Request::from_parts(parts, body)))
+}
+
+/// Whether the boundary substitutes in this request's body (a signed hash must then be
+/// computed again).
+fn body_rewritten(plan: &Plan, headers: &HeaderMap) -> bool {
+    !plan.sub_body.is_empty()
+        && !headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+/// The authority the client wrote (`Host`, or HTTP/2's `:authority`), port included.
+fn authority_of(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+}
+
+/// An `Authorization` that claims SigV4: the request to re-sign if it is signed with one of
+/// this sandbox's AWS credentials and may be re-signed here; a violation if that credential
+/// may not go here; a refusal if it names one of them but is malformed. `None`: not ours
+/// (forwarded as it is: a signature made with a placeholder reveals nothing).
+fn sigv4_secret(
+    info: &ConnCtx,
+    set: &SecretSet,
+    plan: &Plan,
+    value: &[u8],
+    host: Option<&str>,
+) -> Result<Option<Resign>, Denied> {
+    let parsed = aws::SigV4Authorization::parse(value);
+    let secret = match &parsed {
+        Some(a) => set.by_key_id(&a.access_key_id),
+        None => set.entries.iter().position(|e| {
+            e.aws
+                .as_ref()
+                .is_some_and(|a| aws::mentions_key_id(value, &a.access_key_id))
+        }),
+    };
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    if plan.actions.get(secret).copied().flatten().is_some() {
+        return Err(info.deny_violation(
+            plan,
+            Hit {
+                secret,
+                form: Form::Raw,
+            },
+            host,
+            Location::Header,
+        ));
+    }
+    if !plan.resign.contains(&secret) {
+        // Passthrough, or an allowed host without TLS identity: forwarded unchanged.
+        return Ok(None);
+    }
+    match parsed {
+        Some(auth) => Ok(Some(Resign { secret, auth })),
+        None => Err(info.deny(
+            host,
+            "an AWS SigV4 Authorization for a managed credential that does not parse",
+        )),
+    }
+}
+
+/// A presigned URL signed with one of this sandbox's AWS credentials: a violation where the
+/// credential may not go, refused where it may (query signatures are not re-signed).
+fn presigned(
+    info: &ConnCtx,
+    set: &SecretSet,
+    plan: &Plan,
+    query: &[u8],
+    host: Option<&str>,
+) -> Result<(), Denied> {
+    let Some(key) = aws::presigned_key_id(query) else {
+        return Ok(());
+    };
+    let Some(secret) = set.by_key_id(&key) else {
+        return Ok(());
+    };
+    if plan.actions.get(secret).copied().flatten().is_some() {
+        return Err(info.deny_violation(
+            plan,
+            Hit {
+                secret,
+                form: Form::Raw,
+            },
+            host,
+            Location::Query,
+        ));
+    }
+    if plan.resign.contains(&secret) {
+        return Err(info.deny(
+            host,
+            "a presigned AWS URL (signature in the query) for a managed credential is not re-signed; sign requests in headers instead",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuse framing the upstream could read differently from us.

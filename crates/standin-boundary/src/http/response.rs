@@ -74,6 +74,25 @@ pub(super) enum RespBody {
     Incoming(Incoming),
     /// With echoed values replaced by placeholders.
     Scrubbed(Box<ScrubBody>),
+    /// Written by the boundary itself (a readable refusal).
+    Fixed(Option<Bytes>),
+}
+
+/// The boundary's own answer to a refused request (readable refusals): `403 Forbidden`,
+/// plain text naming the rule, never a value; the connection closes after it (HTTP/1.1).
+pub(super) fn forbidden(text: &str, h2: bool) -> Response<RespBody> {
+    let mut resp = Response::new(RespBody::Fixed(Some(Bytes::from(text.to_owned()))));
+    *resp.status_mut() = http::StatusCode::FORBIDDEN;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert("x-standin-refusal", HeaderValue::from_static("blocked"));
+    if !h2 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// A response body scrubbed of real values.
@@ -98,6 +117,7 @@ impl Body for RespBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let s = match self.get_mut() {
             RespBody::Incoming(b) => return Pin::new(b).poll_frame(cx),
+            RespBody::Fixed(b) => return Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Scrubbed(s) => s.as_mut(),
         };
         loop {
@@ -163,6 +183,7 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RespBody::Incoming(b) => b.is_end_stream(),
+            RespBody::Fixed(b) => b.is_none(),
             RespBody::Scrubbed(s) => s.ended && s.queue.is_empty() && s.trailers.is_none(),
         }
     }
@@ -170,6 +191,7 @@ impl Body for RespBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RespBody::Incoming(b) => b.size_hint(),
+            RespBody::Fixed(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespBody::Scrubbed(_) => SizeHint::default(),
         }
     }

@@ -5,7 +5,7 @@
 use super::limits::{HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, MAX_STREAMS};
 use super::pool::Pooled;
 use super::request::prepare;
-use super::response::{RespBody, scrub_response};
+use super::response::{RespBody, forbidden, scrub_response};
 use super::slot::{InFlightBody, UpstreamSlot};
 use super::upstream::{Proto, Upstream, connect_upstream, send};
 use super::version::{strip_hop_by_hop, to_version};
@@ -121,7 +121,18 @@ async fn forward(
         // Compressed frames (permessage-deflate) could not be scanned: never negotiate it.
         req.headers_mut().remove(header::SEC_WEBSOCKET_EXTENSIONS);
     }
-    let (plan, req) = prepare(info, req).await?;
+    let (plan, req) = match prepare(info, req).await {
+        Ok(p) => p,
+        // Readable refusals: the boundary answers, nothing went upstream, the connection
+        // stays usable (HTTP/2) or closes after the answer (HTTP/1.1).
+        Err(denied) if denied.answer && !info.state.is_terminated() => {
+            return Ok(forbidden(&denied.text, guest_h2));
+        }
+        Err(_) => {
+            info.mark_blocked();
+            return Err(Blocked);
+        }
+    };
     let req = to_version(req, upstream_h2, info);
     let mut resp = send(info, upstream, req).await?;
     if let Some(guest_upgrade) = upgrade

@@ -168,7 +168,9 @@ fn placeholder_in(
     target: &str,
     headers: &[httparse::Header<'_>],
 ) -> Option<(Hit, Option<ViolationAction>)> {
-    state.secrets.as_ref()?;
+    if !state.has_secrets() {
+        return None;
+    }
     let plan = state.plan(&Destination {
         host: None,
         host_pinned: false,

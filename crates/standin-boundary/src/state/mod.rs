@@ -10,9 +10,10 @@ pub(crate) mod violation;
 
 use crate::config::{BoundaryConfig, MAX_CONNECTIONS_LIMIT};
 use crate::events::{Event, EventAction, EventKind, EventProtocol};
+use arc_swap::ArcSwap;
 use plan::Plan;
 use standin_policy::egress::{Decision, DomainName, PinTable};
-use standin_policy::secrets::{Destination, SecretSet};
+use standin_policy::secrets::{Destination, SecretError, SecretSet, SecretValue};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +37,11 @@ pub(crate) struct SandboxState {
     pub(crate) dns_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// Bounds the TCP connections open at once.
     pub(crate) conn_slots: std::sync::Arc<tokio::sync::Semaphore>,
-    /// The secrets; `Some` (and non-empty) turns inspection and TLS interception on.
-    pub(crate) secrets: Option<Arc<SecretSet>>,
+    /// The secrets; `Some` (and non-empty) turns inspection and TLS interception on. Swapped
+    /// whole on rotation: a request takes one snapshot and finishes with it.
+    secrets: Option<ArcSwap<SecretSet>>,
+    /// Serialises rotations (readers never take it).
+    rotation: Mutex<()>,
     terminated: AtomicBool,
     kill: tokio::sync::watch::Sender<bool>,
     plans: Mutex<HashMap<PlanKey, Arc<Plan>>>,
@@ -75,7 +79,12 @@ impl SandboxState {
     /// terminated.
     pub(crate) fn new(config: BoundaryConfig, on_terminate: Vec<OnTerminate>) -> SandboxState {
         SandboxState {
-            secrets: config.secrets.clone().filter(|s| !s.is_empty()),
+            secrets: config
+                .secrets
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(ArcSwap::new),
+            rotation: Mutex::new(()),
             terminated: AtomicBool::new(false),
             plans: Mutex::new(HashMap::new()),
             on_terminate,
@@ -123,7 +132,8 @@ impl SandboxState {
         {
             return p.clone();
         }
-        let set = self.secrets.clone().unwrap_or_default();
+        // Plans depend on placeholders, hosts and actions, which rotation does not change.
+        let set = self.secret_set();
         let plan = Arc::new(Plan::build(&set, dest));
         if let Ok(mut cache) = self.plans.lock() {
             if cache.len() >= MAX_CACHED_PLANS {
@@ -132,6 +142,53 @@ impl SandboxState {
             cache.insert(key, plan.clone());
         }
         plan
+    }
+
+    /// Whether the sandbox has secrets (inspection is on).
+    pub(crate) fn has_secrets(&self) -> bool {
+        self.secrets.is_some()
+    }
+
+    /// The secrets as they are now (empty without secrets): one snapshot per request, so a
+    /// rotation never changes a value under a request being rewritten.
+    pub(crate) fn secret_set(&self) -> Arc<SecretSet> {
+        self.secrets
+            .as_ref()
+            .map(ArcSwap::load_full)
+            .unwrap_or_default()
+    }
+
+    /// Replace secret `env`'s value (the placeholder stays). Returns the value it replaces,
+    /// which responses are still scrubbed of until [`drop_retired`](Self::drop_retired).
+    pub(crate) fn rotate(&self, env: &str, value: SecretValue) -> Result<SecretValue, SecretError> {
+        let Some(secrets) = &self.secrets else {
+            return Err(SecretError::UnknownSecret(env.to_owned()));
+        };
+        let _one_at_a_time = self.rotation.lock().unwrap_or_else(|p| p.into_inner());
+        let current = secrets.load_full();
+        let next = current.rotated(env, value)?;
+        let old = current
+            .entries
+            .iter()
+            .find(|e| e.env_var == env)
+            .map(|e| e.value.clone())
+            .ok_or_else(|| SecretError::UnknownSecret(env.to_owned()))?;
+        secrets.store(Arc::new(next));
+        let mut e = self.event(EventKind::SecretRotated, EventProtocol::Tcp);
+        e.action = EventAction::Rotate;
+        e.secret = Some(env.to_owned());
+        self.config.events.emit(e);
+        Ok(old)
+    }
+
+    /// Stop scrubbing secret `env`'s retired `value` (its grace period is over).
+    pub(crate) fn drop_retired(&self, env: &str, value: &SecretValue) {
+        let Some(secrets) = &self.secrets else {
+            return;
+        };
+        let _one_at_a_time = self.rotation.lock().unwrap_or_else(|p| p.into_inner());
+        let next = secrets.load_full().without_retired(env, value);
+        secrets.store(Arc::new(next));
     }
 
     /// Connections of the sandbox open through the boundary now.

@@ -28,6 +28,10 @@ pub(crate) struct Plan {
     pub actions: Vec<Option<ViolationAction>>,
     /// Secrets that may be substituted here: their values are scrubbed from responses.
     pub reflect_ids: Arc<Vec<usize>>,
+    /// AWS credentials whose SigV4 requests are re-signed here.
+    pub resign: Vec<usize>,
+    /// Secrets with `require` bound to this destination: every request must carry them.
+    pub required: Vec<usize>,
 }
 
 impl Plan {
@@ -43,7 +47,9 @@ impl Plan {
                     .map(|(i, e)| (i, e.placeholder.as_bytes())),
             ))
         };
-        let sub = |i: usize| roles[i] == Role::Substitute;
+        // An AWS secret access key is never written into a request: it signs instead.
+        let sub = |i: usize| roles[i] == Role::Substitute && set.entries[i].aws.is_none();
+        let resign = |i: usize| roles[i] == Role::Substitute && set.entries[i].aws.is_some();
         let inj = |i: usize| set.entries[i].injection;
         let violation = |i: usize| matches!(roles[i], Role::Violation(_));
         Plan {
@@ -54,7 +60,9 @@ impl Plan {
             sub_body: pick(&|i| sub(i) && inj(i).body),
             violations: pick(&violation),
             encoded_body: pick(&|i| violation(i) || (sub(i) && inj(i).body)),
-            reflect_ids: Arc::new((0..roles.len()).filter(|&i| sub(i)).collect()),
+            reflect_ids: Arc::new((0..roles.len()).filter(|&i| sub(i) || resign(i)).collect()),
+            resign: (0..roles.len()).filter(|&i| resign(i)).collect(),
+            required: set.required(dest),
             actions: roles
                 .iter()
                 .map(|r| match r {
@@ -73,5 +81,6 @@ impl Plan {
             && self.sub_query.is_empty()
             && self.sub_body.is_empty()
             && self.reflect_ids.is_empty()
+            && self.required.is_empty()
     }
 }

@@ -33,11 +33,8 @@ pub(crate) fn report(
     action: ViolationAction,
     place: &Place<'_>,
 ) {
-    let env = state
-        .secrets
-        .as_ref()
-        .and_then(|s| s.entries.get(secret))
-        .map_or("?", |e| e.env_var.as_str());
+    let set = state.secret_set();
+    let env = set.entries.get(secret).map_or("?", |e| e.env_var.as_str());
     let dest = place.sni.or(place.host).or(place.name).unwrap_or("-");
     match action {
         ViolationAction::Block | ViolationAction::Passthrough => {

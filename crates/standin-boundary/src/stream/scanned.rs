@@ -72,6 +72,14 @@ where
     U: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let plan = info.plan(info.sni.as_ref());
+    if !plan.required.is_empty() {
+        // A host bound to a `require` secret gets it in HTTP requests only.
+        let _ = info.refuse(
+            info.sni.as_ref().map(|n| n.as_str()),
+            "a stream that is not HTTP to a host that must receive a managed secret (require)",
+        );
+        return;
+    }
     let activity = Activity::new();
     let guest = Tracked::new(guest, activity.clone());
     let upstream = Tracked::new(upstream, activity.clone());
