@@ -3,7 +3,7 @@
 
 use super::body::{BodyFilter, ContextRef, ReqBody, ScannedBody};
 use super::limits::{MAX_REWRITE_BODY, PREFILL_BYTES, PREFILL_STALL};
-use super::sigv4::{Payload, Resign};
+use super::sigv4::{Payload, RequestLine, Resign};
 use crate::conn::{ConnCtx, Denied};
 use crate::events::Location;
 use crate::state::plan::Plan;
@@ -278,16 +278,13 @@ pub(crate) async fn prepare(
             .path_and_query()
             .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
         let method = parts.method.as_str().to_owned();
-        r.apply(
-            aws,
-            &entry.value,
-            &method,
-            &authority,
-            &target,
-            &mut parts.headers,
-            payload,
-        )
-        .map_err(|why| info.deny(host_ref, &why))?;
+        let line = RequestLine {
+            method: &method,
+            host: &authority,
+            target: &target,
+        };
+        r.apply(aws, &entry.value, &line, &mut parts.headers, payload)
+            .map_err(|why| info.deny(host_ref, &why))?;
     }
     Ok((plan, Request::from_parts(parts, body)))
 }
@@ -296,9 +293,9 @@ pub(crate) async fn prepare(
 /// computed again).
 fn body_rewritten(plan: &Plan, headers: &HeaderMap) -> bool {
     !plan.sub_body.is_empty()
-        && !headers
+        && headers
             .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 /// The authority the client wrote (`Host`, or HTTP/2's `:authority`), port included.

@@ -32,6 +32,14 @@ pub(crate) struct Resign {
     pub(crate) auth: SigV4Authorization,
 }
 
+/// The request's method, authority as the client wrote it, and path and query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestLine<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) target: &'a str,
+}
+
 /// What the signature covers of the body.
 #[derive(Debug)]
 pub(crate) enum Payload<'a> {
@@ -50,18 +58,20 @@ impl Resign {
     }
 
     /// Check the request and sign it afresh with `value`, replacing `Authorization` and
-    /// `X-Amz-Date` (and `x-amz-content-sha256` when the body was rehashed). `host` is the
-    /// request's authority as the client wrote it; `target` its path and query.
+    /// `X-Amz-Date` (and `x-amz-content-sha256` when the body was rehashed).
     pub(crate) fn apply(
         &self,
         aws: &AwsSigV4,
         value: &SecretValue,
-        method: &str,
-        host: &str,
-        target: &str,
+        line: &RequestLine<'_>,
         headers: &mut HeaderMap,
         payload: Payload<'_>,
     ) -> Result<(), String> {
+        let RequestLine {
+            method,
+            host,
+            target,
+        } = *line;
         let a = &self.auth;
         if !aws.allows_scope(&a.region, &a.service) {
             return Err(format!(
