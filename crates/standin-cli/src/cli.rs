@@ -40,6 +40,9 @@ pub(crate) enum Command {
     /// Copy files and directories between the host and a sandbox: `cp HOST_PATH NAME:PATH` or
     /// `cp NAME:PATH HOST_PATH`. Modes are kept; paths inside resolve in the sandbox's root.
     Cp(CpArgs),
+    /// Manage a detached sandbox's secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Pull an image from its registry into the local store.
     Pull(PullArgs),
     /// List the images in the local store.
@@ -56,6 +59,23 @@ pub(crate) enum Command {
     /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
     /// through a sandbox with a secret substituted in every request (needs root; no internet).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Replace secret ENV's value in running sandbox NAME (rotation), reading the new value
+    /// from standard input (one trailing newline dropped). The placeholder stays the same.
+    Set(SecretSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretSetArgs {
+    /// The sandbox's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The secret's environment variable name.
+    #[arg(value_name = "ENV")]
+    pub env: String,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +348,28 @@ pub(crate) struct RunArgs {
     /// of a block (sandbox-wide, repeatable). It never receives a real value.
     #[arg(long, value_name = "HOST")]
     pub secret_passthrough: Vec<String>,
+
+    /// Declare secret NAME an AWS credential: its value is the secret access key, and
+    /// ACCESS_KEY_ID (public) names it. SigV4 requests signed with that key ID are signed
+    /// afresh with the real key for NAME's hosts; the key itself is never sent. Repeatable.
+    #[arg(long, value_name = "NAME=ACCESS_KEY_ID")]
+    pub secret_aws_key_id: Vec<String>,
+
+    /// Secret NAME's hosts must receive it: a request to one of them without NAME's
+    /// placeholder (or its AWS signature) is refused. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub secret_require: Vec<String>,
+
+    /// Give secret NAME a placeholder shaped like its token (`ghp_MSBNAMExxx…`: the value's
+    /// public prefix and length) for clients that check token formats. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub secret_shaped: Vec<String>,
+
+    /// How a blocked HTTP request (secret violation, egress denial) is answered: reset (the
+    /// default: a connection reset) or forbidden (a 403 from the boundary naming the rule;
+    /// nothing reaches the destination; other streams are still reset).
+    #[arg(long, value_name = "reset|forbidden")]
+    pub violation_response: Option<String>,
 
     /// Also trust the CA certificates in this PEM file when verifying upstream TLS (besides
     /// the host's system roots). Repeatable.

@@ -26,6 +26,7 @@
 //! on_violation = "block-and-log"                            # --on-secret-violation
 //! passthrough = ["traces.example.com"]                      # --secret-passthrough
 //! upstream_cas = ["/etc/corp-root.pem"]                     # --upstream-ca
+//! respond = "forbidden"                                     # --violation-response
 //!
 //! [[secret]]                                                # --secret (repeatable)
 //! env = "OPENAI_API_KEY"            # the variable the sandbox sees the placeholder in
@@ -39,7 +40,19 @@
 //! on_violation = "block-and-terminate"  # this secret's own action
 //! passthrough = ["traces.example.com"]  # this secret's own passthrough hosts
 //! passthrough_all_hosts_dangerous = false
+//! require = false                       # --secret-require: these hosts must get this secret
+//! token_shaped_placeholder = false      # --secret-shaped: ghp_MSB… instead of $MSB_…
+//!
+//! [[secret]]                            # an AWS credential (re-signed, never sent)
+//! env = "AWS_SECRET_ACCESS_KEY"
+//! aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"               # --secret-aws-key-id
+//! aws_regions = ["eu-west-1"]           # optional allow lists
+//! aws_services = ["s3"]
+//! allow_hosts = ["*.amazonaws.com"]
 //! ```
+//!
+//! On SIGHUP, `standin run` reads every `value_file` and `--secret-file` again and rotates
+//! the values that changed.
 //!
 //! Secret values never appear in the file or on the command line: they come from standin's
 //! environment or from a file.
@@ -79,10 +92,11 @@ pub(crate) struct SecretsSection {
     pub passthrough_all_hosts_dangerous: bool,
     #[serde(default)]
     pub upstream_cas: Vec<PathBuf>,
+    pub respond: Option<String>,
 }
 
 /// One `[[secret]]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecretSection {
     pub env: String,
@@ -100,6 +114,15 @@ pub(crate) struct SecretSection {
     pub passthrough: Vec<String>,
     #[serde(default)]
     pub passthrough_all_hosts_dangerous: bool,
+    #[serde(default)]
+    pub require: bool,
+    #[serde(default)]
+    pub token_shaped_placeholder: bool,
+    pub aws_access_key_id: Option<String>,
+    #[serde(default)]
+    pub aws_regions: Vec<String>,
+    #[serde(default)]
+    pub aws_services: Vec<String>,
 }
 
 /// `[sandbox]`.

@@ -59,6 +59,7 @@ fn main() {
         Command::Stop(args) => with_runtime(sandboxes::stop(args)),
         Command::Rm(args) => with_runtime(sandboxes::rm(args)),
         Command::Inspect(args) => with_runtime(sandboxes::inspect(args)),
+        Command::Secret(cli::SecretCommand::Set(args)) => with_runtime(sandboxes::secret_set(args)),
         Command::Cp(args) => {
             init_logging(&cli.log_level);
             with_runtime(sandboxes::cp(args))
@@ -275,17 +276,25 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         let _ = sandbox.wait().await;
         return Ok(code);
     }
-    let code = tokio::select! {
-        code = sandbox.wait() => {
-            let code = code?;
-            if sandbox.terminated_by_violation() {
-                eprintln!("standin: the sandbox was terminated after a secret violation (block-and-terminate); discard its outputs");
-                return Ok(EXIT_SECRET_TERMINATED);
+    // SIGHUP: read the secrets' value files again and rotate those that changed.
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut files = secrets::ValueFiles::new(secrets::value_files(&cfg, &args));
+    let wait = sandbox.wait();
+    tokio::pin!(wait);
+    let code = loop {
+        tokio::select! {
+            code = &mut wait => {
+                let code = code?;
+                if sandbox.terminated_by_violation() {
+                    eprintln!("standin: the sandbox was terminated after a secret violation (block-and-terminate); discard its outputs");
+                    return Ok(EXIT_SECRET_TERMINATED);
+                }
+                break code;
             }
-            code
+            _ = sighup.recv() => files.reload(&sandbox).await,
+            _ = sigint.recv() => { sandbox.stop(); let _ = sandbox.wait().await; break 128 + libc_sig::SIGINT }
+            _ = sigterm.recv() => { sandbox.stop(); let _ = sandbox.wait().await; break 128 + libc_sig::SIGTERM }
         }
-        _ = sigint.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGINT }
-        _ = sigterm.recv() => { sandbox.stop(); let _ = sandbox.wait().await; 128 + libc_sig::SIGTERM }
     };
     for m in sandbox.limit_messages() {
         eprintln!("standin: {m}");

@@ -2,7 +2,7 @@
 //! sandboxes (and `cp` with any running one found by name). Each is a thin layer over the
 //! SDK's calls (`Sandbox::get`, `list`, `remove`, `fs()`), which own the behaviour.
 
-use crate::cli::{CpArgs, ExecArgs, LogsArgs, LsArgs, NameArg, RmArgs, StopArgs};
+use crate::cli::{CpArgs, ExecArgs, LogsArgs, LsArgs, NameArg, RmArgs, SecretSetArgs, StopArgs};
 use crate::images::{ago, unix_now};
 use anyhow::{Context, bail};
 use standin::{EnvSpec, Sandbox, SandboxInfo, SandboxState};
@@ -194,6 +194,33 @@ pub(crate) async fn rm(args: RmArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+pub(crate) async fn secret_set(args: SecretSetArgs) -> anyhow::Result<i32> {
+    let mut value = zeroize::Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut value)
+        .context("reading the new value from standard input")?;
+    if value.last() == Some(&b'\n') {
+        value.pop();
+        if value.last() == Some(&b'\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        bail!(
+            "secret set {} {}: standard input was empty; pipe the new value in",
+            args.name,
+            args.env
+        );
+    }
+    let sb = Sandbox::get(&args.name).await?;
+    sb.update_secret(&args.env, value.to_vec()).await?;
+    eprintln!(
+        "standin: secret {} of sandbox {} rotated",
+        args.env, args.name
+    );
+    Ok(0)
 }
 
 pub(crate) async fn inspect(args: NameArg) -> anyhow::Result<i32> {

@@ -26,8 +26,25 @@ pub(crate) fn apply(
     for s in &args.secret {
         sections.push(parse_flag(s)?);
     }
+    let mut all: Vec<&mut SecretSection> = Vec::new();
+    let mut file_sections: Vec<SecretSection> = cfg.secret.clone();
+    all.extend(file_sections.iter_mut());
+    all.extend(sections.iter_mut());
+    for f in &args.secret_aws_key_id {
+        let (name, id) = f
+            .split_once('=')
+            .with_context(|| format!("--secret-aws-key-id {f:?}: expected NAME=ACCESS_KEY_ID"))?;
+        named(&mut all, name, "--secret-aws-key-id")?.aws_access_key_id = Some(id.to_owned());
+    }
+    for name in &args.secret_require {
+        named(&mut all, name, "--secret-require")?.require = true;
+    }
+    for name in &args.secret_shaped {
+        named(&mut all, name, "--secret-shaped")?.token_shaped_placeholder = true;
+    }
+    drop(all);
     let mut n = n;
-    for s in cfg.secret.iter().chain(sections.iter()) {
+    for s in file_sections.iter().chain(sections.iter()) {
         let value = read_value(s, files.get(&s.env))?;
         let mut b_err = None;
         n = n.secret(|b| match configure(b, s, value) {
@@ -42,8 +59,7 @@ pub(crate) fn apply(
         }
     }
     for name in files.keys() {
-        if !cfg
-            .secret
+        if !file_sections
             .iter()
             .chain(sections.iter())
             .any(|s| &s.env == name)
@@ -64,12 +80,24 @@ pub(crate) fn apply(
     if let Some(a) = action {
         check_action(a, "--on-secret-violation")?;
     }
+    let respond = args
+        .violation_response
+        .as_deref()
+        .or(cfg.secrets.respond.as_deref());
+    let forbidden = match respond {
+        None | Some("reset") => false,
+        Some("forbidden") => true,
+        Some(other) => {
+            bail!("--violation-response {other:?}: expected reset (the default) or forbidden")
+        }
+    };
     let all = cfg.secrets.passthrough_all_hosts_dangerous;
     n = n.on_secret_violation(|v| {
         let v = match action {
             Some(a) => with_action(v, a),
             None => v,
         };
+        let v = if forbidden { v.respond_forbidden() } else { v };
         let v = passthroughs(v, &passthrough);
         if all {
             v.dangerous().passthrough_all_hosts()
@@ -81,6 +109,97 @@ pub(crate) fn apply(
         n = n.upstream_ca(ca);
     }
     Ok(n)
+}
+
+/// The secret named `name` among `all`, for a flag that modifies it.
+fn named<'a>(
+    all: &'a mut [&mut SecretSection],
+    name: &str,
+    flag: &str,
+) -> anyhow::Result<&'a mut SecretSection> {
+    match all.iter_mut().find(|s| s.env == name) {
+        Some(s) => Ok(&mut **s),
+        None => bail!(
+            "{flag} {name}: no --secret {name}@HOST (or [[secret]] env = \"{name}\") goes with it"
+        ),
+    }
+}
+
+/// Where each secret's value comes from, for re-reading on SIGHUP: `(env, file)` for every
+/// secret whose value is read from a file.
+pub(crate) fn value_files(cfg: &Config, args: &RunArgs) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for f in &args.secret_file {
+        if let Some((name, path)) = f.split_once('=') {
+            out.push((name.to_owned(), PathBuf::from(path)));
+        }
+    }
+    for s in &cfg.secret {
+        if let Some(p) = &s.value_file
+            && !out.iter().any(|(n, _)| n == &s.env)
+        {
+            out.push((s.env.clone(), p.clone()));
+        }
+    }
+    out
+}
+
+/// The value files of a running sandbox's secrets and what each held when last read, for
+/// rotation on SIGHUP.
+pub(crate) struct ValueFiles {
+    files: Vec<(String, PathBuf, zeroize::Zeroizing<Vec<u8>>)>,
+}
+
+impl ValueFiles {
+    /// Remember what each file holds now.
+    pub(crate) fn new(files: Vec<(String, PathBuf)>) -> ValueFiles {
+        ValueFiles {
+            files: files
+                .into_iter()
+                .map(|(env, path)| {
+                    let v = read_value_file(&env, &path).unwrap_or_default();
+                    (env, path, zeroize::Zeroizing::new(v))
+                })
+                .collect(),
+        }
+    }
+
+    /// Read every file again; rotate the secrets whose file changed. Problems are reported
+    /// on stderr and leave the secret's value as it was.
+    pub(crate) async fn reload(&mut self, sandbox: &standin::Sandbox) {
+        for (env, path, last) in &mut self.files {
+            let now = match read_value_file(env, path) {
+                Ok(v) => zeroize::Zeroizing::new(v),
+                Err(e) => {
+                    eprintln!("standin: SIGHUP: {e:#}; secret {env} keeps its value");
+                    continue;
+                }
+            };
+            if now == *last {
+                continue;
+            }
+            match sandbox.update_secret(env, now.to_vec()).await {
+                Ok(()) => {
+                    eprintln!(
+                        "standin: SIGHUP: secret {env} rotated from {}",
+                        path.display()
+                    );
+                    *last = now;
+                }
+                Err(e) => eprintln!("standin: SIGHUP: secret {env} keeps its value: {e}"),
+            }
+        }
+    }
+}
+
+/// A value file's content, trailing newlines dropped.
+pub(crate) fn read_value_file(env: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let mut v = std::fs::read(path)
+        .with_context(|| format!("secret {env}: cannot read {}", path.display()))?;
+    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        v.pop();
+    }
+    Ok(v)
 }
 
 /// `NAME@HOST[,HOST...]`.
@@ -100,12 +219,7 @@ fn parse_flag(s: &str) -> anyhow::Result<SecretSection> {
 
 fn read_value(s: &SecretSection, flag_file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     if let Some(path) = flag_file.or(s.value_file.as_ref()) {
-        let mut v = std::fs::read(path)
-            .with_context(|| format!("secret {}: cannot read {}", s.env, path.display()))?;
-        while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            v.pop();
-        }
-        return Ok(v);
+        return read_value_file(&s.env, path);
     }
     let var = s.value_env.as_deref().unwrap_or(&s.env);
     match std::env::var_os(var) {
@@ -138,6 +252,26 @@ fn configure(b: SecretBuilder, s: &SecretSection, value: Vec<u8>) -> anyhow::Res
     }
     if s.allow_any_host_dangerous {
         b = b.dangerous().allow_any_host();
+    }
+    if let Some(id) = &s.aws_access_key_id {
+        b = b.aws_sigv4(id);
+        for r in &s.aws_regions {
+            b = b.aws_region(r);
+        }
+        for v in &s.aws_services {
+            b = b.aws_service(v);
+        }
+    } else if !s.aws_regions.is_empty() || !s.aws_services.is_empty() {
+        bail!(
+            "secret {}: aws_regions and aws_services need aws_access_key_id",
+            s.env
+        );
+    }
+    if s.require {
+        b = b.require(true);
+    }
+    if s.token_shaped_placeholder {
+        b = b.token_shaped_placeholder();
     }
     if let Some(t) = s.require_tls_identity {
         b = b.require_tls_identity(t);

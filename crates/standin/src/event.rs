@@ -52,6 +52,8 @@ vocabulary!(
         RequestBlocked => "request-blocked",
         /// The sandbox was killed after a block-and-terminate violation.
         SandboxTerminated => "sandbox-terminated",
+        /// A secret's value was replaced (rotation); the event never carries a value.
+        SecretRotated => "secret-rotated",
     }
 );
 
@@ -78,6 +80,8 @@ vocabulary!(
         BlockAndLog => "block-and-log",
         /// A secret violation: blocked, and the sandbox terminated.
         BlockAndTerminate => "block-and-terminate",
+        /// A secret's value was replaced.
+        Rotate => "rotate",
     }
 );
 
@@ -195,6 +199,7 @@ impl From<standin_boundary::EventKind> for EventKind {
             B::SecretViolation => EventKind::SecretViolation,
             B::RequestBlocked => EventKind::RequestBlocked,
             B::SandboxTerminated => EventKind::SandboxTerminated,
+            B::SecretRotated => EventKind::SecretRotated,
         }
     }
 }
@@ -218,6 +223,7 @@ impl From<standin_boundary::EventAction> for EventAction {
             B::Block => EventAction::Block,
             B::BlockAndLog => EventAction::BlockAndLog,
             B::BlockAndTerminate => EventAction::BlockAndTerminate,
+            B::Rotate => EventAction::Rotate,
         }
     }
 }

@@ -56,8 +56,8 @@ pub use sandbox::{
     TerminalExec,
 };
 pub use secret::{
-    DangerousSecretBuilder, DangerousViolationActionBuilder, SecretBuilder, SecretInjection,
-    SecretValue, ViolationAction, ViolationActionBuilder, ViolationPolicy,
+    DangerousSecretBuilder, DangerousViolationActionBuilder, Refusal, SecretBuilder,
+    SecretInjection, SecretValue, ViolationAction, ViolationActionBuilder, ViolationPolicy,
 };
 pub use standin_image::{
     ImageError, ImageRecord, ImageRef, PullPolicy, PullProgress, Puller, RegistryOptions, Store,

@@ -18,8 +18,12 @@
 use crate::Error;
 use standin_policy::egress::{DomainName, HostPattern};
 use standin_policy::secrets::SecretEntry;
-pub use standin_policy::secrets::{SecretInjection, SecretValue, ViolationAction, ViolationPolicy};
-use standin_policy::secrets::{default_placeholder, validate_env_name};
+use standin_policy::secrets::{
+    AwsSigV4, default_placeholder, shaped_placeholder, validate_env_name,
+};
+pub use standin_policy::secrets::{
+    Refusal, SecretInjection, SecretValue, ViolationAction, ViolationPolicy,
+};
 
 /// Builder for one secret. `env`, `value` and at least one allowed host are required; what
 /// is missing is reported when the sandbox is created.
@@ -51,6 +55,9 @@ pub struct SecretBuilder {
     require_tls_identity: bool,
     injection: SecretInjection,
     on_violation: Option<ViolationPolicy>,
+    aws: Option<AwsSigV4>,
+    require: bool,
+    shaped: bool,
     errors: Vec<String>,
 }
 
@@ -66,6 +73,9 @@ impl Default for SecretBuilder {
             require_tls_identity: true,
             injection: SecretInjection::default(),
             on_violation: None,
+            aws: None,
+            require: false,
+            shaped: false,
             errors: Vec::new(),
         }
     }
@@ -159,6 +169,64 @@ impl SecretBuilder {
         self
     }
 
+    /// Declare the secret an AWS credential: the value is the secret access key, and
+    /// `access_key_id` (public; the sandbox sees it as it is) names it. The key is never
+    /// written into a request: SigV4 requests signed with this key ID (by boto3, the AWS CLI,
+    /// any AWS SDK using the placeholder as its secret key) are signed afresh with the real
+    /// key, for the allowed hosts only. A session token, if any, is a second, ordinary secret
+    /// for the same hosts (its placeholder in `X-Amz-Security-Token` is substituted, then
+    /// signed).
+    pub fn aws_sigv4(mut self, access_key_id: &str) -> Self {
+        self.aws = Some(AwsSigV4 {
+            access_key_id: access_key_id.to_owned(),
+            regions: Vec::new(),
+            services: Vec::new(),
+        });
+        self
+    }
+
+    /// With [`aws_sigv4`](Self::aws_sigv4): a region requests may be signed for (repeat for
+    /// more; none: any).
+    pub fn aws_region(mut self, region: &str) -> Self {
+        match &mut self.aws {
+            Some(a) => a.regions.push(region.to_owned()),
+            None => self.errors.push(format!(
+                "aws_region({region:?}): call aws_sigv4(access_key_id) first"
+            )),
+        }
+        self
+    }
+
+    /// With [`aws_sigv4`](Self::aws_sigv4): a service requests may be signed for (`s3`,
+    /// `sts`, …; repeat for more; none: any).
+    pub fn aws_service(mut self, service: &str) -> Self {
+        match &mut self.aws {
+            Some(a) => a.services.push(service.to_owned()),
+            None => self.errors.push(format!(
+                "aws_service({service:?}): call aws_sigv4(access_key_id) first"
+            )),
+        }
+        self
+    }
+
+    /// The allowed hosts must receive this secret (default `false`): a request to one of them
+    /// that does not carry the placeholder (in an enabled injection scope) or this AWS
+    /// credential's signature is refused, so the agent cannot use credentials of its own
+    /// there.
+    pub fn require(mut self, enabled: bool) -> Self {
+        self.require = enabled;
+        self
+    }
+
+    /// A placeholder shaped like the value's kind of token, for clients that check formats
+    /// (`gh` wants `ghp_…`, Slack SDKs `xoxb-…`): the value's public prefix, `MSB`, the env
+    /// name, padded to the value's length (`ghp_MSBGITHUBTOKENxxxx…`). It reveals the prefix
+    /// and the length of the value inside the sandbox, nothing else.
+    pub fn token_shaped_placeholder(mut self) -> Self {
+        self.shaped = true;
+        self
+    }
+
     /// This secret's own violation policy (overrides the sandbox-wide one).
     pub fn on_violation(
         mut self,
@@ -191,10 +259,18 @@ impl SecretBuilder {
             errors.push(format!("secret {env}: value() is required"));
             return Err(Error::Config { problems: errors });
         };
+        if self.shaped && self.placeholder.is_some() {
+            errors.push(format!(
+                "secret {env}: placeholder() and token_shaped_placeholder() both choose the placeholder; keep one"
+            ));
+        }
+        let placeholder = match self.placeholder {
+            Some(p) => p,
+            None if self.shaped => shaped_placeholder(&env, value.expose()),
+            None => default_placeholder(&env),
+        };
         let entry = SecretEntry {
-            placeholder: self
-                .placeholder
-                .unwrap_or_else(|| default_placeholder(&env)),
+            placeholder,
             env_var: env,
             value,
             allowed_hosts: self.hosts,
@@ -203,8 +279,8 @@ impl SecretBuilder {
             require_tls_identity: self.require_tls_identity,
             injection: self.injection,
             on_violation: self.on_violation,
-            aws: None,
-            require: false,
+            aws: self.aws,
+            require: self.require,
             retired: Vec::new(),
         };
         if errors.is_empty()
@@ -261,6 +337,16 @@ impl ViolationActionBuilder {
     /// Block, log an error, and kill the whole sandbox.
     pub fn block_and_terminate(mut self) -> Self {
         self.policy.action = Some(ViolationAction::BlockAndTerminate);
+        self
+    }
+
+    /// Answer a blocked HTTP request with `403 Forbidden` and a short text naming the rule
+    /// (never a value), instead of a connection reset; nothing reaches the destination.
+    /// Streams that are not HTTP are still reset, and block-and-terminate still kills the
+    /// sandbox. Set on the sandbox-wide policy (`on_secret_violation`), it also answers
+    /// egress denials.
+    pub fn respond_forbidden(mut self) -> Self {
+        self.policy.respond = Some(Refusal::Forbidden);
         self
     }
 

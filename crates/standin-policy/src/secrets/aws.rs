@@ -21,7 +21,7 @@ pub const MAX_SIGNED_HEADERS: usize = 64;
 
 /// An AWS credential: the access key ID is public; the secret access key is the secret's
 /// value. Requests signed with `access_key_id` are re-signed with the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AwsSigV4 {
     /// The access key ID (`AKIA…`, `ASIA…`), as the sandbox sees it too.
     pub access_key_id: String,

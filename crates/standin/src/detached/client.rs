@@ -3,7 +3,9 @@
 use super::SandboxState;
 use super::home::{Record, SandboxDir};
 use super::protocol::{Live, Reply, Request, failure};
+use super::recipe::ValueText;
 use crate::Error;
+use crate::SecretValue;
 use crate::sandbox::launch::{Launched, Task};
 use standin_sandbox::channel;
 use std::os::fd::{AsFd, OwnedFd};
@@ -110,6 +112,20 @@ impl Remote {
                 Err(_) => self.recorded_exit(),
             },
             Err(_) => self.recorded_exit(),
+        }
+    }
+
+    /// Replace a secret's value in the supervisor's boundary.
+    pub(crate) fn update_secret(&self, env: &str, value: &SecretValue) -> Result<(), Error> {
+        let req = Request::UpdateSecret {
+            env: env.to_owned(),
+            value: ValueText::of(value),
+        };
+        let sock = self.ask(&req, &[])?;
+        match receive(&sock)? {
+            Reply::Done => Ok(()),
+            Reply::Failed { problems, message } => Err(super::protocol::failure(problems, message)),
+            other => Err(unexpected(&other)),
         }
     }
 

@@ -39,6 +39,13 @@ pub(crate) enum Request {
     },
     /// Answered with `Live`.
     Inspect,
+    /// Replace a secret's value (rotation); answered with `Done`.
+    UpdateSecret {
+        /// The secret's env name.
+        env: String,
+        /// The new value.
+        value: super::recipe::ValueText,
+    },
 }
 
 /// Supervisor → client.
@@ -53,6 +60,8 @@ pub(crate) enum Reply {
     },
     /// Live figures.
     Live(Live),
+    /// The request was carried out.
+    Done,
     /// The request failed.
     Failed {
         /// Configuration problems (empty when it failed otherwise).

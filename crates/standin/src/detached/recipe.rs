@@ -69,6 +69,10 @@ pub(crate) struct SecretRecipe {
     pub(crate) require_tls_identity: bool,
     pub(crate) injection: SecretInjection,
     pub(crate) on_violation: Option<ViolationPolicy>,
+    #[serde(default)]
+    pub(crate) aws: Option<standin_policy::secrets::AwsSigV4>,
+    #[serde(default)]
+    pub(crate) require: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) value: Option<ValueText>,
 }
@@ -95,13 +99,13 @@ impl std::fmt::Debug for ValueText {
 }
 
 impl ValueText {
-    fn of(value: &SecretValue) -> ValueText {
+    pub(crate) fn of(value: &SecretValue) -> ValueText {
         let mut text = Zeroizing::new(String::with_capacity(value.expose().len() * 4 / 3 + 4));
         STANDARD.encode_string(value.expose(), &mut text);
         ValueText(text)
     }
 
-    fn value(&self) -> Result<SecretValue, String> {
+    pub(crate) fn value(&self) -> Result<SecretValue, String> {
         let mut bytes = Zeroizing::new(vec![0u8; self.0.len() / 4 * 3 + 3]);
         let n = STANDARD
             .decode_slice(self.0.as_bytes(), &mut bytes)
@@ -147,6 +151,8 @@ impl Recipe {
                         require_tls_identity: s.require_tls_identity,
                         injection: s.injection,
                         on_violation: s.on_violation.clone(),
+                        aws: s.aws.clone(),
+                        require: s.require,
                         value: Some(ValueText::of(&s.value)),
                     })
                     .collect(),
@@ -206,8 +212,8 @@ impl Recipe {
                 require_tls_identity: s.require_tls_identity,
                 injection: s.injection,
                 on_violation: s.on_violation,
-                aws: None,
-                require: false,
+                aws: s.aws,
+                require: s.require,
                 retired: Vec::new(),
             });
         }

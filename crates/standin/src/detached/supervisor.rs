@@ -269,6 +269,16 @@ fn handle(shared: &Shared, conn: OwnedFd) {
             }
             shared.owe(-1);
         }
+        Request::UpdateSecret { env, value } => {
+            let result = value
+                .value()
+                .map_err(Error::config)
+                .and_then(|v| shared.local.update_secret(&env, v));
+            match result {
+                Ok(()) => reply(&conn, &Reply::Done),
+                Err(e) => reply(&conn, &Reply::failed(&e)),
+            }
+        }
         Request::Inspect => {
             let exited = shared.ending.lock().ok().and_then(|e| e.code);
             reply(

@@ -2,6 +2,7 @@
 
 use super::launch::{Launched, Task};
 use crate::Error;
+use crate::SecretValue;
 use crate::builder::SandboxBuilder;
 use crate::stdio::{MainPipes, StdioSpec};
 use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
@@ -32,6 +33,18 @@ pub(crate) struct Local {
 }
 
 impl Local {
+    /// Replace secret `env`'s value in this sandbox's boundary.
+    pub(crate) fn update_secret(&self, env: &str, value: SecretValue) -> Result<(), Error> {
+        let Some(boundary) = &self._boundary else {
+            return Err(Error::config(format!(
+                "update_secret({env:?}): this sandbox has no network boundary (network disabled)"
+            )));
+        };
+        boundary
+            .update_secret(env, value)
+            .map_err(|e| Error::config(e.to_string()))
+    }
+
     pub(crate) async fn create(mut b: SandboxBuilder) -> Result<Local, Error> {
         let image = b.image.resolve().await?;
         let mut spec = b.spec(image.as_ref())?;
@@ -109,6 +122,7 @@ impl Local {
                         dns_upstreams,
                         events,
                         secrets: intercept.then(|| secrets.clone()),
+                        refusal: secrets.on_violation.respond.unwrap_or_default(),
                         ca: ca.clone(),
                         upstream_cas,
                         on_terminate: hook,

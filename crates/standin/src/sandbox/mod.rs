@@ -11,6 +11,7 @@ pub(crate) mod launch;
 pub(crate) mod local;
 
 use crate::Error;
+use crate::SecretValue;
 use crate::builder::SandboxBuilder;
 use crate::detached::client::Remote;
 use crate::limits::{LimitUsage, ResourceLimits};
@@ -322,6 +323,28 @@ impl Sandbox {
             Inner::Remote(r) => {
                 let r = r.clone();
                 blocking(move || r.wait()).await
+            }
+        }
+    }
+
+    /// Replace secret `env`'s value without restarting the sandbox (rotation). The
+    /// placeholder stays the same; requests already being rewritten finish with the old
+    /// value, later ones get the new one; responses are scrubbed of both for a grace period
+    /// (`standin_boundary::RETIRED_VALUE_GRACE`); a `secret-rotated` event is emitted (never
+    /// the value). Works on attached and detached handles alike.
+    ///
+    /// ```no_run
+    /// # async fn demo(sb: standin::Sandbox) -> Result<(), standin::Error> {
+    /// sb.update_secret("OPENAI_API_KEY", "sk-new-…").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_secret(&self, env: &str, value: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let value = SecretValue::new(value);
+        match &self.inner {
+            Inner::Local(l) => l.update_secret(env, value),
+            Inner::Remote(r) => {
+                let (r, env) = (r.clone(), env.to_owned());
+                blocking(move || r.update_secret(&env, &value)).await
             }
         }
     }
