@@ -96,6 +96,9 @@ pub(crate) const TRACES_V4: &str = "45.90.1.30";
 pub(crate) const REGISTRY_V4: &str = "45.90.1.40";
 /// Public-looking address of `registry.test`, where image tests run a registry.
 pub(crate) const IMAGE_REGISTRY_V4: &str = "45.90.1.50";
+/// Public-looking address of the S3 endpoint (`s3.eu-west-1.amazonaws.com`), where the AWS
+/// tests run an S3 server that checks signatures.
+pub(crate) const AWS_V4: &str = "45.90.1.60";
 /// The DNS server's address.
 pub(crate) const DNS_V4: &str = "192.0.2.1";
 
@@ -115,6 +118,7 @@ pub(crate) const ZONE: &[(&str, &str)] = &[
     ("files.stripe.com", UPSTREAM_V4),
     ("api.github.com", UPSTREAM_V4),
     ("api.anthropic.com", UPSTREAM_V4),
+    ("s3.eu-west-1.amazonaws.com", AWS_V4),
 ];
 
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
@@ -495,6 +499,7 @@ impl FakeInternet {
             TRACES_V4,
             REGISTRY_V4,
             IMAGE_REGISTRY_V4,
+            AWS_V4,
         ] {
             in_ns(i, &["addr", "add", &format!("{extra}/32"), "dev", "lo"]);
         }
