@@ -600,3 +600,85 @@ fn a_detached_supervisor_holds_the_boundary_and_the_value_which_never_touches_di
     assert_eq!(stdout(&o), "", "the value was written to disk");
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
 }
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn secret_set_rotates_a_running_sandboxs_value_without_a_restart() {
+    require_root();
+    const OLD: &str = "sk-before-rotation-0001";
+    const NEW: &str = "sk-after-rotation-0002";
+    let net = FakeInternet::with_http(&[80], &[443]);
+    let home = Home::new();
+    let events = EventsFile::new();
+    let ca = net.ca_file().display().to_string();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &net.client, standin_bin(), "run", "-d"])
+        .args([
+            "--name",
+            "rotating",
+            "--upstream-ca",
+            &ca,
+            "--events",
+            events.arg(),
+        ])
+        .args(["--secret", "OPENAI_API_KEY@api.openai.com"])
+        .env("STANDIN_HOME", home.0.path())
+        .env("OPENAI_API_KEY", OLD)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", both(&o));
+    let call = |tag: &str| {
+        let script = format!(
+            r#"curl --http1.1 -sS -m 5 -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com/{tag}"#
+        );
+        let o = home.run(&["exec", "rotating", "--", "sh", "-c", &script]);
+        assert_eq!(stdout(&o), "200\n", "{}", report(&o, &net));
+    };
+    call("before");
+    // The new value arrives on stdin, never in argv.
+    let set = |env: &str, value: &str| {
+        let mut child = home
+            .cmd(&["secret", "set", "rotating", env])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = set("OPENAI_API_KEY", NEW);
+    assert!(o.status.success(), "{}", both(&o));
+    call("after");
+    let conns = net.connections();
+    let sent = |tag: &str| {
+        conns
+            .iter()
+            .find(|(_, d)| d.contains(&format!("GET /{tag} ")))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        sent("before").contains(&format!("Bearer {OLD}\r\n")),
+        "{conns:?}"
+    );
+    assert!(
+        sent("after").contains(&format!("Bearer {NEW}\r\n")),
+        "{conns:?}"
+    );
+    // Unknown secrets are refused with a clear error, and nothing changes.
+    let o = set("NOPE", "x");
+    assert!(
+        !o.status.success() && stderr(&o).contains("no secret NOPE"),
+        "{}",
+        both(&o)
+    );
+    let e = events.read();
+    assert!(
+        e.contains("\"secret-rotated\"") && e.contains("OPENAI_API_KEY"),
+        "{e}"
+    );
+    assert!(!e.contains(OLD) && !e.contains(NEW), "{e}");
+    home.ok(&["stop", "rotating"]);
+}

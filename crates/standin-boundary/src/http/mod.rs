@@ -19,7 +19,11 @@
 //!    (up to [`MAX_REWRITE_BODY`]) and sent with the new length; chunked bodies are rewritten
 //!    as they stream.
 //!
-//! A violation or refusal ends the connection with a reset on both sides.
+//! A violation or refusal ends the connection with a reset on both sides, or, with readable
+//! refusals ([`Refusal::Forbidden`](standin_policy::secrets::Refusal)), a violation found
+//! before anything of the request went upstream is answered by the boundary with `403` and
+//! a text naming the rule ([`answer_refused`] does the same for a connection the egress
+//! policy denied).
 //!
 //! Files: `serve` (the server loop, upgrades), `request` (checks and rewriting), `body`
 //! (request bodies), `response` (scrubbing), `version` (HTTP/1.1 ⇄ HTTP/2), `upstream` (the
@@ -40,7 +44,7 @@ mod version;
 
 pub(crate) use limits::{MAX_HEAD_BYTES, MAX_HEADERS};
 pub(crate) use pool::{Pool, PoolKey, Pooled};
-pub(crate) use serve::{serve, serve_with};
+pub(crate) use serve::{answer_refused, serve, serve_with};
 pub(crate) use slot::{Reconnect, Redial, UpstreamSlot};
 pub(crate) use upstream::{Proto, connect_upstream};
 

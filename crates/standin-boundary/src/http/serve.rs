@@ -103,6 +103,47 @@ where
     slot.take_reusable(&info).await
 }
 
+/// Answer every request on `guest` with the boundary's `403` and `text` (a connection the
+/// egress policy denied, with readable refusals); nothing is dialed. Ends when the client
+/// closes or after [`HEAD_TIMEOUT`] of silence.
+pub(crate) async fn answer_refused<G>(guest: G, guest_proto: Proto, text: String)
+where
+    G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let text = Arc::new(text);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let text = text.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(forbidden(
+                &text,
+                req.version() == http::Version::HTTP_2,
+            ))
+        }
+    });
+    let io = TokioIo::new(guest);
+    let served = async {
+        match guest_proto {
+            Proto::H1 => hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(MAX_HEADERS)
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(io, service)
+                .await
+                .map_err(|e| e.to_string()),
+            Proto::H2 => hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_STREAMS)
+                .serve_connection(io, service)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(HEAD_TIMEOUT * 4, served).await {
+        tracing::debug!(error = %e, "refused connection ended");
+    }
+}
+
 async fn forward(
     info: &Arc<ConnCtx>,
     upstream: &Upstream,

@@ -38,24 +38,30 @@ pub(crate) fn pinned_names(state: &SandboxState, dst: SocketAddr) -> Vec<DomainN
 }
 
 /// Whether the egress policy allows a connection to `dst` whose first bytes are `first` (a
-/// denial is reported).
+/// denial is reported, and returned as the text of a readable refusal).
 pub(crate) fn policy_allows(
     state: &SandboxState,
     dst: SocketAddr,
     names: &[DomainName],
     first: &Detected,
-) -> bool {
+) -> Result<(), String> {
     let sni = first.sni();
     let decision = evaluate(state, dst, names, first.looks_tls(), sni.as_ref());
     if decision.action == Action::Allow {
-        return true;
+        return Ok(());
     }
+    let rule = state.rule_name(decision);
+    let name = sni.as_ref().or(names.first()).map(|n| n.to_string());
+    let text = format!(
+        "standin: connection to {} ({dst}) denied by the egress policy; rule: {rule}\n",
+        name.as_deref().unwrap_or("this address")
+    );
     let mut e = state.event(EventKind::ConnectionDenied, EventProtocol::Tcp);
     e.addr = Some(dst.to_string());
-    e.name = sni.as_ref().or(names.first()).map(|n| n.to_string());
-    e.rule = Some(state.rule_name(decision));
+    e.name = name;
+    e.rule = Some(rule);
     state.config.events.emit(e);
-    false
+    Err(text)
 }
 
 /// Both checks for a TLS connection to `dst` named `name`, without an event (a `CONNECT`

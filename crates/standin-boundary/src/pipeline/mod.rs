@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Every refusal is an event and a reset: the sandbox sees a connection reset, the
-//! destination learns nothing.
+//! destination learns nothing. With readable refusals, the boundary answers a denied HTTP
+//! (or terminable TLS) connection itself with `403` instead (`refusal`).
 
 mod admit;
 mod detect;
@@ -24,6 +25,7 @@ mod inspect;
 mod inspection;
 mod intercept;
 mod passthrough;
+mod refusal;
 mod tunnel;
 
 pub use detect::looks_like_http;
@@ -35,6 +37,7 @@ use crate::events::{EventKind, EventProtocol};
 use crate::io::reset;
 use crate::state::SandboxState;
 use detect::Detected;
+use standin_policy::secrets::Refusal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -105,13 +108,18 @@ async fn handle(
     let names = admit::pinned_names(state, dst);
     // Domain rules also look at the TLS server name, and inspection at the protocol: read the
     // client's first bytes (kept and replayed). Otherwise nothing is read ahead.
-    let first = if state.needs_sni || inspection.is_some() {
+    let readable = state.config.refusal == Refusal::Forbidden;
+    let first = if state.needs_sni || inspection.is_some() || readable {
         detect::read_first(&mut client, Vec::new()).await
     } else {
         Detected::nothing_read()
     };
-    if !admit::policy_allows(state, dst, &names, &first) {
-        reset(client);
+    if let Err(denied) = admit::policy_allows(state, dst, &names, &first) {
+        if readable {
+            refusal::answer(client, first, denied, inspection).await;
+        } else {
+            reset(client);
+        }
         return;
     }
     match inspection {
