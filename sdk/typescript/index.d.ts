@@ -65,6 +65,9 @@ export declare class ViolationActionBuilder {
   blockAndLog(): this;
   /** Drop the request, log an error, and shut down the whole sandbox. */
   blockAndTerminate(): this;
+  /** Answer a blocked HTTP request with 403 and a text naming the rule, instead of a reset
+   * (sandbox-wide: egress denials too). Not in the reference; see docs/SECRETS.md. */
+  respondForbidden(): this;
   /** Forward to this exact host with the placeholder unchanged. */
   passthroughHost(host: string): this;
   /** Forward to hosts matching this pattern with the placeholder unchanged. */
@@ -97,6 +100,17 @@ export declare class SecretBuilder {
   injectQuery(enabled: boolean): this;
   /** Substitute in request bodies. Default `false`. */
   injectBody(enabled: boolean): this;
+  /** An AWS credential: the value is the secret access key, `accessKeyId` names it; SigV4
+   * requests signed with that key ID are re-signed with the real key. */
+  awsSigv4(accessKeyId: string): this;
+  /** With `awsSigv4`: a region requests may be signed for (repeatable; none: any). */
+  awsRegion(region: string): this;
+  /** With `awsSigv4`: a service requests may be signed for (repeatable; none: any). */
+  awsService(service: string): this;
+  /** The allowed hosts must receive this secret: requests without it are refused. */
+  require(enabled: boolean): this;
+  /** A placeholder shaped like the value's token (`ghp_MSB…`), for clients that check formats. */
+  tokenShapedPlaceholder(): this;
   /** This secret's violation policy (overrides the sandbox-wide one). */
   onViolation(configure: (b: ViolationActionBuilder) => ViolationActionBuilder): this;
   /** Materialize the entry; throws {@link StandinError} when it is invalid. */
@@ -292,6 +306,8 @@ export declare class Sandbox implements AsyncDisposable {
   stop(): Promise<void>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
   stopGracefully(graceMs: number): Promise<number>;
+  /** Replace a secret's value without a restart (rotation); the placeholder stays the same. */
+  updateSecret(envVar: string, value: string): Promise<void>;
   /** Its files. */
   fs(): SandboxFs;
   /** `await using`: stops the sandbox unless it is detached. */

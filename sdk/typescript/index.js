@@ -75,6 +75,7 @@ export class ViolationActionBuilder extends Recorder {
   block() { return this._record("block"); }
   blockAndLog() { return this._record("blockAndLog"); }
   blockAndTerminate() { return this._record("blockAndTerminate"); }
+  respondForbidden() { return this._record("respondForbidden"); }
   passthroughHost(host) { return this._record("passthroughHost", host); }
   passthroughHostPattern(pattern) { return this._record("passthroughHostPattern", pattern); }
   passthroughAllHosts(iUnderstand) { return this._record("passthroughAllHosts", iUnderstand); }
@@ -92,6 +93,11 @@ export class SecretBuilder extends Recorder {
   injectBasicAuth(enabled) { return this._record("injectBasicAuth", enabled); }
   injectQuery(enabled) { return this._record("injectQuery", enabled); }
   injectBody(enabled) { return this._record("injectBody", enabled); }
+  awsSigv4(accessKeyId) { return this._record("awsSigv4", accessKeyId); }
+  awsRegion(region) { return this._record("awsRegion", region); }
+  awsService(service) { return this._record("awsService", service); }
+  require(enabled) { return this._record("require", enabled); }
+  tokenShapedPlaceholder() { return this._record("tokenShapedPlaceholder"); }
   onViolation(configure) {
     this._nested("onViolation", ViolationActionBuilder, configure);
     return this;
@@ -219,6 +225,13 @@ export class Sandbox {
   async wait() { return call(() => this.#native.wait()); }
   async stop() { this.#native.stop(); }
   async stopGracefully(graceMs) { return call(() => this.#native.stopGracefully(graceMs)); }
+  /** Replace a secret's value without a restart; the placeholder stays the same. */
+  async updateSecret(envVar, value) {
+    if (typeof envVar !== "string" || typeof value !== "string") {
+      throw new StandinError("Sandbox.updateSecret(): expects (envVar: string, value: string)");
+    }
+    await call(() => this.#native.updateSecret(envVar, value));
+  }
   fs() { return new SandboxFs(this.#native); }
   /** `await using`: stops the sandbox, unless it is detached (it outlives this handle). */
   async [Symbol.asyncDispose]() {

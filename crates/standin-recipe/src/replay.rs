@@ -407,6 +407,24 @@ pub(crate) fn secret_calls(
                 Some(x) => s.inject_body(x),
                 None => s,
             },
+            "aws_sigv4" => match string(p) {
+                Some(x) => s.aws_sigv4(&x),
+                None => s,
+            },
+            "aws_region" => match string(p) {
+                Some(x) => s.aws_region(&x),
+                None => s,
+            },
+            "aws_service" => match string(p) {
+                Some(x) => s.aws_service(&x),
+                None => s,
+            },
+            "require" => match flag(p) {
+                Some(x) => s.require(x),
+                None => s,
+            },
+            "token_shaped_placeholder" if c.arity(0, p) => s.token_shaped_placeholder(),
+            "token_shaped_placeholder" => s,
             "on_violation" if c.arity(1, p) => {
                 let calls = c.calls(0, p);
                 s.on_violation(|v| violation_calls(v, calls, p))
@@ -438,6 +456,7 @@ fn violation_calls(
             "block" if c.arity(0, p) => v.block(),
             "block_and_log" if c.arity(0, p) => v.block_and_log(),
             "block_and_terminate" if c.arity(0, p) => v.block_and_terminate(),
+            "respond_forbidden" if c.arity(0, p) => v.respond_forbidden(),
             "passthrough_host" if c.arity(1, p) => v.passthrough_host(&c.string(0, p)),
             "passthrough_host_pattern" if c.arity(1, p) => {
                 v.passthrough_host_pattern(&c.string(0, p))
@@ -452,6 +471,7 @@ fn violation_calls(
             "block"
             | "block_and_log"
             | "block_and_terminate"
+            | "respond_forbidden"
             | "passthrough_host"
             | "passthrough_host_pattern"
             | "passthrough_all_hosts" => v,

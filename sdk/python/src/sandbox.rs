@@ -173,6 +173,17 @@ impl NativeSandbox {
         awaitable!(py, &self.inner, |sb| sb.stop_gracefully(grace))
     }
 
+    /// Replace a secret's value (rotation).
+    fn update_secret<'py>(
+        &self,
+        py: Python<'py>,
+        env: String,
+        value: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable!(py, &self.inner, |sb| sb
+            .update_secret(&env, value.into_bytes()))
+    }
+
     /// Write `data` to `path` inside.
     fn fs_write<'py>(
         &self,

@@ -11,7 +11,7 @@ import pytest
 
 from standin import Sandbox, SecretBuilder, StandinError, ViolationActions
 
-from fake_internet import VALUES, connections, request
+from fake_internet import VALUES, assert_substituted, connections, request
 
 IMAGE = "registry.test:5000/python"
 RUST_ERRORS = json.loads(os.environ.get("STANDIN_TEST_RUST_ERRORS", "{}"))
@@ -165,5 +165,27 @@ def test_a_detached_sandbox_is_found_listed_and_removed():
         assert not any(i["name"] == name for i in Sandbox.list())
         with pytest.raises(StandinError):
             await Sandbox.get(name)
+
+    asyncio.run(main())
+
+
+def test_update_secret_rotates_a_value_without_a_restart():
+    async def main():
+        async with (
+            Sandbox.builder("agent")
+            .image(IMAGE)
+            .network(
+                lambda n: n.secret_env("OPENAI_API_KEY", "sk-py-before-rotation", "api.openai.com")
+            )
+            .create()
+        ) as sb:
+            before = await request(sb, "api.openai.com", "Authorization: Bearer $OPENAI_API_KEY")
+            await sb.update_secret("OPENAI_API_KEY", "sk-py-after-rotation")
+            after = await request(sb, "api.openai.com", "Authorization: Bearer $OPENAI_API_KEY")
+            assert (before[0], after[0]) == ("200", "200")
+            assert_substituted(before[1], "api.openai.com", "sk-py-before-rotation")
+            assert_substituted(after[1], "api.openai.com", "sk-py-after-rotation")
+            with pytest.raises(StandinError, match="no secret NOPE"):
+                await sb.update_secret("NOPE", "x")
 
     asyncio.run(main())

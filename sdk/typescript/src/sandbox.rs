@@ -88,6 +88,15 @@ impl NativeSandbox {
         self.inner.stop_gracefully(grace).await.map_err(sdk_error)
     }
 
+    /// Replace a secret's value (rotation).
+    #[napi]
+    pub async fn update_secret(&self, env: String, value: String) -> napi::Result<()> {
+        self.inner
+            .update_secret(&env, value.into_bytes())
+            .await
+            .map_err(sdk_error)
+    }
+
     /// The sandbox's host name.
     #[napi(getter)]
     pub fn hostname(&self) -> String {

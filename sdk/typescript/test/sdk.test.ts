@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox, SecretBuilder, StandinError, ViolationActions } from "standin";
-import { VALUES, connections, request } from "./fake-internet.js";
+import { VALUES, connections, received, request } from "./fake-internet.js";
 
 const IMAGE = "registry.test:5000/python";
 
@@ -141,4 +141,21 @@ test("a detached sandbox is found again by name, listed, and removed", async () 
   await Sandbox.remove(name, { force: true });
   assert.equal((await Sandbox.list()).some((i) => i.name === name), false);
   await assert.rejects(Sandbox.get(name), StandinError);
+});
+
+test("updateSecret rotates a value without a restart; the placeholder stays", async () => {
+  await using sb = await Sandbox.builder("agent")
+    .image(IMAGE)
+    .network((n) => n.secretEnvSimple("OPENAI_API_KEY", "sk-ts-before-rotation", "api.openai.com"))
+    .create();
+  const before = await request(sb, "api.openai.com", "Authorization: Bearer $OPENAI_API_KEY");
+  await sb.updateSecret("OPENAI_API_KEY", "sk-ts-after-rotation");
+  const after = await request(sb, "api.openai.com", "Authorization: Bearer $OPENAI_API_KEY");
+  assert.deepEqual([before.status, after.status], ["200", "200"]);
+  assert.ok(received(before.path)[0].text.includes("Bearer sk-ts-before-rotation"));
+  assert.ok(received(after.path)[0].text.includes("Bearer sk-ts-after-rotation"));
+  const env = await sb.exec("sh", ["-c", "echo $OPENAI_API_KEY"]);
+  assert.equal(env.stdoutText().trim(), "$MSB_OPENAI_API_KEY");
+  await assert.rejects(sb.updateSecret("NOPE", "x"), (e: Error) =>
+    e instanceof StandinError && e.message.includes("no secret NOPE"));
 });

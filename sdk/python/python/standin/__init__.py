@@ -74,6 +74,11 @@ class ViolationActionBuilder(_Recorder):
     def block_and_terminate(self) -> "ViolationActionBuilder":
         return self._record("block_and_terminate")
 
+    def respond_forbidden(self) -> "ViolationActionBuilder":
+        """Answer a blocked HTTP request with 403 and a text naming the rule (sandbox-wide:
+        egress denials too) instead of a reset."""
+        return self._record("respond_forbidden")
+
     def passthrough_host(self, host: str) -> "ViolationActionBuilder":
         return self._record("passthrough_host", host)
 
@@ -175,6 +180,25 @@ class SecretBuilder(_Recorder):
 
     def inject_body(self, enabled: bool) -> "SecretBuilder":
         return self._record("inject_body", enabled)
+
+    def aws_sigv4(self, access_key_id: str) -> "SecretBuilder":
+        """An AWS credential: the value is the secret access key; SigV4 requests signed
+        with ``access_key_id`` are re-signed with the real key."""
+        return self._record("aws_sigv4", access_key_id)
+
+    def aws_region(self, region: str) -> "SecretBuilder":
+        return self._record("aws_region", region)
+
+    def aws_service(self, service: str) -> "SecretBuilder":
+        return self._record("aws_service", service)
+
+    def require(self, enabled: bool) -> "SecretBuilder":
+        """The allowed hosts must receive this secret: requests without it are refused."""
+        return self._record("require", enabled)
+
+    def token_shaped_placeholder(self) -> "SecretBuilder":
+        """A placeholder shaped like the value's token (``ghp_MSB…``)."""
+        return self._record("token_shaped_placeholder")
 
     def on_violation(
         self, configure: Callable[[ViolationActionBuilder], ViolationActionBuilder]
@@ -499,6 +523,12 @@ class Sandbox:
 
     async def stop_gracefully(self, grace_seconds: float) -> int:
         return await self._native.stop_gracefully(grace_seconds)
+
+    async def update_secret(self, env: str, value: str) -> None:
+        """Replace a secret's value without a restart; the placeholder stays the same."""
+        if not isinstance(env, str) or not isinstance(value, str):
+            raise StandinError("Sandbox.update_secret(): expects (env: str, value: str)")
+        await self._native.update_secret(env, value)
 
     def fs(self) -> SandboxFs:
         return SandboxFs(self._native)
