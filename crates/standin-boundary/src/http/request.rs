@@ -195,7 +195,10 @@ pub(crate) async fn prepare(
     // Whether a body follows comes from hyper's framing, not from headers: an HTTP/2 request
     // body needs no Content-Length (gRPC sends none), and every body is scanned.
     let length = content_length(&parts.headers);
-    let sign_body = resign.is_some() && Resign::needs_body(&parts.headers);
+    // A signed request is read whole when its payload hash must be computed: no
+    // `x-amz-content-sha256`, or a body the boundary rewrites under a declared hash.
+    let sign_body = resign.is_some()
+        && (Resign::needs_body(&parts.headers) || body_rewritten(&plan, &parts.headers));
     let (body, whole) = if body.is_end_stream() {
         (ReqBody::Incoming(body), Some(Bytes::new()))
     } else {
