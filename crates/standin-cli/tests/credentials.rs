@@ -143,13 +143,7 @@ c before; while [ ! -e /sync/go ]; do sleep 0.05; done; c after"#,
         report(&o, &net)
     );
     let conns = net.connections();
-    let sent = |tag: &str| {
-        conns
-            .iter()
-            .find(|(_, d)| d.contains(&format!("GET /{tag} ")))
-            .map(|(_, d)| d.clone())
-            .unwrap_or_default()
-    };
+    let sent = |tag: &str| net.sent_with(tag);
     assert!(
         sent("before").contains("Bearer sk-first-value-1\r\n"),
         "{conns:?}"

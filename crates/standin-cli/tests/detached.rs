@@ -652,13 +652,7 @@ fn secret_set_rotates_a_running_sandboxs_value_without_a_restart() {
     assert!(o.status.success(), "{}", both(&o));
     call("after");
     let conns = net.connections();
-    let sent = |tag: &str| {
-        conns
-            .iter()
-            .find(|(_, d)| d.contains(&format!("GET /{tag} ")))
-            .map(|(_, d)| d.clone())
-            .unwrap_or_default()
-    };
+    let sent = |tag: &str| net.sent_with(tag);
     assert!(
         sent("before").contains(&format!("Bearer {OLD}\r\n")),
         "{conns:?}"

@@ -388,6 +388,15 @@ impl FakeInternet {
             .collect()
     }
 
+    /// What the upstream connection that received `GET /{tag} ` received (empty if none).
+    pub(crate) fn sent_with(&self, tag: &str) -> String {
+        self.connections()
+            .into_iter()
+            .find(|(_, d)| d.contains(&format!("GET /{tag} ")))
+            .map(|(_, d)| d)
+            .unwrap_or_default()
+    }
+
     /// What destinations whose local address starts with `addr` received.
     pub(crate) fn received_at(&self, addr: &str) -> String {
         let mut by_conn: Vec<(u64, String)> = Vec::new();
