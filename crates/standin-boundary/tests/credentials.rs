@@ -16,7 +16,7 @@ use standin_policy::secrets::{
     ViolationPolicy,
 };
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 const REAL_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -130,24 +130,31 @@ fn authorization(
         .to_owned()
 }
 
+/// `X-Amz-Date`'s form of `t`: `YYYYMMDDTHHMMSSZ`.
 fn time_text(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    let (days, rest) = (secs / 86400, secs % 86400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = time::OffsetDateTime::from(t);
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The time an `X-Amz-Date` names.
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let n = |r: std::ops::Range<usize>| text.get(r)?.parse::<u8>().ok();
+    let year: i32 = text.get(0..4)?.parse().ok()?;
+    let month = time::Month::try_from(n(4..6)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, n(6..8)?).ok()?;
+    let clock = time::Time::from_hms(n(9..11)?, n(11..13)?, n(13..15)?).ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_utc()
+            .into(),
     )
 }
 
@@ -166,17 +173,10 @@ fn verify(got: &str, method: &str, path: &str, payload: &str, key: &str) -> bool
         return false;
     };
     let date = header(got, "x-amz-date").unwrap();
-    // The time the boundary signed at, from X-Amz-Date (to the second).
-    let mut t = None;
-    for back in 0..120u64 {
-        let c = SystemTime::now() - Duration::from_secs(back);
-        if time_text(c) == date {
-            let secs = c.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-            t = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-            break;
-        }
-    }
-    let Some(t) = t else { return false };
+    // The time the boundary signed at, to the second.
+    let Some(t) = parse_time(&date) else {
+        return false;
+    };
     let headers = [
         ("host", header(got, "host").unwrap()),
         ("x-amz-content-sha256", payload.to_owned()),

@@ -71,7 +71,7 @@ pub(crate) async fn prepare(
     let values = info.real_values();
     // The head (method, headers, target) is checked and rewritten synchronously; the block
     // ends before the body is awaited.
-    let (resign, mut used) = {
+    let (resign, used) = {
         let used = std::cell::RefCell::new(Vec::<usize>::new());
         let real = |i: usize| {
             used.borrow_mut().push(i);
@@ -174,10 +174,8 @@ pub(crate) async fn prepare(
         // Require: a host bound to a secret with `require` gets it on every request.
         (resign, used.into_inner())
     };
-    if let Some(r) = resign.as_ref() {
-        used.push(r.secret);
-    }
-    if let Some(&missing) = plan.required.iter().find(|i| !used.contains(i)) {
+    let carried = |i: &usize| used.contains(i) || resign.as_ref().is_some_and(|r| r.secret == *i);
+    if let Some(&missing) = plan.required.iter().find(|i| !carried(i)) {
         let env = values
             .0
             .entries
@@ -272,7 +270,7 @@ pub(crate) async fn prepare(
             return Err(info.deny(host_ref, "an AWS secret that no longer exists"));
         };
         let payload = match &whole {
-            Some(b) if sign_body || body_rewritten(&plan, &parts.headers) => Payload::Bytes(b),
+            Some(b) if sign_body => Payload::Bytes(b),
             _ => Payload::AsDeclared,
         };
         let authority = authority_of(&parts).unwrap_or_else(|| host_text.clone());

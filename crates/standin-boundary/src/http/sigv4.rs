@@ -116,7 +116,7 @@ impl Resign {
         if let Some(h) = &rehashed {
             headers.insert(
                 X_AMZ_CONTENT_SHA256,
-                HeaderValue::from_str(h).map_err(|_| "hash")?,
+                HeaderValue::from_str(h).map_err(|_| "the payload hash is not a header value")?,
             );
         }
         // The headers the client signed, as they are now (a session token's placeholder is
@@ -172,7 +172,8 @@ impl Resign {
             .map_err(|e| format!("the AWS request cannot be signed: {e}"))?
             .into_parts();
         for (name, value) in instructions.headers() {
-            let mut v = HeaderValue::from_str(value).map_err(|_| "signed header value")?;
+            let mut v = HeaderValue::from_str(value)
+                .map_err(|_| "the signer wrote a header value that is not valid")?;
             if name.eq_ignore_ascii_case(header::AUTHORIZATION.as_str()) {
                 v.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, v);
@@ -192,10 +193,12 @@ fn is_s3(service: &str) -> bool {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = String::with_capacity(64);
     for b in d.as_ref() {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out
 }

@@ -22,12 +22,11 @@ pub(crate) async fn answer(
     text: String,
     inspection: Option<&Arc<Inspection>>,
 ) {
-    match first.kind() {
-        Kind::Http if !first.is_connect() => {
+    match (first.kind(), inspection) {
+        (Kind::Http, _) if !first.is_connect() => {
             answer_refused(Prefixed::new(first.head, client), Proto::H1, text).await;
         }
-        Kind::Tls(Some(sni)) if inspection.is_some() => {
-            let Some(insp) = inspection else { return };
+        (Kind::Tls(Some(sni)), Some(insp)) => {
             let Ok(config) = insp.ca.server_config(&LeafName::Dns(sni)) else {
                 reset(client);
                 return;

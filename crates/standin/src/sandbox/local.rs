@@ -27,7 +27,7 @@ pub(crate) struct Local {
     terminated: Arc<AtomicBool>,
     cwd: PathBuf,
     user: Option<String>,
-    _boundary: Option<Boundary>,
+    boundary: Option<Boundary>,
     /// The image layers this sandbox stacks, held so no `rmi`/`prune` removes them.
     _image: Option<crate::image::ResolvedImage>,
 }
@@ -35,7 +35,7 @@ pub(crate) struct Local {
 impl Local {
     /// Replace secret `env`'s value in this sandbox's boundary.
     pub(crate) fn update_secret(&self, env: &str, value: SecretValue) -> Result<(), Error> {
-        let Some(boundary) = &self._boundary else {
+        let Some(boundary) = &self.boundary else {
             return Err(Error::config(format!(
                 "update_secret({env:?}): this sandbox has no network boundary (network disabled)"
             )));
@@ -151,7 +151,7 @@ impl Local {
             terminated,
             cwd,
             user,
-            _boundary: boundary,
+            boundary,
             _image: image,
         })
     }
