@@ -78,6 +78,52 @@ fn private_loopback_and_metadata_destinations_are_refused() {
 
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn ipv6_addresses_that_carry_ipv4_are_judged_by_the_ipv4_address() {
+    // The fake internet serves the NAT64 form of the metadata address and the 6to4 form of a
+    // private address, as a host behind such gateways would reach them.
+    let net = FakeInternet::new(&[80], &[]);
+    let ev = EventsFile::new();
+    let o = net.run_sh(
+        &["--events", ev.arg()],
+        &format!(
+            "dig +tries=1 +time=5 nat64-metadata.example AAAA | grep -o 'status: [A-Z]*'; \
+             dig +tries=1 +time=5 sixtofour-private.example AAAA | grep -o 'status: [A-Z]*'; \
+             for a in {NAT64_METADATA_V6} {SIXTOFOUR_PRIVATE_V6}; do \
+               curl -sS -m 5 \"http://[$a]/\" >/dev/null 2>&1; echo \"$a rc=$?\"; done"
+        ),
+    );
+    let s = stdout(&o);
+    let lines: Vec<&str> = s.lines().map(str::trim).collect();
+    assert_eq!(lines[..2], ["status: NXDOMAIN", "status: NXDOMAIN"], "{s}");
+    for a in [NAT64_METADATA_V6, SIXTOFOUR_PRIVATE_V6] {
+        assert!(s.contains(&format!("{a} rc=")), "{s}");
+        assert!(!s.contains(&format!("{a} rc=0")), "{a} was reachable: {s}");
+    }
+    let ev = events(&ev);
+    for a in [NAT64_METADATA_V6, SIXTOFOUR_PRIVATE_V6] {
+        assert!(
+            ev.iter().any(
+                |e| e.contains("\"connection-denied\"") && e.contains(&format!("\"[{a}]:80\""))
+            ),
+            "no event for {a}: {ev:?}"
+        );
+    }
+    // An IPv4 rule covers the IPv6 forms of its addresses: allowing the private network
+    // makes its 6to4 form reachable (so the refusal above was the policy, not the route).
+    let o = net.run_sh(
+        &["--net-rule", "allow@10.0.0.0/8:tcp:80"],
+        &format!("curl -sS -m 5 'http://[{SIXTOFOUR_PRIVATE_V6}]/'"),
+    );
+    assert!(
+        stdout(&o).contains(&format!("local=[{SIXTOFOUR_PRIVATE_V6}]:80")),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn names_resolving_to_private_addresses_get_nxdomain() {
     let net = FakeInternet::new(&[80], &[]);
     let ev = EventsFile::new();

@@ -31,7 +31,8 @@ impl Refusal {
     }
 }
 
-/// Check a destination against the fixed refusals.
+/// Check a destination against the fixed refusals. Loopback carried inside an IPv6 form
+/// (NAT64, 6to4…) counts as loopback: [`IpClass`] judges such addresses by what they carry.
 pub(super) fn check(
     dst: SocketAddr,
     listener: SocketAddr,
@@ -85,6 +86,14 @@ mod tests {
             check(sa("0.0.0.0:80"), listener, &own),
             Err(Refusal::HostLocal)
         );
+        // Loopback carried in NAT64, 6to4 and IPv4-compatible forms.
+        for a in [
+            "[64:ff9b::7f00:1]:22",
+            "[2002:7f00:1::]:22",
+            "[::127.0.0.1]:22",
+        ] {
+            assert_eq!(check(sa(a), listener, &own), Err(Refusal::HostLocal), "{a}");
+        }
         assert_eq!(
             check(sa("10.200.0.1:80"), listener, &own),
             Err(Refusal::SandboxOwn)

@@ -99,6 +99,10 @@ pub(crate) const IMAGE_REGISTRY_V4: &str = "45.90.1.50";
 /// Public-looking address of the S3 endpoint (`s3.eu-west-1.amazonaws.com`), where the AWS
 /// tests run an S3 server that checks signatures.
 pub(crate) const AWS_V4: &str = "45.90.1.60";
+/// The NAT64 form (`64:ff9b::/96`) of the metadata address, served in the fake internet.
+pub(crate) const NAT64_METADATA_V6: &str = "64:ff9b::a9fe:a9fe";
+/// The 6to4 form (`2002::/16`) of [`PRIVATE_V4`], served in the fake internet.
+pub(crate) const SIXTOFOUR_PRIVATE_V6: &str = "2002:a00:5::5";
 /// The DNS server's address.
 pub(crate) const DNS_V4: &str = "192.0.2.1";
 
@@ -119,6 +123,8 @@ pub(crate) const ZONE: &[(&str, &str)] = &[
     ("api.github.com", UPSTREAM_V4),
     ("api.anthropic.com", UPSTREAM_V4),
     ("s3.eu-west-1.amazonaws.com", AWS_V4),
+    ("nat64-metadata.example", NAT64_METADATA_V6),
+    ("sixtofour-private.example", SIXTOFOUR_PRIVATE_V6),
 ];
 
 /// Names in [`ZONE`] that the fixture's server certificate does *not* cover.
@@ -490,17 +496,12 @@ impl FakeInternet {
             i,
             &["addr", "add", &format!("{UPSTREAM_V4}/32"), "dev", "lo"],
         );
-        in_ns(
-            i,
-            &[
-                "addr",
-                "add",
-                &format!("{UPSTREAM_V6}/128"),
-                "dev",
-                "lo",
-                "nodad",
-            ],
-        );
+        for v6 in [UPSTREAM_V6, NAT64_METADATA_V6, SIXTOFOUR_PRIVATE_V6] {
+            in_ns(
+                i,
+                &["addr", "add", &format!("{v6}/128"), "dev", "lo", "nodad"],
+            );
+        }
         for extra in [
             EVIL_V4,
             PRIVATE_V4,

@@ -5,7 +5,7 @@
 //! unless a user rule (which comes first) says otherwise.
 
 use super::domain::DomainName;
-use super::rule::{Action, Destination, Group, Protocol, Rule};
+use super::rule::{Action, Destination, Group, Protocol, Rule, net_contains};
 use crate::IpClass;
 use std::net::IpAddr;
 
@@ -100,7 +100,7 @@ impl EgressPolicy {
             }
             let hit = match &rule.destination {
                 Destination::Any => true,
-                Destination::Cidr(net) => net.contains(&ip),
+                Destination::Cidr(net) => net_contains(net, ip),
                 Destination::Group(g) => g.contains(ip, is_host),
                 Destination::Domain(p) => flow.matches_domain(p, rule.action),
             };
@@ -170,12 +170,14 @@ impl EgressPolicy {
     /// it. A permissive default never lifts the protection.
     pub fn allows_resolved_address(&self, ip: IpAddr, is_host: &dyn Fn(IpAddr) -> bool) -> bool {
         let ip = canonical(ip);
-        if !self.rebind_protection || (IpClass::of(ip) == IpClass::Public && !is_host(ip)) {
+        if !self.rebind_protection
+            || (IpClass::of(ip) == IpClass::Public && !Group::Host.contains(ip, is_host))
+        {
             return true;
         }
         for rule in &self.rules {
             let hit = match &rule.destination {
-                Destination::Cidr(net) => net.contains(&ip),
+                Destination::Cidr(net) => net_contains(net, ip),
                 Destination::Group(Group::Public) => false,
                 Destination::Group(g) => g.contains(ip, is_host),
                 _ => false,
@@ -443,6 +445,50 @@ mod tests {
             ..EgressPolicy::default()
         };
         assert!(off.allows_resolved_address(ip("10.0.0.1"), &no_host));
+    }
+
+    #[test]
+    fn ipv6_forms_of_ipv4_addresses_follow_the_ipv4_rules() {
+        let shipped = EgressPolicy::default();
+        for a in [
+            "64:ff9b::a9fe:a9fe",
+            "2002:a00:1::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+        ] {
+            assert_eq!(
+                shipped.evaluate(&tcp(a, 80, &[]), &no_host).action,
+                Action::Deny,
+                "{a}"
+            );
+            assert!(!shipped.allows_resolved_address(ip(a), &no_host), "{a}");
+        }
+        assert_eq!(
+            shipped
+                .evaluate(&tcp("64:ff9b::808:808", 80, &[]), &no_host)
+                .action,
+            Action::Allow
+        );
+        // IPv4 rules see through the IPv6 forms, both ways.
+        let p = policy(&["deny@8.8.8.0/24", "allow@10.0.0.0/8"], Action::Deny);
+        assert_eq!(
+            p.evaluate(&tcp("64:ff9b::808:808", 80, &[]), &no_host)
+                .action,
+            Action::Deny
+        );
+        assert_eq!(
+            p.evaluate(&tcp("2002:a00:1::", 80, &[]), &no_host).action,
+            Action::Allow
+        );
+        assert!(p.allows_resolved_address(ip("64:ff9b::a00:1"), &no_host));
+        // The host's own address, written as NAT64, is still the host.
+        let host = |a: IpAddr| a == ip("93.184.216.34");
+        assert_eq!(
+            shipped
+                .evaluate(&tcp("64:ff9b::5db8:d822", 80, &[]), &host)
+                .action,
+            Action::Deny
+        );
     }
 
     proptest::proptest! {

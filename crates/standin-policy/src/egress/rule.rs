@@ -16,6 +16,7 @@
 
 use super::domain::{DomainError, HostPattern};
 use crate::IpClass;
+use crate::ip_class::ipv4_views;
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
@@ -94,11 +95,14 @@ impl Group {
     }
 
     /// Whether `ip` belongs to the group; `is_host` tells whether an address is the host's.
+    /// An IPv6 address carrying an IPv4 address (NAT64, 6to4…) is the host's when the IPv4
+    /// address is.
     pub fn contains(self, ip: IpAddr, is_host: &dyn Fn(IpAddr) -> bool) -> bool {
         let class = IpClass::of(ip);
+        let host = || is_host(ip) || ipv4_views(ip).iter().any(|v| is_host(IpAddr::V4(v)));
         match self {
-            Group::Host => is_host(ip),
-            Group::Public => class == IpClass::Public && !is_host(ip),
+            Group::Host => host(),
+            Group::Public => class == IpClass::Public && !host(),
             Group::Private => class == IpClass::Private,
             Group::Loopback => class == IpClass::Loopback,
             Group::LinkLocal => class == IpClass::LinkLocal,
@@ -119,6 +123,14 @@ pub enum Destination {
     Domain(HostPattern),
     /// An address group.
     Group(Group),
+}
+
+/// Whether `net` holds `ip`, or (for an IPv4 network) one of the IPv4 addresses `ip` carries:
+/// `deny@10.0.0.0/8` also denies `64:ff9b::a00:1`.
+pub fn net_contains(net: &IpNet, ip: IpAddr) -> bool {
+    net.contains(&ip)
+        || (matches!(net, IpNet::V4(_))
+            && ipv4_views(ip).iter().any(|v| net.contains(&IpAddr::V4(v))))
 }
 
 impl Destination {
