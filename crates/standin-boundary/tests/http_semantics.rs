@@ -168,6 +168,61 @@ async fn an_unknown_host_gets_nothing_in_any_form() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn basic_credentials_in_lenient_forms_are_found_and_never_forwarded_unsubstituted() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // A value whose base64 needs the characters the URL-safe alphabet replaces.
+    let creds = format!("u?>:{PH}");
+    let std = basic(&creds);
+    let url = URL_SAFE_NO_PAD.encode(&creds);
+    assert_ne!(std.trim_end_matches('='), url);
+    let forms = [
+        format!("Authorization: bAsIc\t\t{std}\r\n"),
+        format!("Authorization: BASIC {url}\r\n"),
+        format!("Authorization: Basic {}==\r\n", std.trim_end_matches('=')),
+        format!(
+            "Proxy-Authorization: basic {}{}\r\n",
+            basic("user"),
+            basic(&format!(":{PH}"))
+        ),
+    ];
+    // To a host the secret is not for: blocked, nothing sent.
+    let case = Case::tls(logged(), EVIL);
+    for h in &forms {
+        let out = run(&case, &get(EVIL, "/b", h)).await;
+        assert!(
+            out.blocked && out.upstream_received.is_empty(),
+            "{h}: {}",
+            out.upstream_text()
+        );
+        let ev = out.events_json();
+        assert!(ev.contains("\"location\":\"basic-auth\""), "{h}: {ev}");
+    }
+    // To the allowed host: a form the strict decoder reads is substituted (and re-encoded in
+    // the standard form); the others are refused rather than sent with the placeholder.
+    let case = Case::tls(logged(), ALLOWED);
+    let out = run(&case, &get(ALLOWED, "/b", &forms[0])).await;
+    let got = out.upstream_text();
+    assert!(!out.blocked, "{got}");
+    assert!(
+        got.contains(&format!("Basic {}\r\n", basic(&format!("u?>:{VALUE}")))),
+        "{got}"
+    );
+    for h in &forms[1..] {
+        let out = run(&case, &get(ALLOWED, "/b", h)).await;
+        assert!(
+            out.blocked && out.upstream_received.is_empty(),
+            "{h}: {}",
+            out.upstream_text()
+        );
+        assert!(
+            out.events_json().contains("does not rewrite"),
+            "{}",
+            out.events_json()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn plain_block_is_silent() {
     let case = Case::tls(secrets(entry(), None), EVIL);
     let out = run(&case, &get(EVIL, "/h", &format!("X-Key: {PH}\r\n"))).await;

@@ -14,7 +14,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::scan::{scan_all, scan_name};
-use standin_policy::secrets::{Form, Hit, SecretSet, aws, rewrite};
+use standin_policy::secrets::{Form, Hit, SecretSet, aws, basic, rewrite};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -97,9 +97,10 @@ pub(crate) async fn prepare(
                 .and_then(|()| scan_all(&plan.violations, v))
                 .map_err(|hit| deny_hit(hit, Location::Header))?;
             let is_auth = name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION;
-            if is_auth && let Some(creds) = rewrite::basic_credentials(v) {
-                let creds = zeroize::Zeroizing::new(creds);
-                scan_all(&plan.violations, &creds).map_err(|hit| {
+            // Basic credentials, read as leniently as any server would (every reading).
+            let readings = if is_auth { basic::readings(v) } else { None };
+            for creds in readings.iter().flatten() {
+                scan_all(&plan.violations, creds).map_err(|hit| {
                     deny_hit(
                         Hit {
                             form: Form::Base64,
@@ -120,14 +121,26 @@ pub(crate) async fn prepare(
             }
             let mut new = None;
             if is_auth && !plan.sub_basic.is_empty() {
-                new = rewrite::basic_auth(&plan.sub_basic, v, &real);
+                new = basic::substitute(&plan.sub_basic, v, &real);
                 // The value goes out inside base64: remember that form, so an echo of it comes
                 // back as the sandbox wrote it (the scrubber would not see the raw value).
                 if let Some(n) = &new
-                    && let (Some(sent), Some(original)) =
-                        (rewrite::basic_token(n), rewrite::basic_token(v))
+                    && let (Some(sent), Some(original)) = (basic::token(n), basic::token(v))
                 {
                     info.remember_sent(sent, original);
+                }
+                // Fail closed: a placeholder only a lenient decoder finds would reach the
+                // server as the placeholder (substitution reads the standard form only).
+                if new.is_none()
+                    && readings
+                        .iter()
+                        .flatten()
+                        .any(|r| scan_all(&plan.sub_basic, r).is_err())
+                {
+                    return Err(info.deny(
+                        host_ref,
+                        "Basic credentials with a placeholder in a form the boundary does not rewrite; send `Basic` and standard, padded base64",
+                    ));
                 }
             }
             if new.is_none() && !plan.sub_headers.is_empty() {

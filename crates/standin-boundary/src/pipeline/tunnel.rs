@@ -26,7 +26,7 @@ use crate::state::SandboxState;
 use crate::state::violation::{self, Place};
 use standin_policy::egress::DomainName;
 use standin_policy::secrets::scan::{scan_all, scan_name};
-use standin_policy::secrets::{Destination, Form, Hit, ViolationAction, rewrite};
+use standin_policy::secrets::{Destination, Form, Hit, ViolationAction, basic};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -186,10 +186,11 @@ fn placeholder_in(
                 {
                     return Some(hit);
                 }
-                let creds = rewrite::basic_credentials(h.value)?;
-                scan_all(&plan.violations, &creds).err().map(|hit| Hit {
-                    form: Form::Base64,
-                    ..hit
+                basic::readings(h.value)?.iter().find_map(|creds| {
+                    scan_all(&plan.violations, creds).err().map(|hit| Hit {
+                        form: Form::Base64,
+                        ..hit
+                    })
                 })
             })
         })?;

@@ -11,11 +11,14 @@
 //! - [`set`]: [`SecretSet`] and [`Role`]: what each placeholder becomes for one destination;
 //! - [`decode`] and [`scan`]: finding placeholders (raw, percent-encoded, JSON-escaped) in
 //!   streams that arrive in pieces, and replacing them;
-//! - [`rewrite`]: substitution in header values, Basic credentials and query strings;
+//! - [`rewrite`]: substitution in header values and query strings;
+//! - [`basic`]: Basic credentials, read leniently to find placeholders and strictly to
+//!   substitute them;
 //! - [`dns_name`]: placeholders (raw, hex, base32, base64) smuggled in DNS query names;
 //! - [`reflect`]: the reverse, replacing values echoed back in responses by placeholders.
 
 pub mod aws;
+pub mod basic;
 pub mod decode;
 pub mod dns_name;
 pub mod entry;

@@ -1,11 +1,9 @@
-//! Substitution in the small, structured parts of a request: header values, Basic
-//! credentials and query strings. Bodies go through the streaming
+//! Substitution in the small, structured parts of a request: header values and query
+//! strings (Basic credentials: [`basic`](super::basic)). Bodies go through the streaming
 //! [`StreamSubstituter`](super::scan::StreamSubstituter).
 
 use super::decode::percent_decode;
 use super::scan::{Patterns, replace_all};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
 /// A header value with every raw placeholder replaced, or `None` if it has none.
 pub fn header_value<'v>(
@@ -14,38 +12,6 @@ pub fn header_value<'v>(
     real: &dyn Fn(usize) -> &'v [u8],
 ) -> Option<Vec<u8>> {
     replace_all(pats, value, real)
-}
-
-/// The base64 part of an `Authorization: Basic …` value, if it is one.
-pub fn basic_token(value: &[u8]) -> Option<&[u8]> {
-    let value = trim(value);
-    if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
-        return None;
-    }
-    Some(trim(&value[6..]))
-}
-
-/// The decoded `user:password` of an `Authorization: Basic …` value, if it is one.
-pub fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
-    let b64 = basic_token(value)?;
-    STANDARD
-        .decode(b64)
-        .or_else(|_| STANDARD_NO_PAD.decode(b64))
-        .ok()
-}
-
-/// A Basic credentials value with placeholders replaced inside the decoded `user:password`
-/// and re-encoded, or `None` if it is not Basic or has no placeholder.
-pub fn basic_auth<'v>(
-    pats: &Patterns,
-    value: &[u8],
-    real: &dyn Fn(usize) -> &'v [u8],
-) -> Option<Vec<u8>> {
-    let creds = zeroize::Zeroizing::new(basic_credentials(value)?);
-    let replaced = zeroize::Zeroizing::new(replace_all(pats, &creds, real)?);
-    let mut out = b"Basic ".to_vec();
-    out.extend_from_slice(STANDARD.encode(&*replaced).as_bytes());
-    Some(out)
 }
 
 /// A query string with every placeholder, raw or percent-encoded, replaced by the
@@ -87,18 +53,6 @@ pub fn percent_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &v[start..end.max(start)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,16 +62,6 @@ mod tests {
     }
     fn real(_: usize) -> &'static [u8] {
         b"s3cr3t/+="
-    }
-
-    #[test]
-    fn basic() {
-        let v = format!("Basic {}", STANDARD.encode("user:$MSB_KEY"));
-        let out = basic_auth(&pats(), v.as_bytes(), &real).unwrap();
-        assert_eq!(basic_credentials(&out).unwrap(), b"user:s3cr3t/+=".to_vec());
-        assert!(basic_auth(&pats(), b"Bearer $MSB_KEY", &real).is_none());
-        let plain = format!("basic {}", STANDARD.encode("user:pw"));
-        assert!(basic_auth(&pats(), plain.as_bytes(), &real).is_none());
     }
 
     #[test]
