@@ -29,6 +29,24 @@ pub enum Destination {
     Ok,
     /// `200 OK` whose body is the request head as received (an echo of what it was sent).
     EchoHead,
+    /// The same echo as a JSON string, escaped as some encoders do unasked (PHP's `/` as
+    /// `\/`, Java's and .NET's "safe" modes): `/` as `\/`, every other character that is not
+    /// a letter or digit as `\u00XX`.
+    EchoHeadAsJson,
+}
+
+/// `bytes` as a JSON string, escaped as [`Destination::EchoHeadAsJson`] says.
+fn json_escape_everything(bytes: &[u8]) -> Vec<u8> {
+    let mut out = b"\"".to_vec();
+    for &b in bytes {
+        match b {
+            b'/' => out.extend_from_slice(b"\\/"),
+            b if b.is_ascii_alphanumeric() => out.push(b),
+            b => out.extend_from_slice(format!("\\u{b:04X}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+    out
 }
 
 /// One inspected connection to test.
@@ -221,9 +239,14 @@ async fn destination_task(mut end: tokio::io::DuplexStream, mode: Destination) -
             };
             let head = &got[start..heads[answered]];
             answered += 1;
+            let json;
             let body: &[u8] = match mode {
                 Destination::Ok => b"ok",
                 Destination::EchoHead => head,
+                Destination::EchoHeadAsJson => {
+                    json = json_escape_everything(head);
+                    &json
+                }
             };
             let mut resp =
                 format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();

@@ -480,6 +480,22 @@ async fn a_value_echoed_by_the_allowed_host_comes_back_as_its_placeholder() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_value_echoed_inside_json_escapes_comes_back_as_its_placeholder() {
+    let mut case = Case::tls(logged(), ALLOWED);
+    case.destination = Destination::EchoHeadAsJson;
+    let req = get(ALLOWED, "/echo", &format!("Authorization: Bearer {PH}\r\n"));
+    let out = run(&case, &req).await;
+    assert!(out.upstream_text().contains(VALUE), "substituted upstream");
+    let back = out.client_text();
+    // The scrubbed body comes chunked: the JSON string is between the first and last quote.
+    let body = &back[back.find('"').expect(&back)..=back.rfind('"').expect(&back)];
+    // What the sandbox's JSON parser would read.
+    let decoded: String = serde_json::from_str(body).expect(body);
+    assert!(decoded.contains(&format!("Bearer {PH}")), "{decoded}");
+    assert!(!decoded.contains(VALUE), "{decoded}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn http2_requests_get_the_same_treatment() {
     // An HTTP/2 client preface and a HEADERS frame built with a literal (never-indexed)
     // HPACK header block: :method GET, :scheme https, :path /h2, :authority, authorization.

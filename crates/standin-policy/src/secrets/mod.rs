@@ -23,6 +23,7 @@ pub mod decode;
 pub mod dns_name;
 pub mod entry;
 pub mod reflect;
+mod reflect_json;
 pub mod rewrite;
 pub mod scan;
 pub mod set;

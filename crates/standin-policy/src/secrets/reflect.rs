@@ -6,11 +6,16 @@
 //! is replaced by characters that decode to asterisks (the blob stays decodable; at most two
 //! bytes at each end of the value, encoded together with their neighbours, are not covered).
 //!
+//! JSON strings are read too: a value echoed with escapes the server chose (`\/`, `\uXXXX` for
+//! any of its characters) is found in the decoded text and replaced where it was written
+//! ([`reflect_json`](super::reflect_json), the first of the two stages).
+//!
 //! Values are searched with `memchr::memmem` directly in the secret set's zeroizing storage:
 //! no long-lived copy of a value (an automaton, a finder) is built. Carried bytes that may be
 //! the start of a value are held in zeroizing buffers.
 
 use super::entry::SecretEntry;
+use super::reflect_json::{JsonStage, Pair};
 use super::set::SecretSet;
 #[cfg(doc)]
 use super::value::Base64Core;
@@ -42,8 +47,24 @@ pub struct Scrubber {
     ids: Arc<Vec<usize>>,
     sent: Arc<Vec<SentForm>>,
     carry: Zeroizing<Vec<u8>>,
-    /// How many values were replaced.
-    pub replaced: usize,
+    json: JsonStage,
+    /// The JSON stage's output, reused between chunks.
+    mid: Zeroizing<Vec<u8>>,
+    /// How many values the literal stage replaced.
+    replaced: usize,
+}
+
+/// Each value of `ids` (current and retired) with its placeholder: what the JSON stage looks
+/// for.
+fn value_pairs<'s>(set: &'s SecretSet, ids: &[usize]) -> Vec<Pair<'s>> {
+    ids.iter()
+        .filter_map(|&id| set.entries.get(id))
+        .flat_map(|e| {
+            std::iter::once(&e.value)
+                .chain(&e.retired)
+                .map(move |v| (v.expose(), e.placeholder.as_bytes()))
+        })
+        .collect()
 }
 
 impl Scrubber {
@@ -54,6 +75,8 @@ impl Scrubber {
             ids,
             sent: Arc::default(),
             carry: Zeroizing::new(Vec::new()),
+            json: JsonStage::default(),
+            mid: Zeroizing::new(Vec::new()),
             replaced: 0,
         }
     }
@@ -133,13 +156,28 @@ impl Scrubber {
         })
     }
 
-    /// Whether `hay` contains any of the values (one-shot).
+    /// Whether `hay` contains any of the values, in any form (one-shot).
     pub fn contains_any(&self, hay: &[u8]) -> bool {
-        self.next_match(hay, 0).is_some()
+        self.replace_all(hay).is_some()
     }
 
     /// One-shot: `hay` with every value replaced, or `None` if it has none.
     pub fn replace_all(&self, hay: &[u8]) -> Option<Vec<u8>> {
+        let mut json = JsonStage::default();
+        let pairs = value_pairs(&self.set, &self.ids);
+        let mut mid = Zeroizing::new(Vec::with_capacity(hay.len()));
+        json.push(&pairs, hay, &mut mid);
+        json.finish(&pairs, &mut mid);
+        let literal = self.replace_literal(&mid);
+        match (literal, json.replaced > 0) {
+            (Some(out), _) => Some(out),
+            (None, true) => Some(mid.to_vec()),
+            (None, false) => None,
+        }
+    }
+
+    /// The literal stage, one-shot.
+    fn replace_literal(&self, hay: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut any = false;
@@ -162,6 +200,19 @@ impl Scrubber {
             out.extend_from_slice(chunk);
             return;
         }
+        let mut mid = std::mem::take(&mut self.mid);
+        mid.clear();
+        {
+            let pairs = value_pairs(&self.set, &self.ids);
+            self.json.push(&pairs, chunk, &mut mid);
+        }
+        self.push_literal(&mid, out);
+        mid.clear();
+        self.mid = mid;
+    }
+
+    /// The literal stage, streaming.
+    fn push_literal(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let mut buf = Zeroizing::new(std::mem::take(&mut *self.carry));
         buf.extend_from_slice(chunk);
         let hold = self.partial_start(&buf).unwrap_or(buf.len());
@@ -182,21 +233,38 @@ impl Scrubber {
 
     /// Whether bytes that may start a value are held back.
     pub fn is_holding(&self) -> bool {
-        !self.carry.is_empty()
+        !self.carry.is_empty() || self.json.is_holding()
     }
 
-    /// End of stream, or the stream paused: flush the carry, replaced. The scrubber can be fed
-    /// again afterwards (a value cut by the flush is then not recognised: callers flush only
-    /// when the peer has stopped sending, see the boundary's `SCRUB_STALL`).
+    /// End of stream, or the stream paused: flush what is held, replaced. The scrubber can be
+    /// fed again afterwards (a value cut by the flush is then not recognised: callers flush
+    /// only when the peer has stopped sending, see the boundary's `SCRUB_STALL`).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut mid = std::mem::take(&mut self.mid);
+        mid.clear();
+        {
+            let pairs = value_pairs(&self.set, &self.ids);
+            self.json.finish(&pairs, &mut mid);
+        }
+        self.push_literal(&mid, out);
+        mid.clear();
+        self.mid = mid;
         let carry = Zeroizing::new(std::mem::take(&mut *self.carry));
-        match self.replace_all(&carry) {
+        match self.replace_literal(&carry) {
             Some(r) => {
                 self.replaced += 1;
                 out.extend_from_slice(&r);
             }
             None => out.extend_from_slice(&carry),
         }
+    }
+
+    /// How many values were replaced, in every stage.
+    pub fn replacements(&self) -> usize {
+        self.replaced + self.json.replaced
     }
 }
 
@@ -276,6 +344,90 @@ mod tests {
             }
             s.finish(&mut out);
             prop_assert_eq!(out, expected);
+        }
+    }
+
+    /// `value` with the characters at the positions `mask` selects written as `\uXXXX`
+    /// (alternating hex case) and every `/` as `\/` otherwise.
+    fn json_escaped(value: &str, mask: u64) -> String {
+        value
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask & (1 << (i % 64)) != 0 {
+                    let e = format!("\\u{:04x}", c as u32);
+                    if i % 2 == 0 {
+                        e
+                    } else {
+                        e.to_uppercase().replacen("\\U", "\\u", 1)
+                    }
+                } else if c == '/' {
+                    "\\/".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn json_escaped_echoes_become_the_placeholder() {
+        let set = Arc::new(SecretSet {
+            entries: vec![entry("K", "s3cr3t/+=tail")],
+            ..Default::default()
+        });
+        let s = Scrubber::new(set, Arc::new(vec![0]));
+        for echo in [
+            r#"{"auth":"s3cr3t\/+=tail"}"#.to_string(),
+            r#"{"auth":"\u0073\u0033cr3t\u002F+=tail"}"#.to_string(),
+            format!(
+                r#"{{"auth":"{}"}}"#,
+                json_escaped("s3cr3t/+=tail", u64::MAX)
+            ),
+            format!(
+                r#"{{"auth":"{}"}}"#,
+                json_escaped("s3cr3t/+=tail", 0b1010_0101_0011)
+            ),
+        ] {
+            assert_eq!(
+                s.replace_all(echo.as_bytes()).as_deref(),
+                Some(br#"{"auth":"$MSB_K"}"#.as_slice()),
+                "{echo}"
+            );
+        }
+        // Escapes that are not the value stay as they were.
+        let other = r#"{"a":"line\nbreak \u00e9 \/ s3cr3u\/"}"#;
+        assert_eq!(s.replace_all(other.as_bytes()), None);
+    }
+
+    proptest! {
+        /// Any mix of escaped and literal characters, cut anywhere, comes out with the value
+        /// replaced, the same as in one piece.
+        #[test]
+        fn json_escapes_streaming_equals_one_shot(
+            mask: u64,
+            before in "[a-z\\\\\\\"]{0,6}",
+            after in "[a-z\\\\\\\"]{0,6}",
+            cuts in proptest::collection::vec(0usize..120, 0..6),
+        ) {
+            let value = "s3cr3t/+=tail";
+            let set = Arc::new(SecretSet { entries: vec![entry("K", value)], ..Default::default() });
+            let ids = Arc::new(vec![0]);
+            let data = format!("{before} x{}x {after}", json_escaped(value, mask)).into_bytes();
+            let expected = Scrubber::new(set.clone(), ids.clone()).replace_all(&data).unwrap();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort();
+            let mut s = Scrubber::new(set, ids);
+            let mut out = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                s.push(&data[prev..c], &mut out);
+                prev = c;
+            }
+            s.finish(&mut out);
+            prop_assert_eq!(&out, &expected);
+            let text = String::from_utf8_lossy(&out);
+            prop_assert!(text.contains(" x$MSB_Kx "), "{}", text);
         }
     }
 
