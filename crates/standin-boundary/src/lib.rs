@@ -114,6 +114,7 @@ impl Boundary {
             Arc::new(Inspection {
                 state: state.clone(),
                 ca,
+                upstream_tls_http1: tls::upstream::http1_only(&upstream_tls),
                 upstream_tls,
                 pool,
             })

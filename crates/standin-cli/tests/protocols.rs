@@ -46,6 +46,37 @@ fn curl_http2_is_substituted_against_h1_only_and_h2_only_upstreams() {
 
 #[test]
 #[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
+fn each_client_reaches_an_upstream_that_speaks_both_in_its_own_http_version() {
+    // 9443 offers HTTP/2 and HTTP/1.1. A client that sent HTTP/1.1 must arrive as HTTP/1.1
+    // (with its header names as written), one that sent HTTP/2 as HTTP/2.
+    let net = FakeInternet::with_h2_or_h1(&[80], &[443], &[9443]);
+    let o = run(
+        &net,
+        &[],
+        r#"curl -sS -m 5 --http1.1 -o /dev/null -w '%{http_version} %{http_code}
+' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com:9443/sent-as-h1
+           curl -sS -m 5 --http2 -o /dev/null -w '%{http_version} %{http_code}
+' -H "Authorization: Bearer $OPENAI_API_KEY" https://api.openai.com:9443/sent-as-h2
+           python3 -c 'import os, urllib.request as u; print("urllib", u.urlopen(u.Request("https://api.openai.com:9443/urllib", headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}), timeout=5).status)'"#,
+    );
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("1.1 200\n2 200\nurllib 200"),
+        "{}",
+        report(&o, &net)
+    );
+    let got = net.received_at(UPSTREAM_V4);
+    assert!(got.contains("GET /sent-as-h1 HTTP/1.1\r\n"), "{got}");
+    assert!(got.contains(":path: /sent-as-h2"), "{got}");
+    assert!(got.contains("GET /urllib HTTP/1.1\r\n"), "{got}");
+    assert!(!got.contains(":path: /sent-as-h1"), "{got}");
+    assert!(!got.contains(":path: /urllib"), "{got}");
+    // Substituted either way.
+    assert_eq!(got.matches(VALUE).count(), 3, "{got}");
+}
+
+#[test]
+#[ignore = "needs root (creates network namespaces); .ci/run runs it with --include-ignored"]
 fn httpx_http2_client_with_substitution() {
     let net = FakeInternet::with_h2(&[80], &[443], &[8443], &[]);
     let o = run(

@@ -32,6 +32,9 @@ pub(crate) struct PoolKey {
     pub(crate) dst: SocketAddr,
     /// The verified server name.
     pub(crate) sni: Option<DomainName>,
+    /// Whether HTTP/2 was offered upstream (it is only when the sandbox's client offered it,
+    /// so a connection pooled for an HTTP/2 client never serves an HTTP/1.1 one).
+    pub(crate) http2: bool,
 }
 
 /// An upstream connection, verified for a server name at an address.

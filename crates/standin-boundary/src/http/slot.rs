@@ -333,6 +333,7 @@ mod tests {
         let key = PoolKey {
             dst,
             sni: name.clone(),
+            http2: false,
         };
         let info = Arc::new(ConnCtx::new(
             state.clone(),

@@ -110,6 +110,7 @@ async fn dispatch(
             return Some(ctx);
         }
     };
-    let target = intercept::Target::new(dst, names, sni.as_deref());
+    let http2 = crate::tls::client_hello::offers_h2(&head);
+    let target = intercept::Target::new(dst, names, sni.as_deref(), http2);
     intercept::tls(client, head, target, insp, abort).await
 }

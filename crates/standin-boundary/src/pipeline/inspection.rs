@@ -13,8 +13,10 @@ pub(crate) struct Inspection {
     pub(crate) state: Arc<SandboxState>,
     /// The sandbox's CA (leaves for the sandbox side).
     pub(crate) ca: Arc<SandboxCa>,
-    /// Verification of the real destinations.
+    /// Verification of the real destinations, offering HTTP/2 and HTTP/1.1.
     pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
+    /// The same, offering HTTP/1.1 only: for clients that did not offer HTTP/2.
+    pub(crate) upstream_tls_http1: Arc<rustls::ClientConfig>,
     /// Idle upstream connections between client connections.
     pub(crate) pool: Arc<Pool>,
 }

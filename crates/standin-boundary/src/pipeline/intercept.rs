@@ -28,15 +28,25 @@ pub(crate) struct Target {
     /// The ClientHello's server name, if it is a host name (an address or garbage counts as
     /// none: the leaf and the verification are then for the address).
     pub(crate) sni: Option<DomainName>,
+    /// Whether the ClientHello offered HTTP/2. The upstream is offered what the client
+    /// offered: a request sent as HTTP/1.1 goes upstream as HTTP/1.1, and is translated only
+    /// when a client speaking HTTP/2 meets an upstream that does not.
+    pub(crate) http2: bool,
 }
 
 impl Target {
     /// The target of a connection to `dst` whose ClientHello named `sni`.
-    pub(crate) fn new(dst: SocketAddr, names: Vec<DomainName>, sni: Option<&str>) -> Target {
+    pub(crate) fn new(
+        dst: SocketAddr,
+        names: Vec<DomainName>,
+        sni: Option<&str>,
+        http2: bool,
+    ) -> Target {
         Target {
             dst,
             names,
             sni: sni.and_then(|s| DomainName::parse(s).ok()),
+            http2,
         }
     }
 
@@ -44,6 +54,7 @@ impl Target {
         PoolKey {
             dst: self.dst,
             sni: self.sni.clone(),
+            http2: self.http2,
         }
     }
 
@@ -51,7 +62,11 @@ impl Target {
         let t = self;
         conn::dial_tls(
             &insp.state,
-            &insp.upstream_tls,
+            if t.http2 {
+                &insp.upstream_tls
+            } else {
+                &insp.upstream_tls_http1
+            },
             t.dst,
             &t.names,
             t.sni.as_ref(),

@@ -85,8 +85,43 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `Some(sni)` for a well-formed ClientHello (the handshake must fit in this record).
-fn parse_client_hello(record: &[u8]) -> Option<Option<String>> {
+/// Whether the complete ClientHello at the start of `buf` offers HTTP/2 by ALPN (`h2`).
+/// `false` for anything else, including a ClientHello that [`peek`] would not accept.
+pub(crate) fn offers_h2(buf: &[u8]) -> bool {
+    let Some(record) = buf
+        .get(3..5)
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        .and_then(|len| buf.get(5..5 + len))
+    else {
+        return false;
+    };
+    let mut h2 = false;
+    parse_extensions(record, &mut |ext_type, data| {
+        if ext_type == ALPN {
+            h2 |= alpn_offers(data, b"h2").unwrap_or(false);
+        }
+        Some(())
+    })
+    .is_some()
+        && h2
+}
+
+/// The ALPN extension's type.
+const ALPN: usize = 16;
+
+/// Whether an ALPN extension body lists `proto`; `None` if it is malformed.
+fn alpn_offers(data: &[u8], proto: &[u8]) -> Option<bool> {
+    let mut list = Reader(Reader(data).vec16()?);
+    let mut found = false;
+    while !list.0.is_empty() {
+        found |= list.vec8()? == proto;
+    }
+    Some(found)
+}
+
+/// Walk a well-formed ClientHello's extensions (the handshake must fit in this record),
+/// calling `each(type, data)`; `None` if the hello is malformed or `each` says so.
+fn parse_extensions(record: &[u8], each: &mut dyn FnMut(usize, &[u8]) -> Option<()>) -> Option<()> {
     let mut r = Reader(record);
     if r.u8()? != 1 {
         return None; // not a ClientHello
@@ -98,15 +133,23 @@ fn parse_client_hello(record: &[u8]) -> Option<Option<String>> {
     body.vec16()?; // cipher suites
     body.vec8()?; // compression methods
     if body.0.is_empty() {
-        return Some(None); // no extensions at all
+        return Some(()); // no extensions at all
     }
     let mut exts = Reader(body.vec16()?);
-    let mut sni = None;
     while !exts.0.is_empty() {
         let ext_type = exts.u16()?;
         let data = exts.vec16()?;
+        each(ext_type, data)?;
+    }
+    Some(())
+}
+
+/// `Some(sni)` for a well-formed ClientHello (the handshake must fit in this record).
+fn parse_client_hello(record: &[u8]) -> Option<Option<String>> {
+    let mut sni = None;
+    parse_extensions(record, &mut |ext_type, data| {
         if ext_type != 0 {
-            continue;
+            return Some(());
         }
         if sni.is_some() {
             return None; // duplicate extension: malformed
@@ -122,7 +165,8 @@ fn parse_client_hello(record: &[u8]) -> Option<Option<String>> {
                 sni = Some(String::from_utf8(name.to_vec()).ok()?);
             }
         }
-    }
+        Some(())
+    })?;
     Some(sni)
 }
 
@@ -194,6 +238,26 @@ pub(crate) mod tests {
                 Peeked::Tls(Some("api.example.com".into())),
                 "{client}"
             );
+        }
+    }
+
+    #[test]
+    fn tells_whether_a_client_offers_http2() {
+        let offers: Vec<(&str, bool)> = CAPTURED.iter().map(|(c, r)| (*c, offers_h2(r))).collect();
+        // curl offers h2 and http/1.1; the others were captured without ALPN.
+        assert_eq!(
+            offers,
+            [
+                ("curl", true),
+                ("python", false),
+                ("node", false),
+                ("go", false),
+                ("java", false)
+            ]
+        );
+        assert!(!offers_h2(&client_hello(Some("a.example"))));
+        for cut in 0..CAPTURED[0].1.len() {
+            assert!(!offers_h2(&CAPTURED[0].1[..cut]), "cut at {cut}");
         }
     }
 

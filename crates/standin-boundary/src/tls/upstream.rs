@@ -62,6 +62,14 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, Upstrea
     Ok(certs)
 }
 
+/// `config` offering HTTP/1.1 only by ALPN: for sandbox clients that did not offer HTTP/2,
+/// whose requests must reach the server as the HTTP/1.1 they were.
+pub(crate) fn http1_only(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut c = config.clone();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
 /// The client configuration for upstream connections: the host's system roots plus
 /// `extra` (from `--upstream-ca`), HTTP/2 and HTTP/1.1 offered by ALPN.
 pub fn client_config(

@@ -242,6 +242,7 @@ pub(crate) struct FakeInternet {
     http_ports: (Vec<u16>, Vec<u16>),
     h2_ports: (Vec<u16>, Vec<u16>),
     ws_ports: Vec<u16>,
+    dual_ports: Vec<u16>,
     pki: Option<tempfile::TempDir>,
     log: Option<tempfile::TempDir>,
 }
@@ -323,6 +324,19 @@ impl FakeInternet {
         grpc_ports: &[u16],
     ) -> FakeInternet {
         FakeInternet::with_peers(http_ports, https_ports, h2_ports, grpc_ports, &[])
+    }
+
+    /// Like [`FakeInternet::with_http`], plus an HTTPS server on `dual_ports` that offers
+    /// both HTTP/2 and HTTP/1.1 by ALPN and logs which one each request came in (HTTP/2
+    /// requests as `H2 :method: …`, HTTP/1.1 ones as their raw bytes).
+    pub(crate) fn with_h2_or_h1(
+        http_ports: &[u16],
+        https_ports: &[u16],
+        dual_ports: &[u16],
+    ) -> FakeInternet {
+        let mut fx = FakeInternet::namespaces();
+        fx.dual_ports = dual_ports.to_vec();
+        fx.finish(&[], &[], &[], (http_ports.to_vec(), https_ports.to_vec()))
     }
 
     /// All of the above plus a WebSocket echo server (python websockets, TLS) on `ws_ports`.
@@ -459,6 +473,7 @@ impl FakeInternet {
             http_ports: (Vec::new(), Vec::new()),
             h2_ports: (Vec::new(), Vec::new()),
             ws_ports: Vec::new(),
+            dual_ports: Vec::new(),
             pki: None,
             log: None,
         }
@@ -528,6 +543,7 @@ impl FakeInternet {
             || !fx.h2_ports.0.is_empty()
             || !fx.h2_ports.1.is_empty()
             || !fx.ws_ports.is_empty()
+            || !fx.dual_ports.is_empty()
         {
             fx.tls_ports = tls_ports.to_vec();
             fx.pki = Some(make_pki());
@@ -614,8 +630,13 @@ impl FakeInternet {
             args.push(format!("--key={}", pki.path().join("leaf.key").display()));
         }
         let (h2, grpc) = self.h2_ports.clone();
-        if !h2.is_empty() || !grpc.is_empty() || !self.ws_ports.is_empty() {
+        if !h2.is_empty()
+            || !grpc.is_empty()
+            || !self.ws_ports.is_empty()
+            || !self.dual_ports.is_empty()
+        {
             args.push(format!("--h2={}", join(&h2)));
+            args.push(format!("--h2-or-h1={}", join(&self.dual_ports)));
             args.push(format!("--grpc={}", join(&grpc)));
             args.push(format!("--ws={}", join(&self.ws_ports)));
         }

@@ -249,13 +249,14 @@ def serve_http(s, path, ctx):
         c, peer = s.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
-def serve_h2(s, path, cert, key):
+def serve_h2(s, path, cert, key, also_h1=False):
     """HTTP/2 only (ALPN h2, nothing else), with the h2 library: logs each request's headers
-    and data as it arrives, answers with a JSON echo."""
+    and data as it arrives, answers with a JSON echo. With `also_h1`, HTTP/1.1 is offered
+    too, and a connection that picks it (or no ALPN) is served by the HTTP/1.1 server."""
     import h2.config, h2.connection, h2.events
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    ctx.set_alpn_protocols(["h2"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if also_h1 else ["h2"])
     def remember(sslsock, name, _ctx):
         sslsock.sni = name or "-"
     ctx.sni_callback = remember
@@ -265,6 +266,8 @@ def serve_h2(s, path, cert, key):
             local = fmt(c.getsockname())
             t = ctx.wrap_socket(c, server_side=True)
             if t.selected_alpn_protocol() != "h2":
+                if also_h1:
+                    serve_http_conn(t, path, local, getattr(t, "sni", "-"))
                 t.close()
                 return
             sni = getattr(t, "sni", "-")
@@ -367,6 +370,7 @@ def main():
     ap.add_argument("--https", default="")
     ap.add_argument("--log", default="/dev/null")
     ap.add_argument("--h2", default="")
+    ap.add_argument("--h2-or-h1", default="")
     ap.add_argument("--grpc", default="")
     ap.add_argument("--ws", default="")
     a = ap.parse_args()
@@ -378,6 +382,8 @@ def main():
     http = [bind_tcp(p) for p in ports(a.http)]
     for sock in [bind_tcp(p) for p in ports(a.h2)]:
         threading.Thread(target=serve_h2, args=(sock, a.log, a.cert, a.key), daemon=True).start()
+    for sock in [bind_tcp(p) for p in ports(a.h2_or_h1)]:
+        threading.Thread(target=serve_h2, args=(sock, a.log, a.cert, a.key, True), daemon=True).start()
     grpc_servers = [serve_grpc(p, a.log, a.cert, a.key) for p in ports(a.grpc)]
     ws_servers = [serve_ws(p, a.log, a.cert, a.key) for p in ports(a.ws)]
     https = [bind_tcp(p) for p in ports(a.https)]
