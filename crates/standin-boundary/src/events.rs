@@ -2,14 +2,31 @@
 //!
 //! Diagnostics go to `tracing`; these events are a separate, stable, typed stream for the
 //! operator (a JSONL file, or callbacks registered through the SDK). They never carry a
-//! secret value.
+//! secret value. `docs/EVENTS.md` documents the schema ([`EVENT_SCHEMA_VERSION`]); the
+//! [`EventSink`] stamps each event with its id and the sandbox's identity.
 
 use serde::Serialize;
 use standin_policy::secrets::{Form, ViolationAction};
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The version of the event schema. It changes when a field changes meaning or goes away;
+/// new fields and new values of a vocabulary do not change it.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// How much is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventLevel {
+    /// Every decision: denials, violations, substitutions, passthroughs, lifecycle.
+    #[default]
+    Decisions,
+    /// Decisions, and every connection the policy allowed.
+    All,
+}
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,6 +51,19 @@ pub enum EventKind {
     SandboxTerminated,
     /// A secret's value was replaced (rotation); never carries a value.
     SecretRotated,
+    /// A placeholder was replaced by its secret's value (the name, destination and location;
+    /// never the value).
+    SecretSubstituted,
+    /// A placeholder went unchanged to a passthrough host.
+    SecretPassthrough,
+    /// A connection the policy allowed (recorded at [`EventLevel::All`] only).
+    ConnectionAllowed,
+    /// The sandbox started.
+    SandboxStarted,
+    /// The sandbox's main command ended (`exit_code`).
+    SandboxExited,
+    /// A resource limit was reached (`limit`).
+    LimitHit,
 }
 
 // The vocabulary enums are exhaustive on purpose: the SDK maps each to its own
@@ -50,6 +80,8 @@ pub enum EventProtocol {
     /// An HTTP request on an inspected connection (either HTTP version).
     #[serde(rename = "http/1.1")]
     Http,
+    /// Not about traffic: the sandbox's own life (start, exit, limits, rotation).
+    None,
 }
 
 /// What the boundary did.
@@ -66,6 +98,28 @@ pub enum EventAction {
     BlockAndTerminate,
     /// A secret's value was replaced.
     Rotate,
+    /// Let through by policy.
+    Allow,
+    /// A placeholder replaced by the real value.
+    Substitute,
+    /// A placeholder forwarded unchanged to a passthrough host.
+    Passthrough,
+    /// Nothing was decided: a fact recorded (start, exit, a limit reached).
+    Record,
+}
+
+/// A resource limit, as named in [`EventKind::LimitHit`] events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    /// The memory limit (a process was killed).
+    Memory,
+    /// The process/thread limit (a fork was refused).
+    Pids,
+    /// The CPU limit (the sandbox was throttled).
+    Cpu,
+    /// The writable-space limit.
+    Disk,
 }
 
 impl From<ViolationAction> for EventAction {
@@ -130,10 +184,20 @@ impl Location {
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Event {
+    /// [`EVENT_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Unique id: the sandbox's id and this event's sequence number in it.
+    pub id: String,
     /// RFC 3339 UTC timestamp with milliseconds.
     pub ts: String,
+    /// The same instant in milliseconds since the Unix epoch (for OCSF's `time`).
+    #[serde(skip)]
+    pub time_ms: u64,
     /// Sandbox id.
     pub sandbox: String,
+    /// Sandbox name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_name: Option<String>,
     /// Kind.
     pub kind: EventKind,
     /// Destination name, when known (query name, or a name the sandbox resolved to `addr`).
@@ -165,6 +229,12 @@ pub struct Event {
     /// How the placeholder was written (`raw`, `percent`, `json`, `base64`, `hex`, `base32`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub form: Option<Form>,
+    /// The main command's exit status ([`EventKind::SandboxExited`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The limit reached ([`EventKind::LimitHit`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
     /// Free-form detail (error text, refusal reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -174,8 +244,14 @@ impl Event {
     /// A new event stamped now.
     pub fn new(sandbox: &str, kind: EventKind, protocol: EventProtocol) -> Event {
         Event {
+            schema: EVENT_SCHEMA_VERSION,
+            id: String::new(),
+            time_ms: now_ms(),
             ts: rfc3339_now(),
             sandbox: sandbox.to_owned(),
+            sandbox_name: None,
+            exit_code: None,
+            limit: None,
             kind,
             name: None,
             addr: None,
@@ -196,9 +272,21 @@ impl Event {
 pub type EventListener = Box<dyn Fn(&Event) + Send + Sync>;
 
 /// Where events go. Cheap to clone; empty by default.
+///
+/// The sink numbers the events of one sandbox and stamps each with the sandbox's id and
+/// name ([`EventSink::for_sandbox`]), so every emitter only says what happened.
 #[derive(Clone, Default)]
 pub struct EventSink {
     listeners: Arc<Vec<EventListener>>,
+    identity: Arc<Identity>,
+    level: EventLevel,
+}
+
+#[derive(Default)]
+struct Identity {
+    id: String,
+    name: Option<String>,
+    seq: AtomicU64,
 }
 
 impl fmt::Debug for EventSink {
@@ -212,15 +300,51 @@ impl EventSink {
     pub fn new(listeners: Vec<EventListener>) -> EventSink {
         EventSink {
             listeners: Arc::new(listeners),
+            ..EventSink::default()
         }
     }
 
-    /// A listener appending JSON lines to `file` (flushed per event: events are rare, and an
-    /// audit trail should survive a crash).
+    /// The same listeners, stamping events with sandbox `id` and `name` and numbering them
+    /// from 1.
+    pub fn for_sandbox(mut self, id: &str, name: Option<&str>) -> EventSink {
+        self.identity = Arc::new(Identity {
+            id: id.to_owned(),
+            name: name.map(str::to_owned),
+            seq: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Record at `level`.
+    pub fn with_level(mut self, level: EventLevel) -> EventSink {
+        self.level = level;
+        self
+    }
+
+    /// Whether anyone listens (emitters skip building events nobody reads).
+    pub fn is_active(&self) -> bool {
+        !self.listeners.is_empty()
+    }
+
+    /// Whether allowed connections are recorded.
+    pub fn records_allowed(&self) -> bool {
+        self.is_active() && self.level == EventLevel::All
+    }
+
+    /// A listener appending JSON lines to `file` (flushed per event: an audit trail should
+    /// survive a crash).
     pub fn jsonl_file(file: std::fs::File) -> EventListener {
+        EventSink::jsonl_with(file, |e| serde_json::to_vec(e).ok())
+    }
+
+    /// A listener appending one line per event to `file`, as `render` writes it.
+    pub fn jsonl_with(
+        file: std::fs::File,
+        render: impl Fn(&Event) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> EventListener {
         let file = Mutex::new(file);
         Box::new(move |e: &Event| {
-            if let (Ok(mut line), Ok(mut f)) = (serde_json::to_vec(e), file.lock()) {
+            if let (Some(mut line), Ok(mut f)) = (render(e), file.lock()) {
                 line.push(b'\n');
                 let _ = f.write_all(&line);
             }
@@ -228,12 +352,27 @@ impl EventSink {
     }
 
     /// Deliver one event.
-    pub fn emit(&self, event: Event) {
+    pub fn emit(&self, mut event: Event) {
         tracing::info!(kind = ?event.kind, name = ?event.name, addr = ?event.addr, rule = ?event.rule, detail = ?event.detail, "event");
+        if self.listeners.is_empty() {
+            return;
+        }
+        let seq = self.identity.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if !self.identity.id.is_empty() {
+            event.sandbox.clone_from(&self.identity.id);
+        }
+        event.sandbox_name.clone_from(&self.identity.name);
+        event.id = format!("{}-{seq}", event.sandbox);
         for l in self.listeners.iter() {
             l(&event);
         }
     }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -270,6 +409,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sink_numbers_events_and_stamps_the_sandbox() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink = EventSink::new(vec![Box::new(move |e: &Event| {
+            s2.lock()
+                .unwrap()
+                .push((e.id.clone(), e.sandbox.clone(), e.sandbox_name.clone()));
+        })])
+        .for_sandbox("abc123", Some("agent"));
+        sink.emit(Event::new(
+            "",
+            EventKind::SandboxStarted,
+            EventProtocol::None,
+        ));
+        sink.emit(Event::new(
+            "",
+            EventKind::SandboxExited,
+            EventProtocol::None,
+        ));
+        let seen = seen.lock().unwrap();
+        let name = Some("agent".to_owned());
+        assert_eq!(
+            *seen,
+            [
+                ("abc123-1".to_owned(), "abc123".to_owned(), name.clone()),
+                ("abc123-2".to_owned(), "abc123".to_owned(), name)
+            ]
+        );
+    }
+
+    #[test]
     fn formats_timestamps() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
@@ -283,6 +453,7 @@ mod tests {
         e.rule = Some("deny@evil.example".into());
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(v["kind"], "dns-denied");
+        assert_eq!(v["schema"], 1);
         assert_eq!(v["name"], "evil.example");
         assert_eq!(v["action"], "deny");
         assert!(v.get("addr").is_none());

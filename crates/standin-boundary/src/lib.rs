@@ -33,6 +33,7 @@ mod events;
 pub mod fuzzing;
 mod http;
 mod io;
+pub mod ocsf;
 mod pipeline;
 mod state;
 mod stream;
@@ -47,7 +48,8 @@ pub use capture::{CaptureListeners, ListenerError, raise_descriptor_limit};
 pub use config::{BoundaryConfig, DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, TerminateHook};
 pub use dns::upstreams_from_resolv_conf;
 pub use events::{
-    Event, EventAction, EventKind, EventListener, EventProtocol, EventSink, Location,
+    EVENT_SCHEMA_VERSION, Event, EventAction, EventKind, EventLevel, EventListener, EventProtocol,
+    EventSink, Limit, Location,
 };
 pub use http::RELEASE_AFTER_BUSY;
 pub use tls::ca::{CaError, LeafName, SandboxCa};

@@ -95,7 +95,20 @@ async fn headers_and_basic_credentials_are_substituted_for_the_allowed_host() {
         "{}",
         out.client_text()
     );
-    assert!(out.events.is_empty(), "{}", out.events_json());
+    // Each substitution is recorded: the secret, where, the destination; never the value.
+    let ev = out.events_json();
+    assert_eq!(out.events.len(), 2, "{ev}");
+    assert!(
+        out.events
+            .iter()
+            .all(|e| e.kind == standin_boundary::EventKind::SecretSubstituted),
+        "{ev}"
+    );
+    assert!(ev.contains("\"location\":\"header\""), "{ev}");
+    assert!(ev.contains("\"location\":\"basic-auth\""), "{ev}");
+    assert!(ev.contains("\"action\":\"substitute\""), "{ev}");
+    assert!(ev.contains(&format!("\"host\":\"{ALLOWED}\"")), "{ev}");
+    assert!(!ev.contains(VALUE), "{ev}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -223,12 +236,16 @@ async fn basic_credentials_in_lenient_forms_are_found_and_never_forwarded_unsubs
 }
 
 #[tokio::test(start_paused = true)]
-async fn plain_block_is_silent() {
+async fn plain_block_is_recorded_when_events_are_asked_for() {
+    // Silent on the terminal (a debug log line), but the audit trail has it.
     let case = Case::tls(secrets(entry(), None), EVIL);
     let out = run(&case, &get(EVIL, "/h", &format!("X-Key: {PH}\r\n"))).await;
     assert!(out.blocked);
     assert!(out.upstream_received.is_empty(), "{}", out.upstream_text());
-    assert!(out.events.is_empty(), "{}", out.events_json());
+    let ev = out.events_json();
+    assert_eq!(out.events.len(), 1, "{ev}");
+    assert!(ev.contains("\"kind\":\"secret-violation\""), "{ev}");
+    assert!(ev.contains("\"action\":\"block\""), "{ev}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -453,7 +470,14 @@ async fn passthrough_hosts_receive_the_placeholder_never_the_value() {
         assert!(!out.blocked, "{host}: {got}");
         assert!(got.contains(&format!("X-Key: {PH}")), "{got}");
         assert!(!got.contains(VALUE), "{got}");
-        assert!(out.events.is_empty(), "{}", out.events_json());
+        // Recorded as a passthrough (where, and which secret), never as a violation.
+        let ev = out.events_json();
+        assert_eq!(out.events.len(), 1, "{ev}");
+        assert!(ev.contains("\"kind\":\"secret-passthrough\""), "{ev}");
+        assert!(ev.contains("\"action\":\"passthrough\""), "{ev}");
+        assert!(ev.contains("\"location\":\"header\""), "{ev}");
+        assert!(ev.contains("\"secret\":\"OPENAI_API_KEY\""), "{ev}");
+        assert!(ev.contains(&format!("\"sni\":\"{host}\"")), "{ev}");
     }
 }
 

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["state"],
     &["config"],
     &["tls"],
+    &["ocsf"],
     &["events"],
     &["io"],
     &["capture"],

@@ -321,10 +321,21 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_connections: Option<u64>,
 
-    /// Append audit events (denied connections and queries, rebind blocks, upstream
-    /// failures) to FILE, one JSON object per line.
+    /// Append audit events to FILE (created with mode 0600), one JSON object per line: every
+    /// decision (denied connections and queries, rebind blocks, upstream failures, secret
+    /// violations of every action, substitutions, passthroughs) and the sandbox's start,
+    /// exit, termination and limit hits. Schema: docs/EVENTS.md.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+
+    /// What --events records: `decisions` (default) or `all` (also every allowed
+    /// connection).
+    #[arg(long, value_name = "LEVEL")]
+    pub events_level: Option<EventsLevelArg>,
+
+    /// The format of --events: `jsonl` (standin's schema, default) or `ocsf` (OCSF 1.3).
+    #[arg(long, value_name = "FORMAT")]
+    pub events_format: Option<EventsFormatArg>,
 
     /// Give the sandbox a secret: NAME holds the placeholder $MSB_NAME inside the sandbox, and
     /// the real value (read from standin's own environment variable NAME, or from
@@ -384,4 +395,24 @@ pub(crate) struct RunArgs {
     /// The command and its arguments (after `--`); optional with --image.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `--events-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EventsLevelArg {
+    /// Every decision (the default).
+    Decisions,
+    /// Decisions and every allowed connection.
+    All,
+}
+
+/// `--events-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EventsFormatArg {
+    /// standin's own JSON lines.
+    Jsonl,
+    /// OCSF 1.3 JSON lines.
+    Ocsf,
 }

@@ -21,6 +21,8 @@
 //! idle_timeout_secs = 900                                   # --idle-timeout
 //! max_connections = 8192                                    # --max-connections
 //! events = "/var/log/standin-events.jsonl"                  # --events
+//! events_level = "decisions"                                # --events-level (or "all")
+//! events_format = "jsonl"                                   # --events-format (or "ocsf")
 //!
 //! [secrets]
 //! on_violation = "block-and-log"                            # --on-secret-violation
@@ -185,6 +187,8 @@ pub(crate) struct NetworkSection {
     pub idle_timeout_secs: Option<u64>,
     pub max_connections: Option<u64>,
     pub events: Option<PathBuf>,
+    pub events_level: Option<crate::cli::EventsLevelArg>,
+    pub events_format: Option<crate::cli::EventsFormatArg>,
 }
 
 /// `allow` or `deny`.

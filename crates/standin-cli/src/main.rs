@@ -18,7 +18,7 @@ mod terminal;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, EventsFormatArg, EventsLevelArg, RunArgs};
 use standin::{EnvSpec, MountSpec, NetworkBuilder, Sandbox};
 
 fn main() {
@@ -213,6 +213,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     let enabled = !args.no_network && net.enabled.unwrap_or(true);
     let default = args.net_default.or(net.default);
     let events = args.events.clone().or(net.events.clone());
+    let events_level = args.events_level.or(net.events_level);
+    let events_format = args.events_format.or(net.events_format);
+    if events.is_none() && (events_level.is_some() || events_format.is_some()) {
+        anyhow::bail!(
+            "events_level and events_format say how to write the events file, and no events file is given: add events = \"PATH\" under [network] (or --events PATH)"
+        );
+    }
     let idle_timeout = args.idle_timeout.or(net.idle_timeout_secs);
     let max_connections = args.max_connections.or(net.max_connections);
     builder = builder.network(|mut n| {
@@ -241,6 +248,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         if let Some(path) = events {
             n = n.events_file(path);
         }
+        n = n.events_level(match events_level {
+            Some(EventsLevelArg::All) => standin::EventsLevel::All,
+            _ => standin::EventsLevel::Decisions,
+        });
+        n = n.events_format(match events_format {
+            Some(EventsFormatArg::Ocsf) => standin::EventsFormat::Ocsf,
+            _ => standin::EventsFormat::Jsonl,
+        });
         n
     });
     let mut secret_err = None;

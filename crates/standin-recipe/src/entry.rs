@@ -51,6 +51,7 @@ pub fn secret_entry_json(lang: Language, calls: &str) -> Result<String, String> 
 /// enums as their strings; a missing field is `null`).
 pub fn event_json(e: &standin::Event) -> Value {
     json!({
+        "id": e.id,
         "timestamp": e.timestamp,
         "sandbox": e.sandbox,
         "kind": e.kind.as_str(),
@@ -65,6 +66,9 @@ pub fn event_json(e: &standin::Event) -> Value {
         "location": e.location.map(|l| l.as_str()),
         "form": e.form.map(|f| f.as_str()),
         "detail": e.detail,
+        // The main command's exit status (sandbox-exited) and the limit reached (limit-hit).
+        "code": e.exit_code,
+        "limit": e.limit.map(|l| l.as_str()),
     })
 }
 

@@ -54,6 +54,19 @@ vocabulary!(
         SandboxTerminated => "sandbox-terminated",
         /// A secret's value was replaced (rotation); the event never carries a value.
         SecretRotated => "secret-rotated",
+        /// A placeholder was replaced by its secret's value (name, destination, location;
+        /// never the value).
+        SecretSubstituted => "secret-substituted",
+        /// A placeholder went unchanged to a passthrough host.
+        SecretPassthrough => "secret-passthrough",
+        /// A connection the policy allowed (with [`EventsLevel::All`] only).
+        ConnectionAllowed => "connection-allowed",
+        /// The sandbox started.
+        SandboxStarted => "sandbox-started",
+        /// The sandbox's main command ended.
+        SandboxExited => "sandbox-exited",
+        /// A resource limit was reached.
+        LimitHit => "limit-hit",
     }
 );
 
@@ -66,6 +79,8 @@ vocabulary!(
         Dns => "dns",
         /// An HTTP request on an inspected connection (either HTTP version).
         Http => "http/1.1",
+        /// Not about traffic: the sandbox's own life.
+        None => "none",
     }
 );
 
@@ -82,8 +97,56 @@ vocabulary!(
         BlockAndTerminate => "block-and-terminate",
         /// A secret's value was replaced.
         Rotate => "rotate",
+        /// Let through by policy.
+        Allow => "allow",
+        /// A placeholder replaced by the real value.
+        Substitute => "substitute",
+        /// A placeholder forwarded unchanged to a passthrough host.
+        Passthrough => "passthrough",
+        /// Nothing decided: a fact recorded (start, exit, a limit reached).
+        Record => "record",
     }
 );
+
+vocabulary!(
+    /// A resource limit named by a [`EventKind::LimitHit`] event.
+    LimitName {
+        /// Memory (a process was killed).
+        Memory => "memory",
+        /// Processes and threads (a fork was refused).
+        Pids => "pids",
+        /// CPU (the sandbox was throttled).
+        Cpu => "cpu",
+        /// Writable space.
+        Disk => "disk",
+    }
+);
+
+/// How much the events record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum EventsLevel {
+    /// Every decision: denials, violations (every action), substitutions, passthroughs,
+    /// start, exit, termination and limits.
+    #[default]
+    Decisions,
+    /// Decisions, and every connection the policy allowed.
+    All,
+}
+
+/// The events file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum EventsFormat {
+    /// standin's own JSON lines (`docs/EVENTS.md`).
+    #[default]
+    Jsonl,
+    /// OCSF 1.3 JSON lines (network activity, DNS activity, detection finding, process
+    /// activity), with the native event under `unmapped`.
+    Ocsf,
+}
 
 vocabulary!(
     /// Where in what the sandbox sent a placeholder (or a refused part) was found.
@@ -135,10 +198,14 @@ vocabulary!(
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Event {
+    /// Unique id: the sandbox's id and the event's number in it.
+    pub id: String,
     /// RFC 3339 UTC timestamp with milliseconds.
     pub timestamp: String,
     /// The sandbox's id.
     pub sandbox: String,
+    /// The sandbox's name, when it has one.
+    pub sandbox_name: Option<String>,
     /// What happened.
     pub kind: EventKind,
     /// Destination name, when known (the query name, or a name the sandbox resolved to
@@ -163,6 +230,10 @@ pub struct Event {
     pub location: Option<EventLocation>,
     /// How the placeholder was written.
     pub form: Option<PlaceholderForm>,
+    /// The main command's exit status ([`EventKind::SandboxExited`]).
+    pub exit_code: Option<i32>,
+    /// The limit reached ([`EventKind::LimitHit`]).
+    pub limit: Option<LimitName>,
     /// Free-form detail (an error's text, a refusal's reason).
     pub detail: Option<String>,
 }
@@ -170,8 +241,12 @@ pub struct Event {
 impl From<&standin_boundary::Event> for Event {
     fn from(e: &standin_boundary::Event) -> Event {
         Event {
+            id: e.id.clone(),
             timestamp: e.ts.clone(),
             sandbox: e.sandbox.clone(),
+            sandbox_name: e.sandbox_name.clone(),
+            exit_code: e.exit_code,
+            limit: e.limit.map(Into::into),
             kind: e.kind.into(),
             name: e.name.clone(),
             addr: e.addr.clone(),
@@ -200,6 +275,12 @@ impl From<standin_boundary::EventKind> for EventKind {
             B::RequestBlocked => EventKind::RequestBlocked,
             B::SandboxTerminated => EventKind::SandboxTerminated,
             B::SecretRotated => EventKind::SecretRotated,
+            B::SecretSubstituted => EventKind::SecretSubstituted,
+            B::SecretPassthrough => EventKind::SecretPassthrough,
+            B::ConnectionAllowed => EventKind::ConnectionAllowed,
+            B::SandboxStarted => EventKind::SandboxStarted,
+            B::SandboxExited => EventKind::SandboxExited,
+            B::LimitHit => EventKind::LimitHit,
         }
     }
 }
@@ -211,6 +292,7 @@ impl From<standin_boundary::EventProtocol> for EventProtocol {
             B::Tcp => EventProtocol::Tcp,
             B::Dns => EventProtocol::Dns,
             B::Http => EventProtocol::Http,
+            B::None => EventProtocol::None,
         }
     }
 }
@@ -224,6 +306,22 @@ impl From<standin_boundary::EventAction> for EventAction {
             B::BlockAndLog => EventAction::BlockAndLog,
             B::BlockAndTerminate => EventAction::BlockAndTerminate,
             B::Rotate => EventAction::Rotate,
+            B::Allow => EventAction::Allow,
+            B::Substitute => EventAction::Substitute,
+            B::Passthrough => EventAction::Passthrough,
+            B::Record => EventAction::Record,
+        }
+    }
+}
+
+impl From<standin_boundary::Limit> for LimitName {
+    fn from(l: standin_boundary::Limit) -> LimitName {
+        use standin_boundary::Limit as B;
+        match l {
+            B::Memory => LimitName::Memory,
+            B::Pids => LimitName::Pids,
+            B::Cpu => LimitName::Cpu,
+            B::Disk => LimitName::Disk,
         }
     }
 }
@@ -285,6 +383,13 @@ mod tests {
             b::EventKind::SecretViolation,
             b::EventKind::RequestBlocked,
             b::EventKind::SandboxTerminated,
+            b::EventKind::SecretRotated,
+            b::EventKind::SecretSubstituted,
+            b::EventKind::SecretPassthrough,
+            b::EventKind::ConnectionAllowed,
+            b::EventKind::SandboxStarted,
+            b::EventKind::SandboxExited,
+            b::EventKind::LimitHit,
         ] {
             assert_eq!(EventKind::from(k).as_str(), json_name(k));
         }
@@ -292,6 +397,7 @@ mod tests {
             b::EventProtocol::Tcp,
             b::EventProtocol::Dns,
             b::EventProtocol::Http,
+            b::EventProtocol::None,
         ] {
             assert_eq!(EventProtocol::from(p).as_str(), json_name(p));
         }
@@ -300,6 +406,11 @@ mod tests {
             b::EventAction::Block,
             b::EventAction::BlockAndLog,
             b::EventAction::BlockAndTerminate,
+            b::EventAction::Rotate,
+            b::EventAction::Allow,
+            b::EventAction::Substitute,
+            b::EventAction::Passthrough,
+            b::EventAction::Record,
         ] {
             assert_eq!(EventAction::from(a).as_str(), json_name(a));
         }

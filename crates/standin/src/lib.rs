@@ -46,7 +46,10 @@ mod stdio;
 pub use builder::SandboxBuilder;
 pub use detached::{SandboxInfo, SandboxState};
 pub use error::{Error, NetworkError, RuntimeError};
-pub use event::{Event, EventAction, EventKind, EventLocation, EventProtocol, PlaceholderForm};
+pub use event::{
+    Event, EventAction, EventKind, EventLocation, EventProtocol, EventsFormat, EventsLevel,
+    LimitName, PlaceholderForm,
+};
 pub use helper::HELPER_ENV;
 pub use image::image_store;
 pub use limits::{LimitUsage, ResourceLimits, limit_messages};

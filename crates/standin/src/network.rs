@@ -1,6 +1,6 @@
 //! [`NetworkBuilder`]: the sandbox's network: on or off, egress rules, DNS, events.
 
-use crate::event::Event;
+use crate::event::{Event, EventsFormat, EventsLevel};
 use crate::secret::{SecretBuilder, ViolationActionBuilder};
 use standin_boundary::EventSink;
 use standin_policy::egress::{Action, EgressPolicy, Rule};
@@ -41,6 +41,8 @@ pub struct NetworkBuilder {
     pub(crate) dns_upstreams: Vec<SocketAddr>,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) events_file: Option<PathBuf>,
+    pub(crate) events_level: EventsLevel,
+    pub(crate) events_format: EventsFormat,
     pub(crate) secrets: Vec<SecretEntry>,
     pub(crate) on_violation: ViolationPolicy,
     pub(crate) upstream_cas: Vec<PathBuf>,
@@ -57,6 +59,8 @@ impl std::fmt::Debug for NetworkBuilder {
             .field("dns_upstreams", &self.dns_upstreams)
             .field("listeners", &self.listeners.len())
             .field("events_file", &self.events_file)
+            .field("events_level", &self.events_level)
+            .field("events_format", &self.events_format)
             .field("secrets", &self.secrets)
             .field("on_violation", &self.on_violation)
             .field("upstream_cas", &self.upstream_cas)
@@ -76,6 +80,8 @@ impl Default for NetworkBuilder {
             dns_upstreams: Vec::new(),
             listeners: Vec::new(),
             events_file: None,
+            events_level: EventsLevel::default(),
+            events_format: EventsFormat::default(),
             secrets: Vec::new(),
             on_violation: ViolationPolicy::default(),
             upstream_cas: Vec::new(),
@@ -197,9 +203,23 @@ impl NetworkBuilder {
         self
     }
 
-    /// Append audit events as JSON lines to `path`.
+    /// Append audit events as JSON lines to `path` (created with mode 0600: the trail
+    /// names hosts and secrets). The schema is documented in `docs/EVENTS.md`.
     pub fn events_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.events_file = Some(path.into());
+        self
+    }
+
+    /// How much is recorded: every decision (the default), or also every connection the
+    /// policy allowed.
+    pub fn events_level(mut self, level: EventsLevel) -> Self {
+        self.events_level = level;
+        self
+    }
+
+    /// The events file's format: standin's own JSON lines (the default), or OCSF.
+    pub fn events_format(mut self, format: EventsFormat) -> Self {
+        self.events_format = format;
         self
     }
 
@@ -262,7 +282,8 @@ impl NetworkBuilder {
         p
     }
 
-    pub(crate) fn take_sink(&mut self) -> Result<EventSink, String> {
+    /// The events' destinations (callbacks and the file), stamping sandbox `id` and `name`.
+    pub(crate) fn take_sink(&mut self, id: &str, name: &str) -> Result<EventSink, String> {
         let sdk_listeners = std::mem::take(&mut self.listeners);
         let mut listeners: Vec<standin_boundary::EventListener> = Vec::new();
         if !sdk_listeners.is_empty() {
@@ -275,14 +296,30 @@ impl NetworkBuilder {
             }));
         }
         if let Some(path) = &self.events_file {
+            use std::os::unix::fs::OpenOptionsExt;
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
-                .map_err(|e| format!("events file {}: {e}", path.display()))?;
-            listeners.push(EventSink::jsonl_file(file));
+                .map_err(|e| {
+                    format!(
+                        "cannot open the events file {}: {e}; give a path in an existing, writable directory (events_file / --events)",
+                        path.display()
+                    )
+                })?;
+            listeners.push(match self.events_format {
+                EventsFormat::Jsonl => EventSink::jsonl_file(file),
+                EventsFormat::Ocsf => standin_boundary::ocsf::jsonl_file(file),
+            });
         }
-        Ok(EventSink::new(listeners))
+        let level = match self.events_level {
+            EventsLevel::Decisions => standin_boundary::EventLevel::Decisions,
+            EventsLevel::All => standin_boundary::EventLevel::All,
+        };
+        Ok(EventSink::new(listeners)
+            .for_sandbox(id, (!name.is_empty()).then_some(name))
+            .with_level(level))
     }
 }
 

@@ -273,6 +273,27 @@ impl ConnCtx {
         }
     }
 
+    /// Record the secrets a request used: `(secret, location)` pairs, each substituted, or
+    /// forwarded unchanged to a passthrough host.
+    pub(crate) fn report_used(
+        &self,
+        used: &[(usize, Location)],
+        passthrough: bool,
+        host: Option<&str>,
+    ) {
+        for (i, &(secret, location)) in used.iter().enumerate() {
+            if used[..i].contains(&(secret, location)) {
+                continue;
+            }
+            violation::used(
+                &self.state,
+                secret,
+                passthrough,
+                &self.place(host, location),
+            );
+        }
+    }
+
     /// Report a request refused for a protocol reason, before anything of it went upstream.
     pub(crate) fn deny(&self, host: Option<&str>, why: &str) -> Denied {
         violation::refused(&self.state, &self.place(host, Location::Header), why);

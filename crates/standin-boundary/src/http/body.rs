@@ -158,6 +158,8 @@ pub(crate) struct ScannedBody {
     /// While prefilling (nothing went upstream yet): a violation is reported, not reset,
     /// and kept here for the caller to answer.
     pub(super) denied: Option<Denied>,
+    /// Secrets whose substitution in this body was recorded.
+    pub(super) reported: Vec<usize>,
 }
 
 impl ScannedBody {
@@ -194,7 +196,12 @@ impl ScannedBody {
     ) -> Result<(), BodyError> {
         let info = self.conn.clone();
         let values = self.ctx.values.clone();
-        let real = |i: usize| values.get(i);
+        // Secrets substituted in this frame (recorded once per body).
+        let used = std::cell::RefCell::new(Vec::<usize>::new());
+        let real = |i: usize| {
+            used.borrow_mut().push(i);
+            values.get(i)
+        };
         let plan = self.ctx.plan.clone();
         // Prefilling, nothing went upstream yet: report and keep the refusal for the caller
         // to answer. Streaming: report and reset.
@@ -239,6 +246,12 @@ impl ScannedBody {
         if let Err((hit, location)) = scanned {
             self.denied = violation(hit, host, location);
             return Err(BodyError::Blocked);
+        }
+        for secret in used.into_inner() {
+            if !self.reported.contains(&secret) {
+                self.reported.push(secret);
+                info.report_used(&[(secret, Location::Body)], false, host);
+            }
         }
         self.queued += self
             .queue

@@ -72,9 +72,11 @@ pub(crate) async fn prepare(
     // The head (method, headers, target) is checked and rewritten synchronously; the block
     // ends before the body is awaited.
     let (resign, used) = {
-        let used = std::cell::RefCell::new(Vec::<usize>::new());
+        let used = std::cell::RefCell::new(Vec::<(usize, Location)>::new());
+        // Where the rewrite being made is: recorded with each secret it puts in.
+        let at = std::cell::Cell::new(Location::Header);
         let real = |i: usize| {
-            used.borrow_mut().push(i);
+            used.borrow_mut().push((i, at.get()));
             values.get(i)
         };
         let deny_hit = |hit: Hit, location| info.deny_violation(&plan, hit, host_ref, location);
@@ -121,6 +123,7 @@ pub(crate) async fn prepare(
             }
             let mut new = None;
             if is_auth && !plan.sub_basic.is_empty() {
+                at.set(Location::BasicAuth);
                 new = basic::substitute(&plan.sub_basic, v, &real);
                 // The value goes out inside base64: remember that form, so an echo of it comes
                 // back as the sandbox wrote it (the scrubber would not see the raw value).
@@ -144,6 +147,7 @@ pub(crate) async fn prepare(
                 }
             }
             if new.is_none() && !plan.sub_headers.is_empty() {
+                at.set(Location::Header);
                 new = rewrite::header_value(&plan.sub_headers, v, &real);
             }
             if let Some(n) = new {
@@ -167,6 +171,7 @@ pub(crate) async fn prepare(
                 scan_all(&plan.violations, q.as_bytes())
                     .map_err(|hit| deny_hit(hit, Location::Query))?;
                 presigned(info, &values.0, &plan, q.as_bytes(), host_ref)?;
+                at.set(Location::Query);
                 if !plan.sub_query.is_empty()
                     && let Some(newq) = rewrite::query(&plan.sub_query, q.as_bytes(), &real)
                 {
@@ -187,7 +192,9 @@ pub(crate) async fn prepare(
         // Require: a host bound to a secret with `require` gets it on every request.
         (resign, used.into_inner())
     };
-    let carried = |i: &usize| used.contains(i) || resign.as_ref().is_some_and(|r| r.secret == *i);
+    let carried = |i: &usize| {
+        used.iter().any(|u| u.0 == *i) || resign.as_ref().is_some_and(|r| r.secret == *i)
+    };
     if let Some(&missing) = plan.required.iter().find(|i| !carried(i)) {
         let env = values
             .0
@@ -242,6 +249,7 @@ pub(crate) async fn prepare(
                 },
                 conn: info.clone(),
                 denied: None,
+                reported: Vec::new(),
             };
             let limit = if whole {
                 MAX_REWRITE_BODY
@@ -275,6 +283,17 @@ pub(crate) async fn prepare(
         }
     };
 
+    // Audit: what this request substitutes in its head (the body reports its own), and
+    // placeholders it carries unchanged to a passthrough host.
+    if info.state.config.events.is_active() {
+        let mut used = used;
+        used.extend(resign.as_ref().map(|r| (r.secret, Location::Header)));
+        info.report_used(&used, false, host_ref);
+        if !plan.passthrough.is_empty() {
+            info.report_used(&passthrough_in(&plan, &parts), true, host_ref);
+        }
+    }
+
     // AWS SigV4: signed afresh with the real key, now that the body is known.
     if let Some(r) = resign {
         let entry = values.0.entries.get(r.secret);
@@ -301,6 +320,27 @@ pub(crate) async fn prepare(
             .map_err(|why| info.deny(host_ref, &why))?;
     }
     Ok((plan, Request::from_parts(parts, body)))
+}
+
+/// The passthrough placeholders in a request head, where they are.
+fn passthrough_in(plan: &Plan, parts: &http::request::Parts) -> Vec<(usize, Location)> {
+    let pats = &plan.passthrough;
+    let mut found: Vec<(usize, Location)> = Vec::new();
+    for v in parts.headers.values() {
+        found.extend(pats.matches(v.as_bytes()).map(|m| (m.0, Location::Header)));
+    }
+    if let Some(pq) = parts.uri.path_and_query() {
+        found.extend(
+            pats.matches(pq.path().as_bytes())
+                .map(|m| (m.0, Location::Path)),
+        );
+        if let Some(q) = pq.query() {
+            for (secret, ..) in pats.matches(q.as_bytes()) {
+                found.push((secret, Location::Query));
+            }
+        }
+    }
+    found
 }
 
 /// Whether the boundary substitutes in this request's body (a signed hash must then be

@@ -8,7 +8,7 @@
 
 use super::detect::Detected;
 use super::guard;
-use crate::events::{EventKind, EventProtocol};
+use crate::events::{EventAction, EventKind, EventProtocol};
 use crate::state::SandboxState;
 use standin_policy::egress::{Action, Decision, DomainName, Flow, Protocol};
 use std::net::SocketAddr;
@@ -47,11 +47,21 @@ pub(crate) fn policy_allows(
 ) -> Result<(), String> {
     let sni = first.sni();
     let decision = evaluate(state, dst, names, first.looks_tls(), sni.as_ref());
+    let name = || sni.as_ref().or(names.first()).map(|n| n.to_string());
     if decision.action == Action::Allow {
+        if state.config.events.records_allowed() {
+            let mut e = state.event(EventKind::ConnectionAllowed, EventProtocol::Tcp);
+            e.action = EventAction::Allow;
+            e.addr = Some(dst.to_string());
+            e.name = name();
+            e.sni = sni.as_ref().map(|n| n.to_string());
+            e.rule = Some(state.rule_name(decision));
+            state.config.events.emit(e);
+        }
         return Ok(());
     }
     let rule = state.rule_name(decision);
-    let name = sni.as_ref().or(names.first()).map(|n| n.to_string());
+    let name = name();
     let text = format!(
         "standin: connection to {} ({dst}) denied by the egress policy; rule: {rule}\n",
         name.as_deref().unwrap_or("this address")

@@ -134,7 +134,7 @@ impl SandboxState {
         }
         // Plans depend on placeholders, hosts and actions, which rotation does not change.
         let set = self.secret_set();
-        let plan = Arc::new(Plan::build(&set, dest));
+        let plan = Arc::new(Plan::build(&set, dest, self.config.events.is_active()));
         if let Ok(mut cache) = self.plans.lock() {
             if cache.len() >= MAX_CACHED_PLANS {
                 cache.clear();

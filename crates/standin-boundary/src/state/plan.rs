@@ -32,11 +32,14 @@ pub(crate) struct Plan {
     pub resign: Vec<usize>,
     /// Secrets with `require` bound to this destination: every request must carry them.
     pub required: Vec<usize>,
+    /// Placeholders forwarded unchanged here (a passthrough host), looked for in request
+    /// heads to record them; empty unless events are recorded.
+    pub passthrough: Arc<Patterns>,
 }
 
 impl Plan {
-    /// The plan for `dest`.
-    pub(crate) fn build(set: &SecretSet, dest: &Destination<'_>) -> Plan {
+    /// The plan for `dest`; `audit`: events are recorded (passthroughs are then looked for).
+    pub(crate) fn build(set: &SecretSet, dest: &Destination<'_>, audit: bool) -> Plan {
         let roles: Vec<Role> = (0..set.entries.len()).map(|i| set.role(i, dest)).collect();
         let pick = |f: &dyn Fn(usize) -> bool| {
             Arc::new(Patterns::new(
@@ -63,6 +66,7 @@ impl Plan {
             reflect_ids: Arc::new((0..roles.len()).filter(|&i| sub(i) || resign(i)).collect()),
             resign: (0..roles.len()).filter(|&i| resign(i)).collect(),
             required: set.required(dest),
+            passthrough: pick(&|i| audit && roles[i] == Role::Passthrough),
             actions: roles
                 .iter()
                 .map(|r| match r {
@@ -82,5 +86,6 @@ impl Plan {
             && self.sub_body.is_empty()
             && self.reflect_ids.is_empty()
             && self.required.is_empty()
+            && self.passthrough.is_empty()
     }
 }

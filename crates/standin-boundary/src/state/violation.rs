@@ -37,9 +37,9 @@ pub(crate) fn report(
     let env = set.entries.get(secret).map_or("?", |e| e.env_var.as_str());
     let dest = place.sni.or(place.host).or(place.name).unwrap_or("-");
     match action {
+        // Silent on the terminal (as the reference says), recorded in the events file.
         ViolationAction::Block | ViolationAction::Passthrough => {
             tracing::debug!(secret = env, destination = dest, addr = %place.addr, location = ?place.location, form = form.as_str(), "secret placeholder blocked");
-            return;
         }
         ViolationAction::BlockAndLog => {
             tracing::warn!(secret = env, destination = dest, addr = %place.addr, location = ?place.location, form = form.as_str(), "secret violation: placeholder sent to a host it may not reach; request blocked");
@@ -61,6 +61,30 @@ pub(crate) fn report(
     if action == ViolationAction::BlockAndTerminate {
         state.terminate(&format!("secret {env} sent to {dest}"));
     }
+}
+
+/// Record that secret `secret` was used at `place`: substituted (`passthrough` false) or
+/// forwarded as its placeholder to a passthrough host. Never carries the value.
+pub(crate) fn used(state: &SandboxState, secret: usize, passthrough: bool, place: &Place<'_>) {
+    if !state.config.events.is_active() {
+        return;
+    }
+    let set = state.secret_set();
+    let env = set.entries.get(secret).map_or("?", |e| e.env_var.as_str());
+    let (kind, action) = if passthrough {
+        (EventKind::SecretPassthrough, EventAction::Passthrough)
+    } else {
+        (EventKind::SecretSubstituted, EventAction::Substitute)
+    };
+    let mut e = state.event(kind, place.protocol);
+    e.action = action;
+    e.secret = Some(env.to_owned());
+    e.addr = Some(place.addr.to_string());
+    e.name = place.name.map(str::to_owned);
+    e.sni = place.sni.map(str::to_owned);
+    e.host = place.host.map(str::to_owned);
+    e.location = Some(place.location);
+    state.config.events.emit(e);
 }
 
 /// Report a request refused for a protocol reason.

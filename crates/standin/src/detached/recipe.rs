@@ -52,6 +52,10 @@ pub(crate) struct NetworkRecipe {
     pub(crate) max_connections: Option<usize>,
     pub(crate) dns_upstreams: Vec<SocketAddr>,
     pub(crate) events_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) events_level: crate::EventsLevel,
+    #[serde(default)]
+    pub(crate) events_format: crate::EventsFormat,
     pub(crate) secrets: Vec<SecretRecipe>,
     pub(crate) on_violation: ViolationPolicy,
     pub(crate) upstream_cas: Vec<PathBuf>,
@@ -139,6 +143,8 @@ impl Recipe {
                 max_connections: n.max_connections,
                 dns_upstreams: n.dns_upstreams.clone(),
                 events_file: n.events_file.clone(),
+                events_level: n.events_level,
+                events_format: n.events_format,
                 secrets: n
                     .secrets
                     .iter()
@@ -226,6 +232,8 @@ impl Recipe {
             max_connections: n.max_connections,
             dns_upstreams: n.dns_upstreams,
             events_file: n.events_file,
+            events_level: n.events_level,
+            events_format: n.events_format,
             secrets,
             on_violation: n.on_violation,
             upstream_cas: n.upstream_cas,

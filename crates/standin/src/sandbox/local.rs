@@ -5,7 +5,10 @@ use crate::Error;
 use crate::SecretValue;
 use crate::builder::SandboxBuilder;
 use crate::stdio::{MainPipes, StdioSpec};
-use standin_boundary::{Boundary, BoundaryConfig, CaptureListeners};
+use standin_boundary::{
+    Boundary, BoundaryConfig, CaptureListeners, Event, EventAction, EventKind, EventProtocol,
+    EventSink,
+};
 use standin_policy::guest_env;
 use standin_sandbox::spec::{ExecSpec, Job};
 use standin_sandbox::{CaptureSockets, SandboxProcess};
@@ -28,6 +31,10 @@ pub(crate) struct Local {
     cwd: PathBuf,
     user: Option<String>,
     boundary: Option<Boundary>,
+    /// Where this sandbox's events go (the boundary holds a clone).
+    events: EventSink,
+    /// Whether the end of the main command has been recorded.
+    exit_recorded: AtomicBool,
     /// The image layers this sandbox stacks, held so no `rmi`/`prune` removes them.
     _image: Option<crate::image::ResolvedImage>,
 }
@@ -52,6 +59,8 @@ impl Local {
         let cwd = crate::builder::working_dir(image.as_ref());
         let user = image.as_ref().and_then(|i| i.record.config.user.clone());
         let id = sandbox_id();
+        // Before anything starts: an events file that cannot be written is a setup error.
+        let events = b.network.take_sink(&id, &b.name).map_err(Error::config)?;
         let secrets = standin_policy::secrets::SecretSet {
             entries: std::mem::take(&mut b.network.secrets),
             on_violation: b.network.on_violation.clone(),
@@ -100,7 +109,6 @@ impl Local {
         };
         let boundary = match capture {
             Some(sockets) => {
-                let events = b.network.take_sink().map_err(Error::config)?;
                 let dns_upstreams = if b.network.dns_upstreams.is_empty() {
                     std::fs::read_to_string("/etc/resolv.conf")
                         .map(|t| standin_boundary::upstreams_from_resolv_conf(&t))
@@ -120,7 +128,7 @@ impl Local {
                         sandbox_addrs: standin_sandbox::netns::sandbox_addresses(),
                         policy: b.network.policy(),
                         dns_upstreams,
-                        events,
+                        events: events.clone(),
                         secrets: intercept.then(|| secrets.clone()),
                         refusal: secrets.on_violation.respond.unwrap_or_default(),
                         ca: ca.clone(),
@@ -141,6 +149,13 @@ impl Local {
             None => None,
         };
         tracing::debug!(sandbox = %b.name, init_pid = process.init_pid(), "sandbox ready");
+        let mut started = Event::new(&id, EventKind::SandboxStarted, EventProtocol::None);
+        started.action = EventAction::Record;
+        started.detail = Some(match b.image.reference.as_ref() {
+            Some(r) => format!("image {r}"),
+            None => "host root".to_owned(),
+        });
+        events.emit(started);
         Ok(Local {
             id,
             name: b.name.clone(),
@@ -152,6 +167,8 @@ impl Local {
             cwd,
             user,
             boundary,
+            events,
+            exit_recorded: AtomicBool::new(false),
             _image: image,
         })
     }
@@ -232,10 +249,55 @@ impl Local {
     /// See [`Sandbox::wait`](crate::Sandbox::wait).
     pub(crate) async fn wait(&self) -> Result<i32, Error> {
         let process = self.process.clone();
-        tokio::task::spawn_blocking(move || process.wait())
+        let code = tokio::task::spawn_blocking(move || process.wait())
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        if !self.exit_recorded.swap(true, Ordering::AcqRel) {
+            self.record_exit(code);
+        }
+        Ok(code)
+    }
+
+    /// The exit event, then one event per limit the sandbox reached.
+    fn record_exit(&self, code: i32) {
+        if !self.events.is_active() {
+            return;
+        }
+        let event = |kind| {
+            let mut e = Event::new(&self.id, kind, EventProtocol::None);
+            e.action = EventAction::Record;
+            e
+        };
+        let mut exited = event(EventKind::SandboxExited);
+        exited.exit_code = Some(code);
+        self.events.emit(exited);
+        let Some(usage) = self.process.limit_usage() else {
+            return;
+        };
+        let limits: crate::ResourceLimits = self.process.limits().into();
+        let usage: crate::LimitUsage = usage.into();
+        let messages = crate::limits::limit_messages(&limits, &usage);
+        let mut hits = Vec::new();
+        if usage.oom_kills > 0 {
+            hits.push((standin_boundary::Limit::Memory, messages.first().cloned()));
+        }
+        if usage.pids_refused > 0 {
+            hits.push((standin_boundary::Limit::Pids, messages.last().cloned()));
+        }
+        if usage.cpu_throttled > 0 {
+            let detail = format!(
+                "the CPU limit held the sandbox back in {} periods of 100 ms",
+                usage.cpu_throttled
+            );
+            hits.push((standin_boundary::Limit::Cpu, Some(detail)));
+        }
+        for (limit, detail) in hits {
+            let mut e = event(EventKind::LimitHit);
+            e.limit = Some(limit);
+            e.detail = detail;
+            self.events.emit(e);
+        }
     }
 
     /// Whether the sandbox was killed by a block-and-terminate secret violation.
