@@ -58,10 +58,13 @@ fn a_memory_hog_is_killed_at_its_limit_and_the_rest_keeps_working() {
         "import sys; sys.stdin.readline(); print('bystander-ok')",
     );
     let hog = "chunks = []\nwhile True:\n    chunks.append(b'x' * (8 << 20))\n";
+    let events = EventsFile::new();
     let o = Command::new(standin_bin())
         .args([
             "run",
             "--no-network",
+            "--events",
+            events.arg(),
             "--memory",
             "64M",
             "--",
@@ -76,6 +79,18 @@ fn a_memory_hog_is_killed_at_its_limit_and_the_rest_keeps_working() {
         stderr(&o).contains("the memory limit (64 MiB) was reached: the kernel killed"),
         "{}",
         stderr(&o)
+    );
+    // The audit trail has the exit and the limit, named.
+    let trail = events.read();
+    assert!(
+        trail.contains("\"kind\":\"sandbox-exited\"") && trail.contains("\"exit_code\":137"),
+        "{trail}"
+    );
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains("\"kind\":\"limit-hit\"") && l.contains("\"limit\":\"memory\"")),
+        "{trail}"
     );
     others_keep_working();
     let o = finish(bystander, b"\n");
