@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub(crate) struct Cli {
     /// Log filter for standin's own diagnostics on stderr (error, warn, info, debug, trace, or
     /// a tracing filter such as `standin_boundary=debug`).
-    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL", value_parser = log_filter)]
     pub log_level: String,
 
     #[command(subcommand)]
@@ -415,4 +415,30 @@ pub(crate) enum EventsFormatArg {
     Jsonl,
     /// OCSF 1.3 JSON lines.
     Ocsf,
+}
+
+/// `--log-level`: a level, or comma-separated `target=level` directives. Anything else is
+/// refused (tracing would read a bare word as a target name and log nothing).
+fn log_filter(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bad = || {
+        format!(
+            "{s:?} is not a log level: give one of {} or target=level directives such as standin_boundary=debug",
+            LEVELS.join(", ")
+        )
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    for directive in s.split(',') {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.is_empty() => level,
+            Some(_) => return Err(bad()),
+            None => directive,
+        };
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(bad());
+        }
+    }
+    Ok(s.to_owned())
 }

@@ -80,6 +80,17 @@ pub(crate) fn apply(
     if let Some(a) = action {
         check_action(a, "--on-secret-violation")?;
     }
+    let any_secret = !(file_sections.is_empty() && sections.is_empty());
+    if !any_secret && (action.is_some() || !passthrough.is_empty()) {
+        bail!(
+            "--on-secret-violation and --secret-passthrough (or [secrets] on_violation and passthrough) say what happens to secrets' placeholders, and no secret is given: add --secret NAME@HOST, or drop them"
+        );
+    }
+    if any_secret && (args.no_network || cfg.network.enabled == Some(false)) {
+        bail!(
+            "secrets reach their hosts only through the network boundary, and the network is off (--no-network or [network] enabled = false): turn the network on, or drop the secrets"
+        );
+    }
     let respond = args
         .violation_response
         .as_deref()
@@ -203,12 +214,22 @@ pub(crate) fn read_value_file(env: &str, path: &std::path::Path) -> anyhow::Resu
 }
 
 /// `NAME@HOST[,HOST...]`.
+///
+/// Errors never repeat the flag's text: it may hold a value written where it does not belong.
 fn parse_flag(s: &str) -> anyhow::Result<SecretSection> {
+    let before_at = s.split_once('@').map_or(s, |(n, _)| n);
+    if let Some((name, _)) = before_at.split_once('=') {
+        bail!(
+            "--secret {name}=…: a value on the command line is visible to every user of this machine (ps) and kept in shell history, so standin does not take it (and does not repeat it); write --secret {name}@HOST and give the value in standin's environment ({name}=… standin run …) or in a file (--secret-file {name}=PATH)"
+        );
+    }
     let Some((name, hosts)) = s.split_once('@') else {
-        bail!("--secret {s:?}: expected NAME@HOST[,HOST...], e.g. OPENAI_API_KEY@api.openai.com");
+        bail!(
+            "--secret: expected NAME@HOST[,HOST...], e.g. OPENAI_API_KEY@api.openai.com (the value comes from standin's environment variable NAME or --secret-file, never the command line)"
+        );
     };
     if hosts.is_empty() {
-        bail!("--secret {s:?}: give at least one host after '@'");
+        bail!("--secret {name}@: give at least one host after '@'");
     }
     Ok(SecretSection {
         env: name.to_owned(),
@@ -218,6 +239,12 @@ fn parse_flag(s: &str) -> anyhow::Result<SecretSection> {
 }
 
 fn read_value(s: &SecretSection, flag_file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+    if s.value_file.is_some() && s.value_env.is_some() {
+        bail!(
+            "secret {}: value_env and value_file both say where the value comes from; keep one",
+            s.env
+        );
+    }
     if let Some(path) = flag_file.or(s.value_file.as_ref()) {
         return read_value_file(&s.env, path);
     }

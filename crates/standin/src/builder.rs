@@ -145,12 +145,21 @@ impl SandboxBuilder {
         self
     }
 
-    /// Add a bind mount.
+    /// Add a bind mount. Two mounts at one guest path, or one at `/workspace` together with
+    /// [`workdir`](Self::workdir), are refused by `create()` (one would hide the other).
     pub fn mount(mut self, mount: MountSpec) -> Self {
         if !mount.host.exists() {
             self.errors.push(format!(
                 "mount({}): host path does not exist",
                 mount.host.display()
+            ));
+        } else if let Some(earlier) = self.mounts.iter().find(|m| m.guest == mount.guest) {
+            self.errors.push(format!(
+                "mount({}:{}): {} is already mounted from {}; one guest path takes one mount",
+                mount.host.display(),
+                mount.guest.display(),
+                mount.guest.display(),
+                earlier.host.display()
             ));
         } else {
             self.mounts.push(mount);
@@ -432,6 +441,21 @@ impl SandboxBuilder {
                 )));
             }
             command = Some(argv);
+        }
+        if self.workdir.is_some()
+            && let Some(m) = self
+                .mounts
+                .iter()
+                .find(|m| m.guest == std::path::Path::new("/workspace"))
+        {
+            return Err(Error::config(format!(
+                "workdir({}) and mount({}:/workspace) both give /workspace; keep one",
+                self.workdir
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display(),
+                m.host.display()
+            )));
         }
         Ok(SandboxSpec {
             hostname: hostname.clone(),

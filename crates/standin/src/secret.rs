@@ -108,7 +108,7 @@ impl SecretBuilder {
 
     /// An exact host that may receive the real value (ASCII case-insensitive).
     pub fn allow_host(mut self, host: &str) -> Self {
-        match DomainName::parse(host) {
+        match DomainName::parse_host(host) {
             Ok(h) => self.hosts.push(h),
             Err(e) => self.errors.push(format!("allow_host({host:?}): {e}")),
         }
@@ -352,7 +352,7 @@ impl ViolationActionBuilder {
 
     /// This exact host receives the placeholder unchanged instead of a block.
     pub fn passthrough_host(mut self, host: &str) -> Self {
-        match DomainName::parse(host) {
+        match DomainName::parse_host(host) {
             Ok(h) => self.policy.passthrough_hosts.push(h),
             Err(e) => self.errors.push(format!("passthrough_host({host:?}): {e}")),
         }

@@ -25,6 +25,19 @@ pub enum DomainError {
     /// `*.x` where `x` has a single label.
     #[error("{0:?} is too broad: a suffix pattern needs at least two labels (e.g. *.example.com)")]
     TooBroad(String),
+    /// A URL where a host name was expected.
+    #[error("{0:?} is a URL; give the host name alone (e.g. api.example.com)")]
+    Url(String),
+    /// `host:port` where a host name was expected.
+    #[error(
+        "{0:?} has a port; give the host name alone: a host is allowed on every port (limit ports with an egress rule, e.g. allow@api.example.com:tcp:443)"
+    )]
+    Port(String),
+    /// An IP address where a host name was expected.
+    #[error(
+        "{0:?} is an IP address; name the host instead: a value goes only where the TLS server name, the Host and a verified certificate agree on a name, and clients send no server name to an address, so an address never qualifies"
+    )]
+    Address(String),
 }
 
 /// A canonical domain name: lower-case ASCII, no trailing dot.
@@ -69,6 +82,37 @@ impl DomainName {
             }
         }
         Ok(DomainName(name.to_ascii_lowercase()))
+    }
+
+    /// Parse a host name a user configured (an allowed or passthrough host): like
+    /// [`DomainName::parse`], with a clear refusal for what users write by mistake in its
+    /// place: a URL, `host:port`, an IP address.
+    pub fn parse_host(input: &str) -> Result<DomainName, DomainError> {
+        let owned = || input.to_owned();
+        if input.contains("://") || input.contains('/') {
+            return Err(DomainError::Url(owned()));
+        }
+        let bare = input.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return Err(DomainError::Address(owned()));
+        }
+        if let Some((host, port)) = input.rsplit_once(':')
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(
+                if host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+                {
+                    DomainError::Address(owned())
+                } else {
+                    DomainError::Port(owned())
+                },
+            );
+        }
+        DomainName::parse(input)
     }
 
     /// The name as a string.
@@ -134,7 +178,7 @@ impl HostPattern {
                 }
                 Ok(HostPattern::Suffix(suffix))
             }
-            None => DomainName::parse(input).map(HostPattern::Exact),
+            None => DomainName::parse_host(input).map(HostPattern::Exact),
         }
     }
 

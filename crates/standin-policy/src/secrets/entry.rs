@@ -82,6 +82,11 @@ pub enum SecretError {
     /// The env name is empty or contains `=` or NUL.
     #[error("secret env {0:?}: a variable name must be non-empty and contain no '=' or NUL")]
     BadEnv(String),
+    /// The env name is one the sandbox itself needs (`PATH`, `HOME`, a CA variable).
+    #[error(
+        "secret env {0:?}: the sandbox sets {0} itself ({1}); a secret there would break it or be overwritten. Give the secret its own name (the placeholder is $MSB_<name>)"
+    )]
+    ReservedEnv(String, &'static str),
     /// No value.
     #[error("secret {0}: value() is required")]
     MissingValue(String),
@@ -150,9 +155,27 @@ pub enum SecretError {
 }
 
 /// Check an env name: non-empty, no `=`, no NUL (shell-identifier syntax is not required).
+/// Names the sandbox's environment needs for itself are refused too: `PATH`, `HOME`, `TERM`…
+/// and the variables that point runtimes at the sandbox CA.
 pub fn validate_env_name(name: &str) -> Result<(), SecretError> {
     if name.is_empty() || name.contains('=') || name.contains('\0') {
         return Err(SecretError::BadEnv(name.to_owned()));
+    }
+    const BASE: [&str; 6] = ["PATH", "HOME", "TERM", "HOSTNAME", "TMPDIR", "LANG"];
+    if BASE.contains(&name) {
+        return Err(SecretError::ReservedEnv(
+            name.to_owned(),
+            "every command needs it",
+        ));
+    }
+    if crate::guest_env::ca_variables("", "")
+        .iter()
+        .any(|(v, _)| *v == name)
+    {
+        return Err(SecretError::ReservedEnv(
+            name.to_owned(),
+            "it points TLS clients at the sandbox's CA, without which no intercepted connection verifies",
+        ));
     }
     Ok(())
 }
