@@ -184,3 +184,36 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(!err.is_empty(), "no debug log at all");
     assert!(!err.contains('\u{1b}'), "colour codes in: {err:?}");
 }
+
+#[test]
+fn configuration_problems_carry_one_prefix() {
+    let o = run(&["--secret", "KEY@bad..host"]);
+    refused(
+        &o,
+        &["invalid sandbox configuration: allow_host(\"bad..host\")"],
+    );
+    assert_eq!(
+        stderr(&o).matches("invalid sandbox configuration").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+#[ignore = "needs root (starts a sandbox); .ci/run runs it with --include-ignored"]
+fn an_environment_too_large_for_the_control_channel_is_named() {
+    let big = "x".repeat(100 * 1024);
+    let vars: Vec<String> = (0..3).map(|i| format!("BIG{i}={big}")).collect();
+    let mut args = vec!["--no-network"];
+    for v in &vars {
+        args.extend_from_slice(&["--env", v]);
+    }
+    let o = run(&args);
+    refused(&o, &["KiB", "the environment is the usual cause"]);
+    assert!(
+        !stderr(&o).contains("control message too large"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -78,7 +78,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
 /// caller zeroizes).
 pub fn send_bytes(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     if bytes.len() > crate::protocol::MAX_MESSAGE {
-        return Err(io::Error::other("control message too large"));
+        return Err(crate::protocol::too_large(bytes.len()));
     }
     crate::sys::fdpass::send(sock, bytes, fds)
 }

@@ -31,6 +31,9 @@ pub enum SandboxError {
     /// A resource limit that was asked for cannot be enforced on this host.
     #[error("{0}")]
     Limits(String),
+    /// The sandbox's configuration does not fit the control channel (says why and what to do).
+    #[error("{0}")]
+    TooLarge(String),
     /// The sandbox is no longer running.
     #[error("the sandbox has stopped")]
     Stopped,

@@ -149,10 +149,16 @@ fn start_tool(tool: &str, args: &[&str], input: &str) -> Result<std::process::Ch
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| format!("cannot feed {tool}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take()
+        && let Err(e) = stdin.write_all(input.as_bytes())
+    {
+        // The tool stopped reading (it failed early): its own message says why, not the
+        // broken pipe.
+        drop(stdin);
+        return Err(match finish_tool(tool, child) {
+            Err(why) => why,
+            Ok(()) => format!("{tool} exited before reading its input ({e})"),
+        });
     }
     Ok(child)
 }

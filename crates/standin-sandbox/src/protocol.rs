@@ -58,6 +58,20 @@ pub(crate) enum FromSandbox {
     },
 }
 
+/// The error for a message over [`MAX_MESSAGE`]: in practice, a sandbox configuration with a
+/// very large environment.
+pub(crate) fn too_large(len: usize) -> io::Error {
+    // InvalidInput: nothing was sent (callers tell this from a broken channel).
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the sandbox's configuration takes {} KiB, over the {} KiB the control channel carries; the environment is the usual cause (env(…), --env, an image's Env): make it smaller, or pass large data as a file (--mount)",
+            len.div_ceil(1024),
+            MAX_MESSAGE / 1024
+        ),
+    )
+}
+
 /// Send a message with optional descriptors.
 pub(crate) fn send<T: Serialize>(
     sock: BorrowedFd<'_>,
@@ -66,7 +80,7 @@ pub(crate) fn send<T: Serialize>(
 ) -> io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
     if bytes.len() > MAX_MESSAGE {
-        return Err(io::Error::other("control message too large"));
+        return Err(too_large(bytes.len()));
     }
     fdpass::send(sock, &bytes, fds)
 }

@@ -123,6 +123,11 @@ impl SandboxProcess {
                 cgroup: hand,
             };
             if let Err(e) = protocol::send(ours.as_fd(), &msg, &fds) {
+                // Nothing was sent (the configuration is too large): stage1 is still waiting
+                // for it, and is killed with this error.
+                if e.kind() == std::io::ErrorKind::InvalidInput {
+                    return Err(SandboxError::TooLarge(e.to_string()));
+                }
                 // stage1 may have refused to start, and said why, before hanging up.
                 return Err(match expect(&ours, |_| false) {
                     Err(refused @ SandboxError::Setup { .. }) => refused,

@@ -228,6 +228,8 @@ impl NetworkBuilder {
     pub fn secret(mut self, configure: impl FnOnce(SecretBuilder) -> SecretBuilder) -> Self {
         match configure(SecretBuilder::new()).build() {
             Ok(e) => self.secrets.push(e),
+            // Each problem on its own: the caller's error adds the one prefix.
+            Err(crate::Error::Config { problems }) => self.errors.extend(problems),
             Err(e) => self.errors.push(e.to_string()),
         }
         self
