@@ -5,9 +5,7 @@
 //! asserted.
 
 use standin_policy::egress::DomainName;
-use standin_policy::secrets::{
-    Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue,
-};
+use standin_policy::secrets::{Scrubber, SecretEntry, SecretInjection, SecretSet, SecretValue};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +38,7 @@ fn body(kind: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 << 20);
     let mut i = 0usize;
     while out.len() < 4 << 20 {
-        if kind == "echo" && i % 1024 == 0 {
+        if kind == "echo" && i.is_multiple_of(1024) {
             out.extend_from_slice(br#"{"echo":"sk-proj-7f3a9c2b1d0e4f5a6b7c8d9\u0065"},"#);
         } else if kind == "echo" {
             out.extend_from_slice(br#"{"text":"line one\nline two","n":12345},"#);
@@ -70,6 +68,9 @@ fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         let mib = (data.len() * rounds) as f64 / (1 << 20) as f64;
-        println!("{kind:>5}: {:8.1} MiB/s (changed: {replaced}/{rounds})", mib / secs);
+        println!(
+            "{kind:>5}: {:8.1} MiB/s (changed: {replaced}/{rounds})",
+            mib / secs
+        );
     }
 }
