@@ -243,11 +243,12 @@ pub struct Event {
 impl Event {
     /// A new event stamped now.
     pub fn new(sandbox: &str, kind: EventKind, protocol: EventProtocol) -> Event {
+        let now = now_ms();
         Event {
             schema: EVENT_SCHEMA_VERSION,
             id: String::new(),
-            time_ms: now_ms(),
-            ts: rfc3339_now(),
+            time_ms: now,
+            ts: rfc3339(now / 1000, (now % 1000) as u32),
             sandbox: sandbox.to_owned(),
             sandbox_name: None,
             exit_code: None,
@@ -375,14 +376,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(d.as_secs(), d.subsec_millis())
-}
-
+/// `secs.millis` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn rfc3339(secs: u64, millis: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

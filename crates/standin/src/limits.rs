@@ -66,31 +66,43 @@ impl From<standin_sandbox::LimitUsage> for LimitUsage {
 
 /// One message per limit that was reached (none when none was).
 pub fn limit_messages(limits: &ResourceLimits, usage: &LimitUsage) -> Vec<String> {
-    let mut out = Vec::new();
-    if usage.oom_kills > 0 {
-        let limit = limits.memory.map_or("the memory limit".to_owned(), |b| {
-            format!("the memory limit ({})", Bytes(b))
-        });
-        out.push(format!(
-            "{limit} was reached: the kernel killed {} process{} in the sandbox (exit status 137 \
-             when it was the command); raise it with --memory / memory(…)",
-            usage.oom_kills,
-            if usage.oom_kills == 1 { "" } else { "es" }
-        ));
+    [memory_message(limits, usage), pids_message(limits, usage)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The memory limit's message, if processes were killed at it.
+pub(crate) fn memory_message(limits: &ResourceLimits, usage: &LimitUsage) -> Option<String> {
+    if usage.oom_kills == 0 {
+        return None;
     }
-    if usage.pids_refused > 0 {
-        let limit = limits.pids.map_or("the pids limit".to_owned(), |n| {
-            format!("the pids limit ({n})")
-        });
-        out.push(format!(
-            "{limit} was reached: {} new process{} or thread{} refused (EAGAIN); raise it with \
-             --pids / pids(…)",
-            usage.pids_refused,
-            if usage.pids_refused == 1 { "" } else { "es" },
-            if usage.pids_refused == 1 { "" } else { "s" },
-        ));
+    let limit = limits.memory.map_or("the memory limit".to_owned(), |b| {
+        format!("the memory limit ({})", Bytes(b))
+    });
+    Some(format!(
+        "{limit} was reached: the kernel killed {} process{} in the sandbox (exit status 137 \
+         when it was the command); raise it with --memory / memory(…)",
+        usage.oom_kills,
+        if usage.oom_kills == 1 { "" } else { "es" }
+    ))
+}
+
+/// The pids limit's message, if forks were refused at it.
+pub(crate) fn pids_message(limits: &ResourceLimits, usage: &LimitUsage) -> Option<String> {
+    if usage.pids_refused == 0 {
+        return None;
     }
-    out
+    let limit = limits.pids.map_or("the pids limit".to_owned(), |n| {
+        format!("the pids limit ({n})")
+    });
+    Some(format!(
+        "{limit} was reached: {} new process{} or thread{} refused (EAGAIN); raise it with \
+         --pids / pids(…)",
+        usage.pids_refused,
+        if usage.pids_refused == 1 { "" } else { "es" },
+        if usage.pids_refused == 1 { "" } else { "s" },
+    ))
 }
 
 #[cfg(test)]

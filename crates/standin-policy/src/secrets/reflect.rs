@@ -14,11 +14,11 @@
 //! no long-lived copy of a value (an automaton, a finder) is built. Carried bytes that may be
 //! the start of a value are held in zeroizing buffers.
 
-use super::entry::SecretEntry;
 use super::reflect_json::{JsonStage, Pair};
 use super::set::SecretSet;
 #[cfg(doc)]
 use super::value::Base64Core;
+use super::value::SecretValue;
 use memchr::memmem;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -54,17 +54,24 @@ pub struct Scrubber {
     replaced: usize,
 }
 
-/// Each value of `ids` (current and retired) with its placeholder: what the JSON stage looks
-/// for.
-fn value_pairs<'s>(set: &'s SecretSet, ids: &[usize]) -> Vec<Pair<'s>> {
+/// Each value of `ids`, current and retired by a rotation (still in its grace period), with
+/// its placeholder.
+fn values<'s>(
+    set: &'s SecretSet,
+    ids: &'s [usize],
+) -> impl Iterator<Item = (&'s SecretValue, &'s [u8])> + 's {
     ids.iter()
         .filter_map(|&id| set.entries.get(id))
         .flat_map(|e| {
             std::iter::once(&e.value)
                 .chain(&e.retired)
-                .map(move |v| (v.expose(), e.placeholder.as_bytes()))
+                .map(move |v| (v, e.placeholder.as_bytes()))
         })
-        .collect()
+}
+
+/// What the JSON stage looks for: each value and its placeholder.
+fn value_pairs<'s>(set: &'s SecretSet, ids: &'s [usize]) -> Vec<Pair<'s>> {
+    values(set, ids).map(|(v, p)| (v.expose(), p)).collect()
 }
 
 impl Scrubber {
@@ -88,10 +95,6 @@ impl Scrubber {
         self
     }
 
-    fn entry(&self, id: usize) -> Option<&SecretEntry> {
-        self.set.entries.get(id)
-    }
-
     /// Every form searched for, with what replaces it: the forms the boundary sent (by what
     /// the sandbox wrote), each value and its percent-encoded forms (by its placeholder) and
     /// each of its base64 cores (by its filler, see [`Base64Core`]).
@@ -101,26 +104,16 @@ impl Scrubber {
             .iter()
             .map(|f| (f.text.as_slice(), f.original.as_slice()));
         sent.chain(
-            self.ids
-                .iter()
-                .filter_map(|&id| self.entry(id))
-                .flat_map(|e| {
-                    // The current value and those retired by a rotation still in their grace
-                    // period.
-                    let placeholder = e.placeholder.as_bytes();
-                    std::iter::once(&e.value)
-                        .chain(&e.retired)
-                        .flat_map(move |value| {
-                            std::iter::once((value.expose(), placeholder))
-                                .chain(
-                                    value
-                                        .percent_forms()
-                                        .iter()
-                                        .map(move |p| (p.as_slice(), placeholder)),
-                                )
-                                .chain(value.base64_cores().iter().map(|c| (c.text(), c.filler())))
-                        })
-                }),
+            values(&self.set, &self.ids).flat_map(|(value, placeholder)| {
+                std::iter::once((value.expose(), placeholder))
+                    .chain(
+                        value
+                            .percent_forms()
+                            .iter()
+                            .map(move |p| (p.as_slice(), placeholder)),
+                    )
+                    .chain(value.base64_cores().iter().map(|c| (c.text(), c.filler())))
+            }),
         )
     }
 
@@ -163,6 +156,10 @@ impl Scrubber {
 
     /// One-shot: `hay` with every value replaced, or `None` if it has none.
     pub fn replace_all(&self, hay: &[u8]) -> Option<Vec<u8>> {
+        // No escape, nothing for the JSON stage (every response header takes this path).
+        if memchr::memchr(b'\\', hay).is_none() {
+            return self.replace_literal(hay);
+        }
         let mut json = JsonStage::default();
         let pairs = value_pairs(&self.set, &self.ids);
         let mut mid = Zeroizing::new(Vec::with_capacity(hay.len()));
@@ -292,6 +289,20 @@ mod tests {
         }
     }
 
+    /// `data` fed to `s` in pieces cut at `cuts`, then finished.
+    fn streamed(mut s: Scrubber, data: &[u8], cuts: Vec<usize>) -> Vec<u8> {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+        cuts.sort();
+        let mut out = Vec::new();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain([data.len()]) {
+            s.push(&data[prev..c], &mut out);
+            prev = c;
+        }
+        s.finish(&mut out);
+        out
+    }
+
     fn set() -> Arc<SecretSet> {
         Arc::new(SecretSet {
             entries: vec![entry("A", "sk-123"), entry("B", "sk-123456")],
@@ -333,16 +344,7 @@ mod tests {
             let set = set();
             let ids = Arc::new(vec![0, 1]);
             let expected = Scrubber::new(set.clone(), ids.clone()).replace_all(&data).unwrap_or_else(|| data.clone());
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort();
-            let mut s = Scrubber::new(set, ids);
-            let mut out = Vec::new();
-            let mut prev = 0;
-            for c in cuts.into_iter().chain([data.len()]) {
-                s.push(&data[prev..c], &mut out);
-                prev = c;
-            }
-            s.finish(&mut out);
+            let out = streamed(Scrubber::new(set, ids), &data, cuts);
             prop_assert_eq!(out, expected);
         }
     }
@@ -415,16 +417,7 @@ mod tests {
             let ids = Arc::new(vec![0]);
             let data = format!("{before} x{}x {after}", json_escaped(value, mask)).into_bytes();
             let expected = Scrubber::new(set.clone(), ids.clone()).replace_all(&data).unwrap();
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort();
-            let mut s = Scrubber::new(set, ids);
-            let mut out = Vec::new();
-            let mut prev = 0;
-            for c in cuts.into_iter().chain([data.len()]) {
-                s.push(&data[prev..c], &mut out);
-                prev = c;
-            }
-            s.finish(&mut out);
+            let out = streamed(Scrubber::new(set, ids), &data, cuts);
             prop_assert_eq!(&out, &expected);
             let text = String::from_utf8_lossy(&out);
             prop_assert!(text.contains(" x$MSB_Kx "), "{}", text);

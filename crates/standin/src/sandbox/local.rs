@@ -277,25 +277,28 @@ impl Local {
         };
         let limits: crate::ResourceLimits = self.process.limits().into();
         let usage: crate::LimitUsage = usage.into();
-        let messages = crate::limits::limit_messages(&limits, &usage);
-        let mut hits = Vec::new();
-        if usage.oom_kills > 0 {
-            hits.push((standin_boundary::Limit::Memory, messages.first().cloned()));
-        }
-        if usage.pids_refused > 0 {
-            hits.push((standin_boundary::Limit::Pids, messages.last().cloned()));
-        }
-        if usage.cpu_throttled > 0 {
-            let detail = format!(
+        let cpu = (usage.cpu_throttled > 0).then(|| {
+            format!(
                 "the CPU limit held the sandbox back in {} periods of 100 ms",
                 usage.cpu_throttled
-            );
-            hits.push((standin_boundary::Limit::Cpu, Some(detail)));
-        }
+            )
+        });
+        let hits = [
+            (
+                standin_boundary::Limit::Memory,
+                crate::limits::memory_message(&limits, &usage),
+            ),
+            (
+                standin_boundary::Limit::Pids,
+                crate::limits::pids_message(&limits, &usage),
+            ),
+            (standin_boundary::Limit::Cpu, cpu),
+        ];
         for (limit, detail) in hits {
+            let Some(detail) = detail else { continue };
             let mut e = event(EventKind::LimitHit);
             e.limit = Some(limit);
-            e.detail = detail;
+            e.detail = Some(detail);
             self.events.emit(e);
         }
     }
