@@ -159,11 +159,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     }
     let mut builder = Sandbox::builder(&name).detached(args.detach);
     if args.tty {
-        // The command runs on a terminal of the sandbox's own: the sandbox idles, the command
-        // is exec'd on a pty, and the sandbox stops when it ends.
-        if args.command.is_empty() {
+        // The command (or the image's) runs on a terminal of the sandbox's own: the sandbox
+        // idles, the command is exec'd on a pty, and the sandbox stops when it ends.
+        if args.command.is_empty() && image.is_none() {
             anyhow::bail!(
-                "-t: give the command to run after `--` (for example `standin run -it -- bash`)"
+                "-t: give the command to run after `--` (for example `standin run -it -- bash`), or --image IMAGE to run the image's own command"
             );
         }
     } else if !args.command.is_empty() {
@@ -286,8 +286,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if args.tty {
+        let argv = if args.command.is_empty() {
+            sandbox.image_command().with_context(|| {
+                format!(
+                    "{} has no Entrypoint or Cmd: give the command to run after `--`",
+                    image.map_or("the image", |i| i.as_str())
+                )
+            })?
+        } else {
+            args.command.clone()
+        };
         let exec = sandbox
-            .exec_with_tty(args.command.clone(), Vec::new(), terminal::size())
+            .exec_with_tty(argv, Vec::new(), terminal::size())
             .await?;
         let code = terminal::relay(exec).await?;
         sandbox.stop();

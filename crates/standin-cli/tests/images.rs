@@ -184,6 +184,10 @@ fn layer_dirs(home: &Path) -> Vec<String> {
     v
 }
 
+/// Python that runs argv on a pseudo-terminal and exits with its status.
+const PTY_SPAWN: &str =
+    "import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))";
+
 /// One registry with the busybox image pushed as `bb:1`.
 fn setup() -> (
     FakeInternet,
@@ -218,6 +222,20 @@ fn pulls_over_tls_with_basic_auth_and_runs_the_image_config() {
     assert_eq!(
         stdout(&o),
         "cmd:from-image:/work:/home/agent\n1000\n",
+        "{}",
+        report(&o, &net)
+    );
+    // The same on a terminal: `run -it --image` with no command runs the Cmd on a pty of the
+    // sandbox's own (the pty turns each newline into CR LF).
+    let o = std::process::Command::new("python3")
+        .args(["-c", PTY_SPAWN, support::standin_bin()])
+        .args(["run", "-it", "--no-network", "--image", &image("bb:1")])
+        .env("STANDIN_HOME", h)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("cmd:from-image:/work:/home/agent\r\n1000\r\n"),
         "{}",
         report(&o, &net)
     );

@@ -1,7 +1,7 @@
 //! The exec helper: runs one more command (or a file operation) inside a running sandbox.
 //!
 //! Started by the supervisor as a fresh, single-threaded process holding a pidfd of the
-//! sandbox's init at fd 3 (and the sandbox cgroup's `cgroup.procs` after it, which it joins
+//! sandbox's init at fd 3 (and the sandbox cgroup's join files after it, which it joins
 //! first). It joins all of init's namespaces with one `setns(pidfd, …)`
 //! (no PID-reuse race), becomes the sandbox's root, forks (the child lands in the sandbox's
 //! PID namespace), and the child hardens itself exactly like the main command before
@@ -25,7 +25,7 @@ pub(crate) struct EnterRequest {
     pub job: Job,
     /// The sandbox it runs in (for its writable paths).
     pub sandbox: SandboxSpec,
-    /// How many `cgroup.procs` descriptors of the sandbox's cgroup follow the pidfd.
+    /// How many join-file descriptors of the sandbox's cgroup follow the pidfd.
     #[serde(default)]
     pub cgroup_fds: usize,
 }
@@ -56,8 +56,8 @@ fn open_pty(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
 /// Exit code when the sandbox could not be entered.
 pub(crate) const EXIT_ENTER_FAILED: i32 = 125;
 
-/// Entry point. `pidfd` refers to the sandbox's init; `cgroup` are the `cgroup.procs`
-/// descriptors of the sandbox's cgroup.
+/// Entry point. `pidfd` refers to the sandbox's init; `cgroup` are the join-file
+/// descriptors (`tasks` on v1, `cgroup.procs` on v2) of the sandbox's cgroup.
 pub(crate) fn main(
     req: &EnterRequest,
     pidfd: OwnedFd,

@@ -105,13 +105,14 @@ pub(crate) fn writable_paths(spec: &SandboxSpec) -> WritablePaths {
 
 fn setup(spec: &SandboxSpec, binds: HostBinds) -> Result<(), String> {
     crate::rootfs::build(spec, binds)?;
-    // An image's WorkingDir need not exist in its layers (Docker creates it too).
-    if matches!(spec.root, crate::spec::RootSource::Image(_))
-        && let Some(cmd) = &spec.command
-        && !cmd.cwd.exists()
+    // An image's WorkingDir need not exist in its layers (Docker creates it too). Created
+    // with or without a main command: execs into an idle sandbox start there as well.
+    if let crate::spec::RootSource::Image(image) = &spec.root
+        && let Some(dir) = &image.working_dir
+        && !dir.exists()
     {
-        std::fs::create_dir_all(&cmd.cwd)
-            .map_err(|e| format!("creating the working directory {}: {e}", cmd.cwd.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("creating the working directory {}: {e}", dir.display()))?;
     }
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting the hostname: {e}"))
 }

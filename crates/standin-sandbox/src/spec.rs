@@ -31,6 +31,10 @@ pub struct ImageRoot {
     /// what happens, with a warning, when overlayfs cannot be mounted).
     #[serde(default)]
     pub copy: bool,
+    /// The image's `WorkingDir` (absolute), created at start when its layers lack it, as
+    /// Docker does: the main command and every exec start there.
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
 }
 
 /// How the sandbox reaches the network.

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 /// The descriptor number at which helpers find their control socket or pidfd (the exec
-/// helper finds the cgroup's `cgroup.procs` descriptors right after it).
+/// helper finds the cgroup's join-file descriptors right after it).
 pub(crate) const HELPER_FD: i32 = 3;
 /// Descriptors passed to a helper are first copied to numbers at least this high.
 const PASS_FLOOR: i32 = 64;

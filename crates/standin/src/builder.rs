@@ -425,6 +425,13 @@ impl SandboxBuilder {
             Some(i) => RootSource::Image(ImageRoot {
                 layers: i.lease.dirs.clone(),
                 copy: crate::image::copy_requested()?,
+                working_dir: i
+                    .record
+                    .config
+                    .working_dir
+                    .as_deref()
+                    .filter(|w| w.starts_with('/'))
+                    .map(PathBuf::from),
             }),
             None => self.root.clone(),
         };

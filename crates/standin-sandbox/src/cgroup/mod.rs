@@ -4,15 +4,22 @@
 //!
 //! ```text
 //! supervisor   create <own cgroup>/standin-<id> (v1; v2: beside its own cgroup unless that is
-//!              the root), write the limits, open the directory, its parent and cgroup.procs
+//!              the root), write the limits, open the directory, its parent and the join file
 //!     │ Spec + descriptors
-//! stage1       fork the reaper (stays outside), write "0" to cgroup.procs (joins), then build
+//! stage1       fork the reaper (stays outside), write "0" to the join file, then build
 //!     │        the sandbox: init and everything it starts inherit the cgroup
 //!     │        ...
 //!     │        init ends → read what the cgroup recorded ([`LimitUsage`]) → report, exit
 //! reaper       wakes when stage1 and init are gone (a pipe closes), removes the cgroup
-//! exec helper  joins with the cgroup.procs descriptor before entering the namespaces
+//! exec helper  joins with the join file's descriptor before entering the namespaces
 //! ```
+//!
+//! The join file is `cgroup.procs` on v2 and `tasks` on v1. Both joiners are freshly exec'd
+//! single-threaded helpers, so moving the calling thread moves the whole process, and a v1
+//! `tasks` write of "0" (the writer's own thread) is the one migration the kernel performs
+//! without taking the global thread-group semaphore for writing. `cgroup.procs` takes it,
+//! and its writer waits for an RCU grace period (measured here: 5–19 ms against 0.04 ms,
+//! the largest single cost of a sandbox's start; docs/PERFORMANCE.md).
 //!
 //! The cgroup is created next to the supervisor's own, so whatever bounds standin (a systemd
 //! slice, a pod, a CI job) also bounds its sandboxes. On v2 a cgroup with processes cannot
@@ -48,7 +55,19 @@ struct Part {
     controllers: Vec<Controller>,
     parent: OwnedFd,
     dir: OwnedFd,
+    /// The join file ([`join_file`]), opened for writing.
     procs: OwnedFd,
+}
+
+/// The file a single-threaded process writes "0" to in order to join a cgroup of `version`:
+/// v1 `tasks` moves just the writing thread and so skips the thread-group semaphore (and its
+/// RCU grace period) that `cgroup.procs` takes; v2 has only `cgroup.procs` for a domain
+/// cgroup.
+fn join_file(version: Version) -> &'static str {
+    match version {
+        Version::V1 => "tasks",
+        Version::V2 => "cgroup.procs",
+    }
 }
 
 /// A sandbox's cgroup, on the supervisor's side.
@@ -59,7 +78,7 @@ pub(crate) struct SandboxCgroup {
 }
 
 /// What travels to stage1 with the spec; the descriptors ride along, three per part
-/// (parent directory, cgroup directory, `cgroup.procs`).
+/// (parent directory, cgroup directory, join file).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HandOff {
     name: String,
@@ -168,7 +187,7 @@ impl SandboxCgroup {
                 controllers: controllers.to_vec(),
                 parent: open(parent, OFlags::RDONLY | OFlags::DIRECTORY)?,
                 dir: open(&path, OFlags::RDONLY | OFlags::DIRECTORY)?,
-                procs: open(&path.join("cgroup.procs"), OFlags::WRONLY)?,
+                procs: open(&path.join(join_file(own.version)), OFlags::WRONLY)?,
             })
         })();
         if configured.is_err() {
@@ -197,7 +216,7 @@ impl SandboxCgroup {
         )
     }
 
-    /// The `cgroup.procs` descriptors (an exec helper joins through them).
+    /// The join files' descriptors (an exec helper joins through them).
     pub(crate) fn procs(&self) -> Vec<BorrowedFd<'_>> {
         self.parts.iter().map(|p| p.procs.as_fd()).collect()
     }
@@ -316,12 +335,31 @@ fn write_file(path: &Path, value: &str) -> io::Result<()> {
         .write_all(value.as_bytes())
 }
 
-/// Move the calling process into the cgroup whose `cgroup.procs` is `procs` ("0" names the
-/// writer; the permission check uses the credentials the file was opened with).
+/// Move the calling process into the cgroup whose join file ([`join_file`]) is `procs`
+/// ("0" names the writer; the permission check uses the credentials the file was opened
+/// with). The caller must be single-threaded: on v1 only the calling thread moves.
 pub(crate) fn join(procs: BorrowedFd<'_>) -> io::Result<()> {
+    // Fail closed: a second thread would stay outside the cgroup on v1, unbounded.
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "the joining process has {threads} threads; a cgroup is joined single-threaded"
+        )));
+    }
     rustix::io::write(procs, b"0")
         .map(drop)
         .map_err(io::Error::from)
+}
+
+/// This process's thread count (`num_threads`, field 20 of `/proc/self/stat`).
+fn thread_count() -> io::Result<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses: the
+    // fields that follow start after the last `)`, at field 3.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(20 - 3))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::other("unreadable /proc/self/stat"))
 }
 
 /// The sandbox's cgroup, on stage1's side: joined, with the reaper armed.
@@ -384,4 +422,25 @@ fn random_hex() -> String {
         let _ = f.read_exact(&mut bytes);
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joining_from_a_multithreaded_process_is_refused_before_anything_is_written() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        assert!(thread_count().unwrap() >= 2);
+        // A file that would accept the write: the refusal must come first.
+        let sink = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let err = join(sink.as_fd()).unwrap_err();
+        assert!(err.to_string().contains("threads"), "{err}");
+        drop(tx);
+        let _ = other.join();
+    }
 }

@@ -36,7 +36,7 @@ pub(crate) struct Local {
     /// Whether the end of the main command has been recorded.
     exit_recorded: AtomicBool,
     /// The image layers this sandbox stacks, held so no `rmi`/`prune` removes them.
-    _image: Option<crate::image::ResolvedImage>,
+    pub(crate) image: Option<crate::image::ResolvedImage>,
 }
 
 impl Local {
@@ -169,7 +169,7 @@ impl Local {
             boundary,
             events,
             exit_recorded: AtomicBool::new(false),
-            _image: image,
+            image,
         })
     }
 

@@ -165,6 +165,20 @@ impl Sandbox {
         }
     }
 
+    /// The default command of the image this sandbox runs (its `Entrypoint` then `Cmd`):
+    /// what `standin run -it --image IMAGE` runs on the terminal when no command is given.
+    /// `None` without an image, for an image that has neither, and on a detached handle.
+    pub fn image_command(&self) -> Option<Vec<String>> {
+        match &self.inner {
+            Inner::Local(l) => l
+                .image
+                .as_ref()
+                .map(|i| i.record.config.default_command())
+                .filter(|argv| !argv.is_empty()),
+            Inner::Remote(_) => None,
+        }
+    }
+
     /// Host PID of the sandbox's init (its PID 1).
     pub fn init_pid(&self) -> i32 {
         match &self.inner {
