@@ -52,7 +52,7 @@ pub use events::{
     EventSink, Limit, Location,
 };
 pub use http::RELEASE_AFTER_BUSY;
-pub use tls::ca::{CaError, LeafName, SandboxCa};
+pub use tls::ca::{CaError, CaState, LeafName, SandboxCa};
 pub use tls::upstream::{UpstreamTlsError, client_config, read_ca_file};
 
 use http::Pool;

@@ -59,6 +59,114 @@ pub(crate) enum Command {
     /// Measure what the boundary costs on this machine: the same HTTPS workloads directly and
     /// through a sandbox with a secret substituted in every request (needs root; no internet).
     Bench(BenchArgs),
+    /// Serve an existing network namespace (a Kubernetes pod's) as its boundary: the same
+    /// DNS, egress policy, interception, substitution and violation actions as `run`, for
+    /// processes of other uids in the namespace (docs/DEPLOY.md). `boundary init` installs
+    /// the capture rules; `boundary env` prints the app container's environment.
+    Boundary(Box<BoundaryArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct BoundaryArgs {
+    #[command(subcommand)]
+    pub command: Option<BoundaryCommand>,
+
+    #[command(flatten)]
+    pub serve: BoundaryServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BoundaryCommand {
+    /// Install the capture rules in the current (or --netns) network namespace, exempting
+    /// --uid, then exit (an init container's job; needs CAP_NET_ADMIN).
+    Init(BoundaryInitArgs),
+    /// Print the environment the app container needs: each secret's placeholder and the CA
+    /// variables pointing at the bundle the boundary publishes.
+    Env(BoundaryEnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BoundaryServeArgs {
+    /// The configuration (the same TOML as `run --config`; its [sandbox] section is not
+    /// used). Secret values come from files (value_file), as Kubernetes mounts Secrets.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Serve the network namespace at PATH (/proc/PID/ns/net, /run/netns/NAME) instead of
+    /// the current one (needs CAP_SYS_ADMIN; a pod sidecar leaves it out).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<std::path::PathBuf>,
+
+    /// The uid the capture rules exempt: this process's own (the default). A different value
+    /// is refused, since this boundary's own connections would then be captured.
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Answer GET /livez and GET /readyz on ADDR (for example 0.0.0.0:15021).
+    #[arg(long, value_name = "ADDR")]
+    pub health: Option<std::net::SocketAddr>,
+
+    /// Install the capture rules before serving (when no init container did; needs
+    /// CAP_NET_ADMIN).
+    #[arg(long)]
+    pub install_rules: bool,
+
+    /// Where the events go: a file, or - for standard output (the default: JSON lines on
+    /// stdout, the Kubernetes logging convention).
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub events: String,
+
+    /// Directory only the boundary reads (the CA's key, the termination marker).
+    #[arg(long, value_name = "DIR", default_value = "/var/run/standin/state")]
+    pub state_dir: std::path::PathBuf,
+
+    /// Directory shared with the app, where ca.pem and ca-bundle.pem are published.
+    #[arg(long, value_name = "DIR", default_value = "/var/run/standin/ca")]
+    pub ca_dir: std::path::PathBuf,
+
+    /// The public roots the published bundle starts from.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/ssl/certs/ca-certificates.crt"
+    )]
+    pub system_bundle: std::path::PathBuf,
+
+    /// How often value files are read again for a changed secret, in seconds (Kubernetes
+    /// updates mounted Secrets in place; SIGHUP reads them at once).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub reload_secs: u64,
+
+    /// The pod's name in events (default: $HOSTNAME, which Kubernetes sets to it).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BoundaryInitArgs {
+    /// The boundary's uid: its traffic is not captured (the sidecar's runAsUser).
+    #[arg(long, value_name = "UID")]
+    pub uid: u32,
+
+    /// Install in the network namespace at PATH instead of the current one.
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BoundaryEnvArgs {
+    /// The configuration the boundary serves.
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+
+    /// The directory the app mounts the boundary's published CA files at.
+    #[arg(long, value_name = "DIR", default_value = "/var/run/standin/ca")]
+    pub ca_dir: std::path::PathBuf,
+
+    /// Output: yaml (a container's `env:` list) or env (NAME=VALUE lines).
+    #[arg(long, value_name = "FORMAT", default_value = "yaml", value_parser = ["yaml", "env"])]
+    pub format: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod boundary;
 mod cli;
 mod config;
 mod demo;
@@ -67,6 +68,13 @@ fn main() {
         Command::Images => report(images::list()),
         Command::Rmi(args) => report(images::rmi(&args)),
         Command::Image(cli::ImageCommand::Prune) => report(images::prune()),
+        Command::Boundary(args) => {
+            init_logging(&cli.log_level);
+            if let Err(e) = standin::raise_descriptor_limit() {
+                tracing::warn!(error = %e, "cannot raise the descriptor limit");
+            }
+            boundary::main(*args)
+        }
         Command::Demo => {
             // The demo prints the boundary's events itself; logs only on request.
             init_logging(if cli.log_level == "warn" {
@@ -147,7 +155,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => config::Config::load(path)?,
         None => config::Config::default(),
     };
-    let (sb, net) = (&cfg.sandbox, &cfg.network);
+    let sb = &cfg.sandbox;
     let image = args.image.as_ref().or(sb.image.as_ref());
     let name = match (&args.name, args.detach) {
         (Some(n), _) => n.clone(),
@@ -213,68 +221,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     for e in sb.env.iter().chain(&args.env) {
         builder = builder.env_spec(EnvSpec::parse(e)?);
     }
-    let enabled = !args.no_network && net.enabled.unwrap_or(true);
-    let default = args.net_default.or(net.default);
-    let events = args.events.clone().or(net.events.clone());
-    let events_level = args.events_level.or(net.events_level);
-    let events_format = args.events_format.or(net.events_format);
-    if events.is_none() && (events_level.is_some() || events_format.is_some()) {
-        anyhow::bail!(
-            "events_level and events_format say how to write the events file, and no events file is given: add events = \"PATH\" under [network] (or --events PATH)"
-        );
-    }
-    let idle_timeout = args.idle_timeout.or(net.idle_timeout_secs);
-    let max_connections = args.max_connections.or(net.max_connections);
-    builder = builder.network(|mut n| {
-        n = n.enabled(enabled);
-        for r in net.rules.iter().chain(&args.net_rule) {
-            n = n.rule(r);
-        }
-        if let Some(d) = default {
-            n = n.default_action(match d {
-                config::DefaultAction::Allow => standin::Action::Allow,
-                config::DefaultAction::Deny => standin::Action::Deny,
-            });
-        }
-        for u in net.dns_upstreams.iter().chain(&args.dns_upstream) {
-            n = n.dns_upstream(u);
-        }
-        if let Some(secs) = idle_timeout {
-            n = n.idle_timeout(std::time::Duration::from_secs(secs));
-        }
-        if let Some(max) = max_connections {
-            n = n.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
-        }
-        if let Some(on) = net.rebind_protection {
-            n = n.rebind_protection(on);
-        }
-        if let Some(path) = events {
-            n = n.events_file(path);
-        }
-        n = n.events_level(match events_level {
-            Some(EventsLevelArg::All) => standin::EventsLevel::All,
-            _ => standin::EventsLevel::Decisions,
-        });
-        n = n.events_format(match events_format {
-            Some(EventsFormatArg::Ocsf) => standin::EventsFormat::Ocsf,
-            _ => standin::EventsFormat::Jsonl,
-        });
-        n
-    });
-    let mut secret_err = None;
-    builder = builder.network(|n| {
-        let fallback = NetworkBuilder::default();
-        match secrets::apply(n, &cfg, &args) {
-            Ok(n) => n,
-            Err(e) => {
-                secret_err = Some(e);
-                fallback
-            }
-        }
-    });
-    if let Some(e) = secret_err {
-        return Err(e);
-    }
+    builder = configure_network(builder, &cfg, &args)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let sandbox = builder.create().await?;
@@ -328,6 +275,79 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("standin: {m}");
     }
     Ok(code)
+}
+
+/// The network part of `cfg` and `args` (policy, DNS, events, secrets) applied to `builder`:
+/// shared by `run` and `boundary`.
+pub(crate) fn configure_network(
+    mut builder: standin::SandboxBuilder,
+    cfg: &config::Config,
+    args: &RunArgs,
+) -> anyhow::Result<standin::SandboxBuilder> {
+    let net = &cfg.network;
+    let enabled = !args.no_network && net.enabled.unwrap_or(true);
+    let default = args.net_default.or(net.default);
+    let events = args.events.clone().or(net.events.clone());
+    let events_level = args.events_level.or(net.events_level);
+    let events_format = args.events_format.or(net.events_format);
+    if events.is_none() && (events_level.is_some() || events_format.is_some()) {
+        anyhow::bail!(
+            "events_level and events_format say how to write the events file, and no events file is given: add events = \"PATH\" under [network] (or --events PATH)"
+        );
+    }
+    let idle_timeout = args.idle_timeout.or(net.idle_timeout_secs);
+    let max_connections = args.max_connections.or(net.max_connections);
+    builder = builder.network(|mut n| {
+        n = n.enabled(enabled);
+        for r in net.rules.iter().chain(&args.net_rule) {
+            n = n.rule(r);
+        }
+        if let Some(d) = default {
+            n = n.default_action(match d {
+                config::DefaultAction::Allow => standin::Action::Allow,
+                config::DefaultAction::Deny => standin::Action::Deny,
+            });
+        }
+        for u in net.dns_upstreams.iter().chain(&args.dns_upstream) {
+            n = n.dns_upstream(u);
+        }
+        if let Some(secs) = idle_timeout {
+            n = n.idle_timeout(std::time::Duration::from_secs(secs));
+        }
+        if let Some(max) = max_connections {
+            n = n.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        if let Some(on) = net.rebind_protection {
+            n = n.rebind_protection(on);
+        }
+        if let Some(path) = events {
+            n = n.events_file(path);
+        }
+        n = n.events_level(match events_level {
+            Some(EventsLevelArg::All) => standin::EventsLevel::All,
+            _ => standin::EventsLevel::Decisions,
+        });
+        n = n.events_format(match events_format {
+            Some(EventsFormatArg::Ocsf) => standin::EventsFormat::Ocsf,
+            _ => standin::EventsFormat::Jsonl,
+        });
+        n
+    });
+    let mut secret_err = None;
+    builder = builder.network(|n| {
+        let fallback = NetworkBuilder::default();
+        match secrets::apply(n, cfg, args) {
+            Ok(n) => n,
+            Err(e) => {
+                secret_err = Some(e);
+                fallback
+            }
+        }
+    });
+    if let Some(e) = secret_err {
+        return Err(e);
+    }
+    Ok(builder)
 }
 
 /// `--memory`, `--cpus`, `--pids`, `--disk` (or the config's), checked here so that an error

@@ -9,11 +9,32 @@ use standin::{NetworkBuilder, SecretBuilder, ViolationActionBuilder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// Where secret values come from when the settings are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Values {
+    /// Read each value (its file or standin's environment).
+    Read,
+    /// Only the placeholders are wanted (`boundary env`): a value is read only when the
+    /// placeholder is derived from it (token-shaped); the others get a stand-in that is
+    /// never served.
+    PlaceholdersOnly,
+}
+
 /// Apply every secret setting of `cfg` and `args` to `n`.
 pub(crate) fn apply(
     n: NetworkBuilder,
     cfg: &Config,
     args: &RunArgs,
+) -> anyhow::Result<NetworkBuilder> {
+    apply_with(n, cfg, args, Values::Read)
+}
+
+/// [`apply`], with values from `values`.
+pub(crate) fn apply_with(
+    n: NetworkBuilder,
+    cfg: &Config,
+    args: &RunArgs,
+    values: Values,
 ) -> anyhow::Result<NetworkBuilder> {
     let mut files: HashMap<String, PathBuf> = HashMap::new();
     for f in &args.secret_file {
@@ -45,7 +66,11 @@ pub(crate) fn apply(
     drop(all);
     let mut n = n;
     for s in file_sections.iter().chain(sections.iter()) {
-        let value = read_value(s, files.get(&s.env))?;
+        let value = if values == Values::PlaceholdersOnly && !s.token_shaped_placeholder {
+            b"placeholder-only".to_vec()
+        } else {
+            read_value(s, files.get(&s.env))?
+        };
         let mut b_err = None;
         n = n.secret(|b| match configure(b, s, value) {
             Ok(b) => b,
@@ -178,27 +203,58 @@ impl ValueFiles {
     /// Read every file again; rotate the secrets whose file changed. Problems are reported
     /// on stderr and leave the secret's value as it was.
     pub(crate) async fn reload(&mut self, sandbox: &standin::Sandbox) {
-        for (env, path, last) in &mut self.files {
-            let now = match read_value_file(env, path) {
-                Ok(v) => zeroize::Zeroizing::new(v),
-                Err(e) => {
-                    eprintln!("standin: SIGHUP: {e:#}; secret {env} keeps its value");
-                    continue;
-                }
-            };
-            if now == *last {
-                continue;
+        for (i, now) in self.changed("SIGHUP") {
+            let env = self.files[i].0.clone();
+            let result = sandbox
+                .update_secret(&env, now.to_vec())
+                .await
+                .map_err(|e| e.to_string());
+            self.settle("SIGHUP", i, now, result);
+        }
+    }
+
+    /// The same, for a rotation that cannot fail asynchronously (a pod boundary's).
+    pub(crate) fn reload_with(
+        &mut self,
+        why: &str,
+        mut update: impl FnMut(&str, Vec<u8>) -> Result<(), String>,
+    ) {
+        for (i, now) in self.changed(why) {
+            let result = update(&self.files[i].0, now.to_vec());
+            self.settle(why, i, now, result);
+        }
+    }
+
+    /// The files whose content differs from what was last applied: index and new value.
+    fn changed(&self, why: &str) -> Vec<(usize, zeroize::Zeroizing<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for (i, (env, path, last)) in self.files.iter().enumerate() {
+            match read_value_file(env, path).map(zeroize::Zeroizing::new) {
+                Ok(v) if *v != **last => out.push((i, v)),
+                Ok(_) => {}
+                Err(e) => eprintln!("standin: {why}: {e:#}; secret {env} keeps its value"),
             }
-            match sandbox.update_secret(env, now.to_vec()).await {
-                Ok(()) => {
-                    eprintln!(
-                        "standin: SIGHUP: secret {env} rotated from {}",
-                        path.display()
-                    );
-                    *last = now;
-                }
-                Err(e) => eprintln!("standin: SIGHUP: secret {env} keeps its value: {e}"),
+        }
+        out
+    }
+
+    fn settle(
+        &mut self,
+        why: &str,
+        i: usize,
+        now: zeroize::Zeroizing<Vec<u8>>,
+        result: Result<(), String>,
+    ) {
+        let (env, path, last) = &mut self.files[i];
+        match result {
+            Ok(()) => {
+                eprintln!(
+                    "standin: {why}: secret {env} rotated from {}",
+                    path.display()
+                );
+                *last = now;
             }
+            Err(e) => eprintln!("standin: {why}: secret {env} keeps its value: {e}"),
         }
     }
 }

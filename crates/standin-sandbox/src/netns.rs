@@ -105,18 +105,46 @@ pub fn configure_capture() -> Result<CaptureSockets, String> {
     let ip_done = finish_tool("ip", ip);
     nft.and_then(|child| finish_tool("nft", child))?;
     ip_done?;
+    bind_listeners("the sandbox")
+}
 
+/// Install the pod capture ruleset ([`capture_rules::pod_ruleset`]) in the current network
+/// namespace (needs `CAP_NET_ADMIN` there): `standin boundary init`.
+pub fn install_pod_capture(exempt_uid: u32) -> Result<(), String> {
+    run_tool("nft", &["-f", "-"], &capture_rules::pod_ruleset(exempt_uid))
+}
+
+/// Whether the pod capture table is present in the current network namespace (`None` when
+/// that cannot be told: listing needs `CAP_NET_ADMIN` too).
+pub fn pod_capture_installed() -> Option<bool> {
+    let path = find_tool("nft").ok()?;
+    let out = Command::new(path)
+        .args(["list", "table", "inet", capture_rules::POD_TABLE])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if out.status.success() {
+        return Some(true);
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.contains("No such file or directory").then_some(false)
+}
+
+/// Create the six capture listeners in the current network namespace, on the loopback
+/// addresses and the ports the capture rules redirect to; `place` names it in errors.
+pub fn bind_listeners(place: &str) -> Result<CaptureSockets, String> {
     let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
     let tcp = |ip, port| -> Result<OwnedFd, String> {
         TcpListener::bind(SocketAddr::new(ip, port))
             .map(OwnedFd::from)
-            .map_err(|e| format!("cannot listen on {ip} port {port} in the sandbox: {e}"))
+            .map_err(|e| format!("cannot listen on {ip} port {port} in {place}: {e}"))
     };
     let udp = |ip, port| -> Result<OwnedFd, String> {
         UdpSocket::bind(SocketAddr::new(ip, port))
             .map(OwnedFd::from)
-            .map_err(|e| format!("cannot bind UDP {ip} port {port} in the sandbox: {e}"))
+            .map_err(|e| format!("cannot bind UDP {ip} port {port} in {place}: {e}"))
     };
     Ok(CaptureSockets {
         relay_v4: tcp(lo4, RELAY_PORT)?,
@@ -136,11 +164,7 @@ fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
 
 /// Start `ip` or `nft` (from the usual sbin directories) and feed it `input`.
 fn start_tool(tool: &str, args: &[&str], input: &str) -> Result<std::process::Child, String> {
-    let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .map(|d| std::path::Path::new(d).join(tool))
-        .find(|p| p.exists())
-        .ok_or_else(|| missing_tool_hint(tool))?;
+    let path = find_tool(tool)?;
     let mut child = Command::new(&path)
         .args(args)
         .env_clear()
@@ -161,6 +185,15 @@ fn start_tool(tool: &str, args: &[&str], input: &str) -> Result<std::process::Ch
         });
     }
     Ok(child)
+}
+
+/// `ip` or `nft`, from the usual sbin directories (never from `PATH`).
+fn find_tool(tool: &str) -> Result<std::path::PathBuf, String> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .ok_or_else(|| missing_tool_hint(tool))
 }
 
 fn finish_tool(tool: &str, child: std::process::Child) -> Result<(), String> {
@@ -193,4 +226,19 @@ fn missing_tool_hint(tool: &str) -> String {
         "`{tool}` was not found in /usr/sbin, /sbin, /usr/bin or /bin; standin needs it to set up \
          the sandbox's network. Install it (Debian/Ubuntu: `apt-get install {package}`){alternative}"
     )
+}
+
+/// Move the calling thread into the network namespace at `path` (a `/proc/PID/ns/net` or a
+/// bind mount of one, as `ip netns` makes). Call it before any other thread is started:
+/// threads started later inherit it, threads already running do not.
+pub fn enter_netns(path: &std::path::Path) -> Result<(), String> {
+    let ns = std::fs::File::open(path)
+        .map_err(|e| format!("opening the network namespace {}: {e}", path.display()))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        format!(
+            "entering the network namespace {}: {e} (it needs CAP_SYS_ADMIN; in a pod, leave \
+             out --netns: the sidecar already shares the pod's namespace)",
+            path.display()
+        )
+    })
 }

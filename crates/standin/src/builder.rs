@@ -197,6 +197,12 @@ impl SandboxBuilder {
         self
     }
 
+    /// The secrets' environment entries: `(variable, placeholder)` (see
+    /// [`NetworkBuilder::placeholders`]).
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.network.placeholders()
+    }
+
     /// Add a secret (same as [`NetworkBuilder::secret`]): the sandbox sees only its
     /// placeholder, and TLS interception is turned on.
     pub fn secret(

@@ -39,6 +39,7 @@ mod helper;
 mod image;
 mod limits;
 mod network;
+pub mod pod;
 mod sandbox;
 mod secret;
 mod stdio;

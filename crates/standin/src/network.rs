@@ -205,6 +205,8 @@ impl NetworkBuilder {
 
     /// Append audit events as JSON lines to `path` (created with mode 0600: the trail
     /// names hosts and secrets). The schema is documented in `docs/EVENTS.md`.
+    ///
+    /// `-` is standard output (JSON lines on stdout: the Kubernetes logging convention).
     pub fn events_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.events_file = Some(path.into());
         self
@@ -278,6 +280,15 @@ impl NetworkBuilder {
         self
     }
 
+    /// The environment entries the secrets give the sandbox: `(variable, placeholder)`, in
+    /// the order the secrets were added (`standin boundary env` prints them for a pod's app).
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.secrets
+            .iter()
+            .map(|s| (s.env_var.clone(), s.placeholder.clone()))
+            .collect()
+    }
+
     pub(crate) fn policy(&self) -> EgressPolicy {
         let mut p = EgressPolicy::with_user_rules(self.rules.clone(), self.default);
         p.rebind_protection = self.rebind_protection;
@@ -299,12 +310,22 @@ impl NetworkBuilder {
         }
         if let Some(path) = &self.events_file {
             use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new()
+            let file = if path.as_os_str() == "-" {
+                // Standard output itself (a pipe of the container runtime's, say), not a
+                // reopening of it through /dev/stdout, which another uid may not be allowed.
+                use std::os::fd::AsFd;
+                std::io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(std::fs::File::from)
+            } else {
+                std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| {
+            }
+            .map_err(|e| {
                     format!(
                         "cannot open the events file {}: {e}; give a path in an existing, writable directory (events_file / --events)",
                         path.display()
