@@ -124,7 +124,12 @@ fn serve(a: BoundaryServeArgs) -> anyhow::Result<i32> {
             anyhow::anyhow!("--install-rules: {e} (it needs CAP_NET_ADMIN; or run `standin boundary init` in an init container)")
         })?;
     }
-    cfg.network.events = Some(a.events.clone().into());
+    cfg.network.events = Some(
+        a.events
+            .clone()
+            .or(cfg.network.events.take())
+            .unwrap_or_else(|| "-".into()),
+    );
     let name = a
         .name
         .clone()

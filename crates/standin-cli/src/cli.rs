@@ -112,10 +112,10 @@ pub(crate) struct BoundaryServeArgs {
     #[arg(long)]
     pub install_rules: bool,
 
-    /// Where the events go: a file, or - for standard output (the default: JSON lines on
-    /// stdout, the Kubernetes logging convention).
-    #[arg(long, value_name = "PATH", default_value = "-")]
-    pub events: String,
+    /// Where the events go: a file, or - for standard output (the default, unless the
+    /// config names a file: JSON lines on stdout, the Kubernetes logging convention).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<std::path::PathBuf>,
 
     /// Directory only the boundary reads (the CA's key, the termination marker).
     #[arg(long, value_name = "DIR", default_value = "/var/run/standin/state")]
