@@ -72,30 +72,13 @@ fn env(a: &BoundaryEnvArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The SDK builder for `cfg`'s network (events to `events` when given).
+/// The SDK builder for `cfg`'s network, as `run` would make it without flags.
 fn network_builder(
     cfg: &config::Config,
     name: &str,
     values: secrets::Values,
 ) -> anyhow::Result<standin::SandboxBuilder> {
-    let args = no_run_flags();
-    let builder = Sandbox::builder(name);
-    if values == secrets::Values::Read {
-        return configure_network(builder, cfg, &args);
-    }
-    let builder = builder.network(|n| n.enabled(true));
-    let mut err = None;
-    let builder = builder.network(|n| match secrets::apply_with(n, cfg, &args, values) {
-        Ok(n) => n,
-        Err(e) => {
-            err = Some(e);
-            standin::NetworkBuilder::default()
-        }
-    });
-    match err {
-        Some(e) => Err(e),
-        None => Ok(builder),
-    }
+    configure_network(Sandbox::builder(name), cfg, &no_run_flags(), values)
 }
 
 fn serve(a: BoundaryServeArgs) -> anyhow::Result<i32> {

@@ -221,7 +221,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<i32> {
     for e in sb.env.iter().chain(&args.env) {
         builder = builder.env_spec(EnvSpec::parse(e)?);
     }
-    builder = configure_network(builder, &cfg, &args)?;
+    builder = configure_network(builder, &cfg, &args, secrets::Values::Read)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let sandbox = builder.create().await?;
@@ -283,6 +283,7 @@ pub(crate) fn configure_network(
     mut builder: standin::SandboxBuilder,
     cfg: &config::Config,
     args: &RunArgs,
+    values: secrets::Values,
 ) -> anyhow::Result<standin::SandboxBuilder> {
     let net = &cfg.network;
     let enabled = !args.no_network && net.enabled.unwrap_or(true);
@@ -336,7 +337,7 @@ pub(crate) fn configure_network(
     let mut secret_err = None;
     builder = builder.network(|n| {
         let fallback = NetworkBuilder::default();
-        match secrets::apply(n, cfg, args) {
+        match secrets::apply_with(n, cfg, args, values) {
             Ok(n) => n,
             Err(e) => {
                 secret_err = Some(e);

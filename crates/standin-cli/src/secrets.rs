@@ -20,16 +20,7 @@ pub(crate) enum Values {
     PlaceholdersOnly,
 }
 
-/// Apply every secret setting of `cfg` and `args` to `n`.
-pub(crate) fn apply(
-    n: NetworkBuilder,
-    cfg: &Config,
-    args: &RunArgs,
-) -> anyhow::Result<NetworkBuilder> {
-    apply_with(n, cfg, args, Values::Read)
-}
-
-/// [`apply`], with values from `values`.
+/// Apply every secret setting of `cfg` and `args` to `n`, with values from `values`.
 pub(crate) fn apply_with(
     n: NetworkBuilder,
     cfg: &Config,

@@ -87,6 +87,25 @@ allow_hosts = ["api.openai.com"]
         c
     }
 
+    /// `standin boundary` with this pod's config and directories, run to its end (for
+    /// starts that must be refused).
+    fn serve_once(&self, uid: Option<u32>) -> Output {
+        self.standin(
+            uid,
+            &[
+                "boundary",
+                "--config",
+                self.path("config.toml").to_str().unwrap(),
+                "--state-dir",
+                self.path("state").to_str().unwrap(),
+                "--ca-dir",
+                self.path("ca").to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap()
+    }
+
     /// Start the boundary and wait for its `sandbox-started` event (it is ready then).
     fn start_boundary(&mut self) {
         let mut child = self
@@ -475,21 +494,7 @@ fn block_and_terminate_ends_the_pods_service_for_good() {
         "https://api.openai.com/after",
     ));
     assert_eq!(stdout(&o), "failed\n");
-    let o = pod
-        .standin(
-            Some(BOUNDARY_UID),
-            &[
-                "boundary",
-                "--config",
-                pod.path("config.toml").to_str().unwrap(),
-                "--state-dir",
-                pod.path("state").to_str().unwrap(),
-                "--ca-dir",
-                pod.path("ca").to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap();
+    let o = pod.serve_once(Some(BOUNDARY_UID));
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("delete the pod"), "{}", stderr(&o));
     assert!(!net.received().contains("/after"));
@@ -503,21 +508,7 @@ fn without_the_capture_rules_the_boundary_refuses_to_serve() {
     require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
     let pod = Pod::new(&net, "block-and-log");
-    let o = pod
-        .standin(
-            None,
-            &[
-                "boundary",
-                "--config",
-                pod.path("config.toml").to_str().unwrap(),
-                "--state-dir",
-                pod.path("state").to_str().unwrap(),
-                "--ca-dir",
-                pod.path("ca").to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap();
+    let o = pod.serve_once(None);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("boundary init --uid 0"),

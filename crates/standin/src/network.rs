@@ -2,7 +2,7 @@
 
 use crate::event::{Event, EventsFormat, EventsLevel};
 use crate::secret::{SecretBuilder, ViolationActionBuilder};
-use standin_boundary::EventSink;
+use standin_boundary::{BoundaryConfig, EventSink};
 use standin_policy::egress::{Action, EgressPolicy, Rule};
 use standin_policy::secrets::{SecretEntry, ViolationPolicy};
 use std::net::{IpAddr, SocketAddr};
@@ -287,6 +287,50 @@ impl NetworkBuilder {
             .iter()
             .map(|s| (s.env_var.clone(), s.placeholder.clone()))
             .collect()
+    }
+
+    /// The secrets, moved out of the builder as a checked set.
+    pub(crate) fn take_secret_set(
+        &mut self,
+    ) -> Result<standin_policy::secrets::SecretSet, crate::Error> {
+        let secrets = standin_policy::secrets::SecretSet {
+            entries: std::mem::take(&mut self.secrets),
+            on_violation: self.on_violation.clone(),
+        };
+        secrets
+            .validate()
+            .map_err(|e| crate::Error::config(e.to_string()))?;
+        Ok(secrets)
+    }
+
+    /// The boundary settings this builder holds, over the defaults: the egress policy, the
+    /// DNS upstreams (those given, else the system's `/etc/resolv.conf`, possibly none), the
+    /// upstream CAs (read now, so a bad file is a configuration error), the idle timeout and
+    /// the connection cap. Shared by a sandbox's boundary and a pod's.
+    pub(crate) fn boundary_settings(&self) -> Result<BoundaryConfig, crate::Error> {
+        let mut upstream_cas = Vec::new();
+        for path in &self.upstream_cas {
+            upstream_cas.extend(
+                standin_boundary::read_ca_file(path)
+                    .map_err(|e| crate::Error::config(format!("upstream_ca: {e}")))?,
+            );
+        }
+        let dns_upstreams = if self.dns_upstreams.is_empty() {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .map(|t| standin_boundary::upstreams_from_resolv_conf(&t))
+                .unwrap_or_default()
+        } else {
+            self.dns_upstreams.clone()
+        };
+        let defaults = BoundaryConfig::default();
+        Ok(BoundaryConfig {
+            policy: self.policy(),
+            dns_upstreams,
+            upstream_cas,
+            idle_timeout: self.idle_timeout.unwrap_or(defaults.idle_timeout),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            ..defaults
+        })
     }
 
     pub(crate) fn policy(&self) -> EgressPolicy {

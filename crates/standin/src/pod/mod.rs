@@ -24,10 +24,9 @@ pub use health::Health;
 
 use crate::SandboxBuilder;
 use crate::error::Error;
-use crate::sandbox::local::sandbox_id;
+use crate::sandbox::local::{listeners, sandbox_id};
 use standin_boundary::{
-    Boundary, BoundaryConfig, CaptureListeners, Event, EventAction, EventKind, EventProtocol,
-    EventSink,
+    Boundary, BoundaryConfig, Event, EventAction, EventKind, EventProtocol, EventSink,
 };
 use standin_policy::secrets::SecretValue;
 use std::net::SocketAddr;
@@ -93,20 +92,8 @@ impl PodBoundary {
         }
         let id = sandbox_id();
         let events = b.network.take_sink(&id, &b.name).map_err(Error::config)?;
-        let secrets = standin_policy::secrets::SecretSet {
-            entries: std::mem::take(&mut b.network.secrets),
-            on_violation: b.network.on_violation.clone(),
-        };
-        secrets
-            .validate()
-            .map_err(|e| Error::config(e.to_string()))?;
-        let mut upstream_cas = Vec::new();
-        for path in &b.network.upstream_cas {
-            upstream_cas.extend(
-                standin_boundary::read_ca_file(path)
-                    .map_err(|e| Error::config(format!("upstream_ca: {e}")))?,
-            );
-        }
+        let secrets = Arc::new(b.network.take_secret_set()?);
+        let settings = b.network.boundary_settings()?;
         let intercept = !secrets.is_empty();
         let ca = if intercept {
             let ca = ca_files::load_or_create(&opts.state_dir, &b.name)?;
@@ -115,14 +102,7 @@ impl PodBoundary {
         } else {
             None
         };
-        let dns_upstreams = if b.network.dns_upstreams.is_empty() {
-            std::fs::read_to_string("/etc/resolv.conf")
-                .map(|t| standin_boundary::upstreams_from_resolv_conf(&t))
-                .unwrap_or_default()
-        } else {
-            b.network.dns_upstreams.clone()
-        };
-        if dns_upstreams.is_empty() {
+        if settings.dns_upstreams.is_empty() {
             return Err(Error::config(
                 "no DNS upstream: none given (dns_upstreams) and none in /etc/resolv.conf",
             ));
@@ -146,40 +126,21 @@ impl PodBoundary {
                 }
                 terminated.0.store(true, Ordering::Release);
                 terminated.1.notify_waiters();
-                terminated.1.notify_one();
             })))
         };
         let boundary = Boundary::start(
-            CaptureListeners {
-                relay_v4: sockets.relay_v4,
-                relay_v6: sockets.relay_v6,
-                dns_udp_v4: sockets.dns_udp_v4,
-                dns_udp_v6: sockets.dns_udp_v6,
-                dns_tcp_v4: sockets.dns_tcp_v4,
-                dns_tcp_v6: sockets.dns_tcp_v6,
-            },
+            listeners(sockets),
             BoundaryConfig {
                 sandbox_id: id.clone(),
                 // The pod's own addresses never reach the relay (the rules keep local traffic
                 // local); loopback and the rest are refused by the fixed guard.
                 sandbox_addrs: Vec::new(),
-                policy: b.network.policy(),
-                dns_upstreams,
                 events: events.clone(),
-                secrets: intercept.then(|| Arc::new(secrets.clone())),
+                secrets: intercept.then(|| secrets.clone()),
                 refusal: secrets.on_violation.respond.unwrap_or_default(),
                 ca,
-                upstream_cas,
                 on_terminate: hook,
-                idle_timeout: b
-                    .network
-                    .idle_timeout
-                    .unwrap_or(BoundaryConfig::default().idle_timeout),
-                max_connections: b
-                    .network
-                    .max_connections
-                    .unwrap_or(BoundaryConfig::default().max_connections),
-                ..BoundaryConfig::default()
+                ..settings
             },
         )?;
         let health_task = match opts.health {

@@ -61,20 +61,8 @@ impl Local {
         let id = sandbox_id();
         // Before anything starts: an events file that cannot be written is a setup error.
         let events = b.network.take_sink(&id, &b.name).map_err(Error::config)?;
-        let secrets = standin_policy::secrets::SecretSet {
-            entries: std::mem::take(&mut b.network.secrets),
-            on_violation: b.network.on_violation.clone(),
-        };
-        secrets
-            .validate()
-            .map_err(|e| Error::config(e.to_string()))?;
-        let mut upstream_cas = Vec::new();
-        for path in &b.network.upstream_cas {
-            upstream_cas.extend(
-                standin_boundary::read_ca_file(path)
-                    .map_err(|e| Error::config(format!("upstream_ca: {e}")))?,
-            );
-        }
+        let secrets = b.network.take_secret_set()?;
+        let settings = b.network.boundary_settings()?;
         let intercept = b.network.enabled && !secrets.is_empty();
         let ca = if intercept {
             let ca = standin_boundary::SandboxCa::generate(&id)?;
@@ -109,14 +97,7 @@ impl Local {
         };
         let boundary = match capture {
             Some(sockets) => {
-                let dns_upstreams = if b.network.dns_upstreams.is_empty() {
-                    std::fs::read_to_string("/etc/resolv.conf")
-                        .map(|t| standin_boundary::upstreams_from_resolv_conf(&t))
-                        .unwrap_or_default()
-                } else {
-                    b.network.dns_upstreams.clone()
-                };
-                if dns_upstreams.is_empty() {
+                if settings.dns_upstreams.is_empty() {
                     tracing::warn!(
                         "no DNS upstream (none given, none in /etc/resolv.conf): every lookup in the sandbox will fail"
                     );
@@ -126,23 +107,12 @@ impl Local {
                     BoundaryConfig {
                         sandbox_id: id.clone(),
                         sandbox_addrs: standin_sandbox::netns::sandbox_addresses(),
-                        policy: b.network.policy(),
-                        dns_upstreams,
                         events: events.clone(),
                         secrets: intercept.then(|| secrets.clone()),
                         refusal: secrets.on_violation.respond.unwrap_or_default(),
                         ca: ca.clone(),
-                        upstream_cas,
                         on_terminate: hook,
-                        idle_timeout: b
-                            .network
-                            .idle_timeout
-                            .unwrap_or(BoundaryConfig::default().idle_timeout),
-                        max_connections: b
-                            .network
-                            .max_connections
-                            .unwrap_or(BoundaryConfig::default().max_connections),
-                        ..BoundaryConfig::default()
+                        ..settings
                     },
                 )?)
             }
@@ -315,7 +285,8 @@ impl Drop for Local {
     }
 }
 
-fn listeners(s: CaptureSockets) -> CaptureListeners {
+/// The runtime's capture sockets as the boundary's listeners.
+pub(crate) fn listeners(s: CaptureSockets) -> CaptureListeners {
     CaptureListeners {
         relay_v4: s.relay_v4,
         relay_v6: s.relay_v6,
