@@ -254,12 +254,23 @@ fn next_line(r: &Receiver<String>) -> String {
     r.recv_timeout(Duration::from_secs(30)).unwrap_or_default()
 }
 
-fn init_rules(net: &FakeInternet) {
-    let o = Command::new("ip")
-        .args(["netns", "exec", &net.client, standin_bin()])
-        .args(["boundary", "init", "--uid", &BOUNDARY_UID.to_string()])
-        .output()
-        .unwrap();
+/// `boundary init` for the pod: run inside its namespace (`ip netns exec`, as an init
+/// container is), or from the host's with `--netns` (`from_outside`).
+fn init_rules(net: &FakeInternet, from_outside: bool) {
+    let uid = BOUNDARY_UID.to_string();
+    let o = if from_outside {
+        let ns = format!("/run/netns/{}", net.client);
+        Command::new(standin_bin())
+            .args(["boundary", "init", "--uid", &uid, "--netns", &ns])
+            .output()
+            .unwrap()
+    } else {
+        Command::new("ip")
+            .args(["netns", "exec", &net.client, standin_bin()])
+            .args(["boundary", "init", "--uid", &uid])
+            .output()
+            .unwrap()
+    };
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -276,7 +287,7 @@ fn curl(args: &str, url: &str) -> String {
 fn an_app_in_a_pod_gets_the_four_outcomes_through_the_sidecar_and_nothing_around_it() {
     require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    init_rules(&net);
+    init_rules(&net, false);
     let mut pod = Pod::new(&net, "block-and-log");
     pod.start_boundary();
 
@@ -472,7 +483,9 @@ except OSError as e:
 fn block_and_terminate_ends_the_pods_service_for_good() {
     require_root();
     let net = FakeInternet::with_http(&[80], &[443]);
-    init_rules(&net);
+    // From outside: if --netns were ignored, the rules would land in the host's namespace,
+    // the pod's traffic would go out uncaptured, and the checks below would fail.
+    init_rules(&net, true);
     let mut pod = Pod::new(&net, "block-and-terminate");
     pod.start_boundary();
     let o = pod.app(&format!(
